@@ -1,0 +1,23 @@
+// Subcommands of the kiln binary. Each Register* adds one CLI11 subcommand whose callback
+// records the process exit code, read back by ExitCode().
+#ifndef KILN_CLI_COMMANDS_H_
+#define KILN_CLI_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+
+#include <string_view>
+
+namespace kiln::cli {
+
+inline constexpr std::string_view kVersion = "0.1.0";
+
+void RegisterVersion(CLI::App& app);
+void RegisterLint(CLI::App& app);
+
+// The exit code set by the subcommand that ran (0 when none set one).
+int ExitCode();
+void SetExitCode(int code);
+
+}  // namespace kiln::cli
+
+#endif  // KILN_CLI_COMMANDS_H_

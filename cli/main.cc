@@ -1,0 +1,20 @@
+// The kiln command line: subcommands are wired here, their work lives in the modules.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kiln: a workflow orchestrator for batch machine learning that runs Argo Workflows manifests"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(kiln::cli::kVersion));
+  kiln::cli::RegisterVersion(app);
+  kiln::cli::RegisterLint(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return kiln::cli::ExitCode();
+}

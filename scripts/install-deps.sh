@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs kiln's build and test dependencies from Debian 12 packages, only those missing.
+# Idempotent: a second run installs nothing. No downloads outside apt.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config ccache
+  libboost-dev libboost-system-dev libboost-filesystem-dev libboost-program-options-dev
+  libyaml-cpp-dev nlohmann-json3-dev
+  libpq-dev postgresql
+  libsqlite3-dev sqlite3
+  catch2 libcli11-dev libhowardhinnant-date-dev
+  libssl-dev bubblewrap libbenchmark-dev
+  python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
