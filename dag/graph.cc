@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <functional>
 #include <string_view>
 #include <utility>
 
@@ -91,6 +92,32 @@ uint32_t SequenceCount(const Sequence& seq) {
     return n >= kUnknownCount ? kUnknownCount : static_cast<uint32_t>(n);
   }
   return kUnknownCount;
+}
+
+bool IsNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// The names of a depends that is a plain conjunction "a && b && c" (the common case), without
+// building an expression; false for anything else, which then goes to ParseDepends. Accepts
+// exactly the texts ParseDepends parses to bare names joined by &&, with the same refs.
+bool SplitConjunction(std::string_view text, std::vector<std::string_view>* names) {
+  names->clear();
+  size_t i = 0;
+  while (true) {
+    while (i < text.size() && IsSpace(text[i])) ++i;
+    const size_t start = i;
+    while (i < text.size() && IsNameChar(text[i])) ++i;
+    if (i == start) return false;
+    names->push_back(text.substr(start, i - start));
+    while (i < text.size() && IsSpace(text[i])) ++i;
+    if (i == text.size()) return true;
+    if (text.compare(i, 2, "&&") != 0) return false;
+    i += 2;
+  }
 }
 
 // Finds one dependency cycle among the tasks Kahn's algorithm could not order (`stuck`), as
@@ -190,8 +217,9 @@ class GraphBuilder {
   Result<uint32_t> AddNode(NodeKind kind, const Template* tmpl, const Invocation* inv,
                            uint32_t parent, std::string_view a, std::string_view b = {},
                            std::string_view c = {});
+  // `caller` names the node making the call, for errors.
   Result<const Template*> Resolve(const Invocation& inv, const Scope& scope, Scope* callee_scope,
-                                  std::string_view caller);
+                                  const std::function<std::string()>& caller);
   Result<Extent> ExpandInvocation(const Invocation& inv, const Scope& scope, uint32_t parent,
                                   std::string_view a, std::string_view b, std::string_view c);
   Result<Extent> ExpandCall(const Template& t, const Invocation* inv, const Scope& scope,
@@ -238,7 +266,8 @@ Result<uint32_t> GraphBuilder::AddNode(NodeKind kind, const Template* tmpl, cons
 }
 
 Result<const Template*> GraphBuilder::Resolve(const Invocation& inv, const Scope& scope,
-                                              Scope* callee_scope, std::string_view caller) {
+                                              Scope* callee_scope,
+                                              const std::function<std::string()>& caller) {
   *callee_scope = scope;
   if (inv.inline_template) return inv.inline_template.get();
   if (inv.template_ref) {
@@ -248,7 +277,7 @@ Result<const Template*> GraphBuilder::Resolve(const Invocation& inv, const Scope
     if (wt == nullptr) {
       return MakeError(Code::kNotFound,
                        "templateRef " + Quote(ref.name + "/" + ref.template_name) + " of " +
-                           std::string(caller) + ": no " + std::string(kind) + " " +
+                           caller() + ": no " + std::string(kind) + " " +
                            Quote(ref.name),
                        Where(scope, ref.loc));
     }
@@ -256,7 +285,7 @@ Result<const Template*> GraphBuilder::Resolve(const Invocation& inv, const Scope
     if (t == nullptr) {
       return MakeError(Code::kNotFound,
                        "templateRef " + Quote(ref.name + "/" + ref.template_name) + " of " +
-                           std::string(caller) + ": " + std::string(kind) + " " +
+                           caller() + ": " + std::string(kind) + " " +
                            Quote(ref.name) + " has no template " + Quote(ref.template_name),
                        Where(scope, ref.loc));
     }
@@ -266,7 +295,7 @@ Result<const Template*> GraphBuilder::Resolve(const Invocation& inv, const Scope
   const Template* t = FindTemplate(*scope.spec, inv.template_name);
   if (t == nullptr) {
     return MakeError(Code::kNotFound,
-                     "template " + Quote(inv.template_name) + " of " + std::string(caller) +
+                     "template " + Quote(inv.template_name) + " of " + caller() +
                          " not found",
                      Where(scope, inv.template_loc.line > 0 ? inv.template_loc : inv.loc));
   }
@@ -277,8 +306,7 @@ Result<Extent> GraphBuilder::ExpandInvocation(const Invocation& inv, const Scope
                                               uint32_t parent, std::string_view a,
                                               std::string_view b, std::string_view c) {
   Scope callee_scope;
-  std::string caller;
-  caller.append(a).append(b).append(c);
+  auto caller = [&] { return std::string(a).append(b).append(c); };
   Result<const Template*> t = Resolve(inv, scope, &callee_scope, caller);
   if (!t) return std::unexpected(std::move(t.error()));
   const Template& callee = **t;
@@ -377,9 +405,15 @@ Result<void> GraphBuilder::ExpandDag(const Template& t, const Scope& scope, uint
     }
     return {};
   };
+  std::vector<std::string_view> names;
   for (uint32_t i = 0; i < n; ++i) {
     const Invocation& task = tasks[i];
-    if (task.has_depends || !task.depends.empty()) {
+    if ((task.has_depends || !task.depends.empty()) && SplitConjunction(task.depends, &names)) {
+      for (std::string_view name : names) {
+        Result<void> r = add_dep(i, name, task, task.depends_loc);
+        if (!r) return r;
+      }
+    } else if (task.has_depends || !task.depends.empty()) {
       std::expected<expr::DependsExpr, expr::SyntaxError> parsed = expr::ParseDepends(task.depends);
       if (!parsed) {
         return error(task, task.depends_loc,
@@ -514,7 +548,7 @@ Result<void> GraphBuilder::ResolveExitHandler(const Scope& scope) {
     inv.template_ref = it->second.template_ref;
     inv.template_loc = it->second.loc;
     Scope callee;
-    Result<const Template*> t = Resolve(inv, *s, &callee, "the exit hook");
+    Result<const Template*> t = Resolve(inv, *s, &callee, [] { return std::string("the exit hook"); });
     if (!t) return std::unexpected(std::move(t.error()));
     graph_.exit_handler_ = inv.template_ref ? inv.template_ref->template_name : inv.template_name;
     graph_.exit_template_ = *t;

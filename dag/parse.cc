@@ -1,11 +1,10 @@
 #include "dag/parse.h"
 
-#include <yaml-cpp/yaml.h>
+#include "dag/internal/yaml_tree.h"
 
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
-#include <unordered_set>
 
 #include "base/strings.h"
 #include "dag/internal/k8s_schemas.h"
@@ -63,11 +62,11 @@ std::string Index(const std::string& path, size_t i) { return path + "[" + std::
 // Calls fn(item, path) for each element of a list field; reports a non-list.
 template <typename Fn>
 void ForEachItem(MapReader& r, std::string_view key, Fn fn) {
-  std::optional<YAML::Node> list = r.List(key);
+  std::optional<yaml::Node> list = r.List(key);
   if (!list) return;
   std::string base = r.FieldPath(key);
   size_t i = 0;
-  for (const YAML::Node& item : *list) {
+  for (const yaml::Node& item : *list) {
     fn(item, Index(base, i));
     ++i;
   }
@@ -77,13 +76,13 @@ class Parser {
  public:
   Parser(const ParseContext& ctx) : ctx_(ctx) {}
 
-  bool ExpectMap(const YAML::Node& n, const std::string& path) {
+  bool ExpectMap(const yaml::Node& n, const std::string& path) {
     if (n.IsMap()) return true;
     ctx_.Error(n, path, "expected a map, got " + std::string(internal::DescribeNode(n)));
     return false;
   }
 
-  void ParseMetadata(const YAML::Node& n, const std::string& path, Metadata* m) {
+  void ParseMetadata(const yaml::Node& n, const std::string& path, Metadata* m) {
     m->loc = LocOf(n);
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
@@ -100,7 +99,7 @@ class Parser {
     r.Finish();
   }
 
-  void ParseValueFrom(const YAML::Node& n, const std::string& path, ValueFrom* v) {
+  void ParseValueFrom(const yaml::Node& n, const std::string& path, ValueFrom* v) {
     v->loc = LocOf(n);
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
@@ -110,7 +109,7 @@ class Parser {
     r.String("jsonPath", &v->json_path);
     r.String("parameter", &v->parameter);
     r.String("event", &v->event);
-    YAML::Node supplied = r.Get("supplied");
+    yaml::Node supplied = r.Get("supplied");
     if (supplied.IsDefined()) {
       if (!supplied.IsMap() && !supplied.IsNull()) {
         ctx_.Error(supplied, r.FieldPath("supplied"), "expected a map ({}), got " +
@@ -123,7 +122,7 @@ class Parser {
     r.Finish();
   }
 
-  void ParseParameter(const YAML::Node& n, const std::string& path, Parameter* p) {
+  void ParseParameter(const yaml::Node& n, const std::string& path, Parameter* p) {
     p->loc = LocOf(n);
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
@@ -132,18 +131,18 @@ class Parser {
     }
     r.AnyString("value", &p->value, &p->value_loc);
     r.AnyString("default", &p->default_value);
-    YAML::Node e = r.Get("enum");
+    yaml::Node e = r.Get("enum");
     if (e.IsDefined() && !e.IsNull()) {
       if (!e.IsSequence()) {
         ctx_.Error(e, r.FieldPath("enum"), "expected a list, got " + std::string(internal::DescribeNode(e)));
       } else {
         size_t i = 0;
-        for (const YAML::Node& item : e) {
+        for (const yaml::Node& item : e) {
           if (!item.IsScalar()) {
             ctx_.Error(item, Index(r.FieldPath("enum"), i), "expected a string, got " +
                                                                 std::string(internal::DescribeNode(item)));
           } else {
-            p->enum_values.push_back(item.Scalar());
+            p->enum_values.push_back(std::string(item.Scalar()));
           }
           ++i;
         }
@@ -158,7 +157,7 @@ class Parser {
     r.Finish();
   }
 
-  void ParseArtifact(const YAML::Node& n, const std::string& path, Artifact* a) {
+  void ParseArtifact(const yaml::Node& n, const std::string& path, Artifact* a) {
     static constexpr std::string_view kStorageKinds[] = {
         "s3", "gcs", "http", "git", "raw", "artifactory", "hdfs", "oss", "azure", "plugin"};
     a->loc = LocOf(n);
@@ -180,7 +179,7 @@ class Parser {
     r.Json("archiveLogs", &a->archive, JsonKind::kBool);
     r.Ignore("recurseMode");
     for (std::string_view kind : kStorageKinds) {
-      YAML::Node s = r.Get(kind);
+      yaml::Node s = r.Get(kind);
       if (!s.IsDefined()) continue;
       if (!a->storage_kind.empty()) {
         ctx_.Error(s, r.FieldPath(kind), "artifact has two locations (" + a->storage_kind + " and " +
@@ -195,17 +194,17 @@ class Parser {
 
   void ParseParamsAndArtifacts(MapReader& r, std::vector<Parameter>* params,
                                std::vector<Artifact>* artifacts) {
-    ForEachItem(r, "parameters", [&](const YAML::Node& item, const std::string& p) {
+    ForEachItem(r, "parameters", [&](const yaml::Node& item, const std::string& p) {
       params->emplace_back();
       ParseParameter(item, p, &params->back());
     });
-    ForEachItem(r, "artifacts", [&](const YAML::Node& item, const std::string& p) {
+    ForEachItem(r, "artifacts", [&](const yaml::Node& item, const std::string& p) {
       artifacts->emplace_back();
       ParseArtifact(item, p, &artifacts->back());
     });
   }
 
-  void ParseArguments(const YAML::Node& n, const std::string& path, Arguments* a) {
+  void ParseArguments(const yaml::Node& n, const std::string& path, Arguments* a) {
     a->loc = LocOf(n);
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
@@ -213,14 +212,14 @@ class Parser {
     r.Finish();
   }
 
-  void ParseInputs(const YAML::Node& n, const std::string& path, Inputs* in) {
+  void ParseInputs(const yaml::Node& n, const std::string& path, Inputs* in) {
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
     ParseParamsAndArtifacts(r, &in->parameters, &in->artifacts);
     r.Finish();
   }
 
-  void ParseOutputs(const YAML::Node& n, const std::string& path, Outputs* out) {
+  void ParseOutputs(const yaml::Node& n, const std::string& path, Outputs* out) {
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
     ParseParamsAndArtifacts(r, &out->parameters, &out->artifacts);
@@ -229,11 +228,11 @@ class Parser {
     r.Finish();
   }
 
-  void ParseRetryStrategy(const YAML::Node& n, const std::string& path, RetryStrategy* rs) {
+  void ParseRetryStrategy(const yaml::Node& n, const std::string& path, RetryStrategy* rs) {
     rs->loc = LocOf(n);
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
-    YAML::Node limit = r.Get("limit");
+    yaml::Node limit = r.Get("limit");
     if (limit.IsDefined() && !limit.IsNull()) {
       rs->limit_loc = LocOf(limit);
       auto t = limit.IsScalar() ? internal::ResolveScalar(limit) : internal::ScalarType::kNull;
@@ -241,7 +240,7 @@ class Parser {
         ctx_.Error(limit, r.FieldPath("limit"), "expected an integer or a string, got " +
                                                     std::string(internal::DescribeNode(limit)));
       } else {
-        rs->limit = limit.Scalar();
+        rs->limit = std::string(limit.Scalar());
       }
     }
     std::string policy;
@@ -273,7 +272,7 @@ class Parser {
     r.Finish();
   }
 
-  void ParseTemplateRef(const YAML::Node& n, const std::string& path, TemplateRef* ref) {
+  void ParseTemplateRef(const yaml::Node& n, const std::string& path, TemplateRef* ref) {
     ref->loc = LocOf(n);
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
@@ -284,7 +283,7 @@ class Parser {
     r.Finish();
   }
 
-  void ParseHook(const YAML::Node& key, const YAML::Node& n, const std::string& path,
+  void ParseHook(const yaml::Node& key, const yaml::Node& n, const std::string& path,
                  LifecycleHook* h) {
     h->name = internal::ScalarText(key);
     h->loc = LocOf(n);
@@ -311,7 +310,7 @@ class Parser {
     }
   }
 
-  void ParseInvocation(const YAML::Node& n, const std::string& path, bool is_task, Invocation* inv) {
+  void ParseInvocation(const yaml::Node& n, const std::string& path, bool is_task, Invocation* inv) {
     inv->loc = LocOf(n);
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
@@ -336,7 +335,7 @@ class Parser {
       std::optional<std::string> when;
       if (r.AnyString("when", &when, &inv->when_loc) && when) inv->when = *when;
     }
-    YAML::Node items = r.Get("withItems");
+    yaml::Node items = r.Get("withItems");
     if (items.IsDefined() && !items.IsNull()) {
       inv->with_items_loc = LocOf(items);
       if (!items.IsSequence()) {
@@ -377,7 +376,7 @@ class Parser {
     r.Finish();
   }
 
-  void SetType(Template* t, TemplateType type, const YAML::Node& at, const std::string& path) {
+  void SetType(Template* t, TemplateType type, const yaml::Node& at, const std::string& path) {
     (void)at;
     (void)path;
     if (t->type == TemplateType::kUnknown) {
@@ -387,7 +386,7 @@ class Parser {
     }
   }
 
-  void ParseTemplate(const YAML::Node& n, const std::string& path, Template* t, bool is_inline) {
+  void ParseTemplate(const yaml::Node& n, const std::string& path, Template* t, bool is_inline) {
     t->loc = LocOf(n);
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
@@ -397,12 +396,12 @@ class Parser {
     if (auto out = r.Map("outputs")) ParseOutputs(*out, r.FieldPath("outputs"), &t->outputs);
 
     // The template's type: exactly one of these.
-    if (YAML::Node c = r.Get("container"); c.IsDefined() && !c.IsNull()) {
+    if (yaml::Node c = r.Get("container"); c.IsDefined() && !c.IsNull()) {
       SetType(t, TemplateType::kContainer, c, r.FieldPath("container"));
       t->container = CheckedJson(ctx_, c, r.FieldPath("container"), JsonKind::kObject,
                                  &ContainerSchema(ContainerFlavor::kContainer));
     }
-    if (YAML::Node s = r.Get("script"); s.IsDefined() && !s.IsNull()) {
+    if (yaml::Node s = r.Get("script"); s.IsDefined() && !s.IsNull()) {
       SetType(t, TemplateType::kScript, s, r.FieldPath("script"));
       t->script.container = CheckedJson(ctx_, s, r.FieldPath("script"), JsonKind::kObject,
                                         &ContainerSchema(ContainerFlavor::kScript));
@@ -418,12 +417,12 @@ class Parser {
       dr.String("target", &t->dag.target);
       bool ff = false;
       if (dr.Bool("failFast", &ff)) t->dag.fail_fast = ff;
-      std::optional<YAML::Node> tasks = dr.List("tasks");
+      std::optional<yaml::Node> tasks = dr.List("tasks");
       if (tasks) {
         t->dag.tasks.reserve(tasks->size());
         std::string base = dr.FieldPath("tasks");
         size_t i = 0;
-        for (const YAML::Node& item : *tasks) {
+        for (const yaml::Node& item : *tasks) {
           t->dag.tasks.emplace_back();
           ParseInvocation(item, Index(base, i), /*is_task=*/true, &t->dag.tasks.back());
           ++i;
@@ -433,7 +432,7 @@ class Parser {
       }
       dr.Finish();
     }
-    if (YAML::Node s = r.Get("steps"); s.IsDefined() && !s.IsNull()) {
+    if (yaml::Node s = r.Get("steps"); s.IsDefined() && !s.IsNull()) {
       SetType(t, TemplateType::kSteps, s, r.FieldPath("steps"));
       t->steps_loc = LocOf(s);
       if (!s.IsSequence()) {
@@ -441,7 +440,7 @@ class Parser {
                                                 std::string(internal::DescribeNode(s)));
       } else {
         size_t g = 0;
-        for (const YAML::Node& group : s) {
+        for (const yaml::Node& group : s) {
           std::string gpath = Index(r.FieldPath("steps"), g);
           t->steps.emplace_back();
           if (group.IsMap()) {
@@ -452,7 +451,7 @@ class Parser {
                                          std::string(internal::DescribeNode(group)));
           } else {
             size_t i = 0;
-            for (const YAML::Node& step : group) {
+            for (const yaml::Node& step : group) {
               t->steps.back().emplace_back();
               ParseInvocation(step, Index(gpath, i), /*is_task=*/false, &t->steps.back().back());
               ++i;
@@ -462,7 +461,7 @@ class Parser {
         }
       }
     }
-    if (YAML::Node s = r.Get("suspend"); s.IsDefined()) {
+    if (yaml::Node s = r.Get("suspend"); s.IsDefined()) {
       SetType(t, TemplateType::kSuspend, s, r.FieldPath("suspend"));
       if (s.IsMap()) {
         MapReader sr(ctx_, s, r.FieldPath("suspend"));
@@ -568,7 +567,7 @@ class Parser {
 
   void ReadIntOrString(MapReader& r, std::string_view key, std::optional<std::string>* out,
                        Location* loc = nullptr) {
-    YAML::Node n = r.Get(key);
+    yaml::Node n = r.Get(key);
     if (!n.IsDefined() || n.IsNull()) return;
     if (loc) *loc = LocOf(n);
     auto t = n.IsScalar() ? internal::ResolveScalar(n) : internal::ScalarType::kNull;
@@ -580,10 +579,10 @@ class Parser {
       ctx_.Error(n, r.FieldPath(key), "expected an integer, got " + std::string(internal::DescribeNode(n)));
       return;
     }
-    *out = n.Scalar();
+    *out = std::string(n.Scalar());
   }
 
-  void ParseWorkflowSpec(const YAML::Node& n, const std::string& path, WorkflowSpec* s) {
+  void ParseWorkflowSpec(const yaml::Node& n, const std::string& path, WorkflowSpec* s) {
     s->loc = LocOf(n);
     if (!ExpectMap(n, path)) return;
     MapReader r(ctx_, n, path);
@@ -592,7 +591,7 @@ class Parser {
     if (auto list = r.List("templates")) {
       s->templates.reserve(list->size());
       size_t i = 0;
-      for (const YAML::Node& item : *list) {
+      for (const yaml::Node& item : *list) {
         s->templates.emplace_back();
         ParseTemplate(item, Index(r.FieldPath("templates"), i), &s->templates.back(), false);
         ++i;
@@ -676,12 +675,12 @@ class Parser {
     }
     if (auto list = r.List("schedules")) {
       size_t i = 0;
-      for (const YAML::Node& item : *list) {
+      for (const yaml::Node& item : *list) {
         if (!item.IsScalar() || internal::ResolveScalar(item) != internal::ScalarType::kString) {
           ctx_.Error(item, Index(r.FieldPath("schedules"), i),
                      "expected a string, got " + std::string(internal::DescribeNode(item)));
         } else {
-          c->schedules.push_back(item.Scalar());
+          c->schedules.push_back(std::string(item.Scalar()));
           c->schedule_locs.push_back(LocOf(item));
         }
         ++i;
@@ -726,93 +725,6 @@ const JsonSchema Parser::kSynchronizationSchema{"Synchronization", {
     {"mutexes", JsonKind::kArray, &kMutex, JsonKind::kObject},
     {"semaphores", JsonKind::kArray, &kSemaphoreRef, JsonKind::kObject}}};
 
-// Walks a document once before parsing: bounds nesting depth and the number of nodes visited
-// with aliases expanded (a YAML "billion laughs" document is small on disk but huge when walked),
-// and reports duplicate map keys, which Go's YAML reader (Argo's) rejects.
-bool CheckBudget(const ParseContext& ctx, const YAML::Node& root, const ParseOptions& options) {
-  struct Frame {
-    YAML::Node node;
-    size_t depth;
-  };
-  std::vector<Frame> stack;
-  stack.push_back({root, 1});
-  size_t visited = 0;
-  while (!stack.empty()) {
-    Frame f = std::move(stack.back());
-    stack.pop_back();
-    if (++visited > options.max_nodes) {
-      ctx.Error(root, "", "document has more than " + std::to_string(options.max_nodes) +
-                              " YAML nodes once aliases are expanded; refusing it (a manifest this "
-                              "large is likely an alias bomb; raise --max-nodes if it is real)");
-      return false;
-    }
-    if (f.depth > options.max_depth) {
-      ctx.Error(f.node, "", "YAML nesting deeper than " + std::to_string(options.max_depth) +
-                                " levels; refusing the document");
-      return false;
-    }
-    if (f.node.IsMap()) {
-      std::unordered_set<std::string_view> seen;
-      for (auto it = f.node.begin(); it != f.node.end(); ++it) {
-        if (it->first.IsScalar() && !seen.insert(it->first.Scalar()).second) {
-          ctx.Error(it->first, "", "duplicate key " + Quote(it->first.Scalar()) +
-                                       " in a map; each key may appear once");
-        }
-        if (!it->first.IsScalar()) stack.push_back({it->first, f.depth + 1});
-        stack.push_back({it->second, f.depth + 1});
-      }
-    } else if (f.node.IsSequence()) {
-      for (const YAML::Node& item : f.node) stack.push_back({item, f.depth + 1});
-    }
-  }
-  return true;
-}
-
-// Flow collections ("[[[[...") nest without indentation, so a short line can nest deeper than the
-// YAML parser's own recursion guard handles gracefully. Count their depth on the raw text first,
-// skipping quoted strings and comments. Returns where the limit is crossed.
-std::optional<Location> FlowDepthExceeded(const std::string& text, size_t max_depth) {
-  size_t depth = 0;
-  uint32_t line = 1, col = 0;
-  char prev = '\n';
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    ++col;
-    if (c == '\n') {
-      ++line;
-      col = 0;
-      prev = c;
-      continue;
-    }
-    bool boundary = prev == '\n' || prev == ' ' || prev == '\t' || prev == '[' || prev == '{' ||
-                    prev == ',' || prev == ':';
-    if (c == '#' && (prev == ' ' || prev == '\t' || prev == '\n')) {
-      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
-      continue;
-    }
-    if ((c == '"' || c == '\'') && boundary) {
-      char quote = c;
-      for (++i; i < text.size(); ++i) {
-        if (text[i] == '\n') { ++line; col = 0; } else { ++col; }
-        if (quote == '"' && text[i] == '\\') { ++i; ++col; continue; }
-        if (text[i] == quote) {
-          if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') { ++i; ++col; continue; }
-          break;
-        }
-      }
-      prev = quote;
-      continue;
-    }
-    if (c == '[' || c == '{') {
-      if (++depth > max_depth) return Location{line, col};
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-    prev = c;
-  }
-  return std::nullopt;
-}
-
 std::optional<ManifestKind> KindFromString(std::string_view kind) {
   if (kind == "Workflow") return ManifestKind::kWorkflow;
   if (kind == "WorkflowTemplate") return ManifestKind::kWorkflowTemplate;
@@ -822,7 +734,7 @@ std::optional<ManifestKind> KindFromString(std::string_view kind) {
   return std::nullopt;
 }
 
-void ParseDocument(const ParseContext& ctx, const YAML::Node& doc, size_t index,
+void ParseDocument(const ParseContext& ctx, const yaml::Node& doc, size_t index,
                    std::vector<Manifest>* out) {
   if (doc.IsNull()) return;  // an empty document, e.g. after a trailing "---"
   if (!doc.IsMap()) {
@@ -866,10 +778,10 @@ void ParseDocument(const ParseContext& ctx, const YAML::Node& doc, size_t index,
   }
   m.kind = *mk;
   Parser p(ctx);
-  YAML::Node meta = r.Get("metadata");
+  yaml::Node meta = r.Get("metadata");
   if (meta.IsDefined()) p.ParseMetadata(meta, "metadata", &m.metadata);
   r.Ignore("status");
-  YAML::Node spec = r.Get("spec");
+  yaml::Node spec = r.Get("spec");
   if (!spec.IsDefined() || spec.IsNull()) {
     ctx.Error(doc, "spec", "missing required field: spec");
   } else if (p.ExpectMap(spec, "spec")) {
@@ -878,7 +790,7 @@ void ParseDocument(const ParseContext& ctx, const YAML::Node& doc, size_t index,
       m.cron.emplace();
       MapReader sr(ctx, spec, "spec");
       p.ParseCron(sr, &*m.cron);
-      YAML::Node ws = sr.Get("workflowSpec");
+      yaml::Node ws = sr.Get("workflowSpec");
       if (!ws.IsDefined() || ws.IsNull()) {
         ctx.Error(spec, "spec.workflowSpec", "missing required field: a CronWorkflow needs a workflowSpec");
       } else {
@@ -930,26 +842,13 @@ std::vector<Manifest> ParseManifests(std::string_view file, const std::string& t
                                   " bytes; split it or raise --max-file-size");
     return out;
   }
-  if (auto at = FlowDepthExceeded(text, options.max_depth)) {
-    diags.Error(file, *at, "", "YAML nesting deeper than " + std::to_string(options.max_depth) +
-                                   " levels; refusing the document");
-    return out;
-  }
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(text);
-  } catch (const YAML::Exception& e) {
-    Location loc;
-    if (e.mark.line >= 0) loc = {static_cast<uint32_t>(e.mark.line + 1), static_cast<uint32_t>(e.mark.column + 1)};
-    diags.Error(file, loc, "", "YAML syntax error: " + e.msg);
-    return out;
-  } catch (const std::exception& e) {
-    diags.Error(file, {}, "", std::string("cannot parse YAML: ") + e.what());
-    return out;
-  }
+  yaml::BuildOptions build;
+  build.max_depth = options.max_depth;
+  build.max_nodes = options.max_nodes;
+  std::unique_ptr<yaml::Tree> tree = yaml::Tree::Parse(file, text, build, diags);
+  const std::vector<yaml::Node>& docs = tree->documents();
   for (size_t i = 0; i < docs.size(); ++i) {
     try {
-      if (!CheckBudget(ctx, docs[i], options)) continue;
       ParseDocument(ctx, docs[i], i, &out);
     } catch (const std::exception& e) {
       diags.Error(file, LocOf(docs[i]), "", std::string("cannot read document: ") + e.what());

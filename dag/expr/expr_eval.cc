@@ -1,12 +1,13 @@
 // Evaluation of ExprProgram and the functions available to expressions.
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
-#include <regex>
 
 #include "base/strings.h"
 #include "dag/expr/expr_lang.h"
 #include "dag/expr/go_time.h"
 #include "dag/expr/jsonpath.h"
+#include "dag/expr/regex_search.h"
 #include "dag/expr/value_format.h"
 
 namespace kiln::expr {
@@ -230,7 +231,7 @@ bool Empty(const json& v) {
     case json::value_t::number_integer:
     case json::value_t::number_unsigned: return ToInt(v) == 0;
     case json::value_t::number_float: return ToDouble(v) == 0;
-    case json::value_t::string:
+    case json::value_t::string: return v.get_ref<const std::string&>().empty();
     case json::value_t::array:
     case json::value_t::object: return v.empty();
     default: return true;
@@ -278,14 +279,6 @@ std::string_view OpText(Op op) {
   return "?";
 }
 
-Value RegexSearch(const std::string& text, const std::string& pattern) {
-  try {
-    std::regex re(pattern, std::regex::ECMAScript);
-    return std::regex_search(text, re);
-  } catch (const std::regex_error& e) {
-    return Error("invalid regular expression " + Quote(pattern) + ": " + e.what());
-  }
-}
 
 class Args {
  public:
@@ -888,8 +881,9 @@ class ExprEvaluator {
         bool negate = node.op == Op::kNotMatches || node.op == Op::kNotContains ||
                       node.op == Op::kNotStartsWith || node.op == Op::kNotEndsWith;
         if (node.op == Op::kMatches || node.op == Op::kNotMatches) {
-          KILN_ASSIGN(found, RegexSearch(a, b));
-          result = found.get<bool>();
+          auto found = RegexSearch(a, b);
+          if (!found) return Error(found.error());
+          result = *found;
         } else if (node.op == Op::kContains || node.op == Op::kNotContains) {
           result = a.find(b) != std::string::npos;
         } else if (node.op == Op::kStartsWith || node.op == Op::kNotStartsWith) {

@@ -1,6 +1,7 @@
 #include "dag/expr/expr_lang.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <set>
 #include <utility>
 
@@ -106,10 +107,12 @@ std::expected<std::vector<Token>, SyntaxError> Lex(std::string_view text) {
         double value = std::strtod(digits.c_str(), &end);
         tokens.push_back({TokenKind::kNumber, start, {}, json(value)});
       } else {
-        if (digits.size() > 18) {
+        errno = 0;
+        long long value = std::strtoll(digits.c_str(), nullptr, 10);
+        if (errno == ERANGE) {
           tokens.push_back({TokenKind::kNumber, start, {}, json(std::strtod(digits.c_str(), nullptr))});
         } else {
-          tokens.push_back({TokenKind::kNumber, start, {}, json(static_cast<int64_t>(std::stoll(digits)))});
+          tokens.push_back({TokenKind::kNumber, start, {}, json(static_cast<int64_t>(value))});
         }
       }
       continue;
@@ -699,6 +702,7 @@ class PathCollector {
       return;
     }
     std::vector<std::string> path{program_.name(base.text)};
+    std::vector<uint32_t> dynamic;  // index expressions, visited after this path is recorded
     bool constant = true;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
       const ExprProgram::Node& link = program_.nodes()[*it];
@@ -712,10 +716,11 @@ class PathCollector {
         path.push_back(RenderValue(program_.constant(key.text)));
       } else {
         constant = false;
-        Visit(link.b);
+        dynamic.push_back(link.b);
       }
     }
     if (seen_.insert(path).second) paths_.push_back(std::move(path));
+    for (uint32_t index_expr : dynamic) Visit(index_expr);
   }
 
   const ExprProgram& program_;
@@ -736,17 +741,13 @@ json BuildEnv(const std::map<std::string, std::string>& flat) {
   for (const auto& [name, value] : flat) {
     json* node = &env;
     size_t start = 0;
-    bool skip = false;
     while (true) {
       size_t dot = name.find('.', start);
       std::string part = name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
       if (dot == std::string::npos) {
         auto it = node->find(part);
-        if (it != node->end() && it->is_object()) {
-          skip = true;  // the nested map wins
-        } else {
-          (*node)[part] = value;
-        }
+        // Where a name is also a prefix of others, the nested map wins.
+        if (it == node->end() || !it->is_object()) (*node)[part] = value;
         break;
       }
       json& child = (*node)[part];
@@ -754,7 +755,6 @@ json BuildEnv(const std::map<std::string, std::string>& flat) {
       node = &child;
       start = dot + 1;
     }
-    (void)skip;
   }
   return env;
 }

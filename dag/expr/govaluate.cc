@@ -1,10 +1,10 @@
 #include "dag/expr/govaluate.h"
 
 #include <cmath>
-#include <regex>
 #include <utility>
 
 #include "base/strings.h"
+#include "dag/expr/regex_search.h"
 #include "dag/expr/value_format.h"
 
 namespace kiln::expr {
@@ -417,13 +417,9 @@ std::expected<json, std::string> WhenExpr::Eval(uint32_t index) const {
                                " cannot be used with the comparator " + Quote(op_text) +
                                ", it is not a string");
       }
-      try {
-        std::regex re(r.get_ref<const std::string&>(), std::regex::ECMAScript);
-        bool found = std::regex_search(l.get_ref<const std::string&>(), re);
-        return node.op == Op::kMatch ? found : !found;
-      } catch (const std::regex_error& e) {
-        return std::unexpected("invalid regular expression " + DescribeValue(r) + ": " + e.what());
-      }
+      auto found = RegexSearch(l.get_ref<const std::string&>(), r.get_ref<const std::string&>());
+      if (!found) return std::unexpected(found.error());
+      return node.op == Op::kMatch ? *found : !*found;
     }
     case Op::kIn: {
       if (!r.is_array()) {

@@ -1,5 +1,6 @@
 #include "dag/expr/jsonpath.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -49,7 +50,11 @@ struct Filter {
   std::unique_ptr<Filter> lhs, rhs;
   std::optional<Path> path;  // operand path for kExists/kCompare operands
   json literal;
+  int height = 1;  // bounds the evaluator's recursion
 };
+
+// Bounds the work of paths like "$..*..*..*" on large documents.
+constexpr size_t kMaxMatches = 1'000'000;
 
 bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -235,6 +240,8 @@ class PathParser {
       if (!rhs) return rhs;
       auto node = std::make_unique<Filter>();
       node->kind = kind;
+      node->height = std::max((*lhs)->height, (*rhs)->height) + 1;
+      if (node->height > kMaxNestingDepth) return Fail("expression nested too deeply");
       node->lhs = std::move(*lhs);
       node->rhs = std::move(*rhs);
       lhs = std::move(node);
@@ -255,6 +262,7 @@ class PathParser {
       if (!child) return child;
       auto node = std::make_unique<Filter>();
       node->kind = Filter::Kind::kNot;
+      node->height = (*child)->height + 1;
       node->lhs = std::move(*child);
       result = std::move(node);
     } else if (Peek('(')) {
@@ -325,6 +333,7 @@ class PathParser {
       if (!rhs) return rhs;
       auto node = std::make_unique<Filter>();
       node->kind = Filter::Kind::kCompare;
+      node->height = std::max((*lhs)->height, (*rhs)->height) + 1;
       node->op = std::string(op);
       node->lhs = std::move(*lhs);
       node->rhs = std::move(*rhs);
@@ -343,6 +352,9 @@ class PathParser {
 class Evaluator {
  public:
   explicit Evaluator(const json& root) : root_(root) {}
+
+  // Whether a selection was abandoned for matching more than kMaxMatches values.
+  bool too_large() const { return too_large_; }
 
   // Returns every match of `path` starting at `current`.
   std::vector<const json*> Select(const Path& path, const json& current) {
@@ -366,6 +378,10 @@ class Evaluator {
           for (const json* n : all) Apply(step, *n, next);
         } else {
           Apply(step, *node, next);
+        }
+        if (next.size() > kMaxMatches) {
+          too_large_ = true;
+          return {};
         }
       }
       set = std::move(next);
@@ -496,6 +512,7 @@ class Evaluator {
   }
 
   const json& root_;
+  bool too_large_ = false;
 };
 
 }  // namespace
@@ -506,6 +523,9 @@ std::expected<json, std::string> JsonPath(const json& doc, std::string_view path
   try {
     Evaluator evaluator(doc);
     std::vector<const json*> matches = evaluator.Select(*path, doc);
+    if (evaluator.too_large()) {
+      return std::unexpected("JSONPath " + Quote(path_text) + " matches too many values");
+    }
     if (path->Definite()) {
       if (matches.empty()) return std::unexpected(evaluator.Explain(*path) + " in JSONPath " + Quote(path_text));
       return *matches[0];

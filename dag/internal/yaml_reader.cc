@@ -52,11 +52,11 @@ bool IsFloatText(std::string_view s) {
 
 }  // namespace
 
-ScalarType ResolveScalar(const YAML::Node& node) {
+ScalarType ResolveScalar(const yaml::Node& node) {
   if (node.IsNull()) return ScalarType::kNull;
-  const std::string& tag = node.Tag();
+  std::string_view tag = node.Tag();
   if (tag == "!" || tag == "tag:yaml.org,2002:str" || tag == "!!str") return ScalarType::kString;
-  const std::string& s = node.Scalar();
+  std::string_view s = node.Scalar();
   if (tag == "?" || tag.empty()) {
     if (IsNullText(s)) return ScalarType::kNull;
     if (IsBoolText(s)) return ScalarType::kBool;
@@ -66,13 +66,13 @@ ScalarType ResolveScalar(const YAML::Node& node) {
   return ScalarType::kString;
 }
 
-std::string_view DescribeNode(const YAML::Node& node) {
+std::string_view DescribeNode(const yaml::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Undefined: return "nothing";
-    case YAML::NodeType::Scalar:
+    case yaml::NodeType::kMap: return "a map";
+    case yaml::NodeType::kSequence: return "a list";
+    case yaml::NodeType::kNull: return "null";
+    case yaml::NodeType::kUndefined: return "nothing";
+    case yaml::NodeType::kScalar:
       switch (ResolveScalar(node)) {
         case ScalarType::kNull: return "null";
         case ScalarType::kBool: return "a boolean";
@@ -84,32 +84,32 @@ std::string_view DescribeNode(const YAML::Node& node) {
   return "a value";
 }
 
-Location LocOf(const YAML::Node& node) {
-  YAML::Mark m = node.Mark();
+Location LocOf(const yaml::Node& node) {
+  yaml::Mark m = node.Mark();
   if (m.line < 0) return {};
   return Location{static_cast<uint32_t>(m.line + 1), static_cast<uint32_t>(m.column + 1)};
 }
 
-std::string ScalarText(const YAML::Node& node) {
-  return node.IsScalar() ? node.Scalar() : std::string();
+std::string ScalarText(const yaml::Node& node) {
+  return node.IsScalar() ? std::string(node.Scalar()) : std::string();
 }
 
-nlohmann::json ToJson(const YAML::Node& node) {
+nlohmann::json ToJson(const yaml::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Map: {
+    case yaml::NodeType::kMap: {
       nlohmann::json obj = nlohmann::json::object();
       for (auto it = node.begin(); it != node.end(); ++it) {
-        obj[it->first.IsScalar() ? it->first.Scalar() : std::string("?")] = ToJson(it->second);
+        obj[it->first.IsScalar() ? std::string(it->first.Scalar()) : std::string("?")] = ToJson(it->second);
       }
       return obj;
     }
-    case YAML::NodeType::Sequence: {
+    case yaml::NodeType::kSequence: {
       nlohmann::json arr = nlohmann::json::array();
-      for (const YAML::Node& item : node) arr.push_back(ToJson(item));
+      for (const yaml::Node& item : node) arr.push_back(ToJson(item));
       return arr;
     }
-    case YAML::NodeType::Scalar: {
-      const std::string& s = node.Scalar();
+    case yaml::NodeType::kScalar: {
+      std::string s(node.Scalar());
       switch (ResolveScalar(node)) {
         case ScalarType::kNull: return nullptr;
         case ScalarType::kBool: return BoolValue(s);
@@ -130,7 +130,7 @@ nlohmann::json ToJson(const YAML::Node& node) {
   }
 }
 
-void ParseContext::Error(const YAML::Node& at, const std::string& path, std::string message) const {
+void ParseContext::Error(const yaml::Node& at, const std::string& path, std::string message) const {
   diags->Error(file, LocOf(at), path, std::move(message));
 }
 
@@ -138,7 +138,7 @@ void ParseContext::Error(Location at, const std::string& path, std::string messa
   diags->Error(file, at, path, std::move(message));
 }
 
-void ParseContext::Unknown(const YAML::Node& key, const std::string& path, std::string message) const {
+void ParseContext::Unknown(const yaml::Node& key, const std::string& path, std::string message) const {
   if (strict) {
     diags->Error(file, LocOf(key), path, std::move(message));
   } else {
@@ -148,24 +148,24 @@ void ParseContext::Unknown(const YAML::Node& key, const std::string& path, std::
 
 namespace {
 
-bool IsScalarOfType(const YAML::Node& n, std::initializer_list<ScalarType> types) {
+bool IsScalarOfType(const yaml::Node& n, std::initializer_list<ScalarType> types) {
   if (!n.IsScalar()) return false;
   ScalarType t = ResolveScalar(n);
   return std::find(types.begin(), types.end(), t) != types.end();
 }
 
-std::string Expected(std::string_view what, const YAML::Node& got) {
+std::string Expected(std::string_view what, const yaml::Node& got) {
   std::string msg = "expected " + std::string(what) + ", got " + std::string(DescribeNode(got));
-  if (what == "a string" && got.IsScalar()) msg += " (quote it: \"" + got.Scalar() + "\")";
+  if (what == "a string" && got.IsScalar()) msg += " (quote it: \"" + std::string(got.Scalar()) + "\")";
   return msg;
 }
 
-void CheckQuantity(const ParseContext& ctx, const YAML::Node& n, const std::string& path) {
+void CheckQuantity(const ParseContext& ctx, const yaml::Node& n, const std::string& path) {
   if (!IsScalarOfType(n, {ScalarType::kString, ScalarType::kInt, ScalarType::kFloat})) {
     ctx.Error(n, path, Expected("a quantity such as \"500m\" or \"1Gi\"", n));
     return;
   }
-  const std::string& text = n.Scalar();
+  std::string_view text = n.Scalar();
   if (HasTemplateTag(text)) return;
   auto q = ParseQuantity(text);
   if (!q) ctx.Error(n, path, q.error());
@@ -173,11 +173,11 @@ void CheckQuantity(const ParseContext& ctx, const YAML::Node& n, const std::stri
 
 }  // namespace
 
-nlohmann::json CheckedJson(const ParseContext& ctx, const YAML::Node& node, const std::string& path,
+nlohmann::json CheckedJson(const ParseContext& ctx, const yaml::Node& node, const std::string& path,
                            JsonKind kind, const JsonSchema* schema, JsonKind elem) {
   // A templated scalar ("{{inputs.parameters.n}}") may stand for any type; it is resolved at run time.
   if (node.IsScalar() && ResolveScalar(node) == ScalarType::kString && HasTemplateTag(node.Scalar())) {
-    return node.Scalar();
+    return std::string(node.Scalar());
   }
   switch (kind) {
     case JsonKind::kAny:
@@ -190,7 +190,7 @@ nlohmann::json CheckedJson(const ParseContext& ctx, const YAML::Node& node, cons
         ctx.Error(node, path, Expected("a string", node));
         return ToJson(node);
       }
-      return node.Scalar();
+      return std::string(node.Scalar());
     case JsonKind::kBool:
       if (!IsScalarOfType(node, {ScalarType::kBool})) ctx.Error(node, path, Expected("a boolean", node));
       return ToJson(node);
@@ -207,7 +207,7 @@ nlohmann::json CheckedJson(const ParseContext& ctx, const YAML::Node& node, cons
       return ToJson(node);
     case JsonKind::kQuantity:
       CheckQuantity(ctx, node, path);
-      return node.IsScalar() ? nlohmann::json(node.Scalar()) : ToJson(node);
+      return node.IsScalar() ? nlohmann::json(std::string(node.Scalar())) : ToJson(node);
     case JsonKind::kStringMap:
     case JsonKind::kQuantityMap: {
       if (!node.IsMap()) {
@@ -220,7 +220,7 @@ nlohmann::json CheckedJson(const ParseContext& ctx, const YAML::Node& node, cons
         std::string child = path + "." + key;
         if (kind == JsonKind::kQuantityMap) {
           CheckQuantity(ctx, it->second, child);
-          obj[key] = it->second.IsScalar() ? nlohmann::json(it->second.Scalar()) : ToJson(it->second);
+          obj[key] = it->second.IsScalar() ? nlohmann::json(std::string(it->second.Scalar())) : ToJson(it->second);
         } else {
           if (!it->second.IsScalar() || ResolveScalar(it->second) == ScalarType::kNull) {
             ctx.Error(it->second, child, Expected("a string", it->second));
@@ -237,7 +237,7 @@ nlohmann::json CheckedJson(const ParseContext& ctx, const YAML::Node& node, cons
       }
       nlohmann::json arr = nlohmann::json::array();
       size_t i = 0;
-      for (const YAML::Node& item : node) {
+      for (const yaml::Node& item : node) {
         arr.push_back(CheckedJson(ctx, item, path + "[" + std::to_string(i) + "]", elem, schema));
         ++i;
       }
@@ -272,7 +272,7 @@ nlohmann::json CheckedJson(const ParseContext& ctx, const YAML::Node& node, cons
   return ToJson(node);
 }
 
-MapReader::MapReader(const ParseContext& ctx, const YAML::Node& node, std::string path)
+MapReader::MapReader(const ParseContext& ctx, const yaml::Node& node, std::string path)
     : ctx_(ctx), node_(node), path_(std::move(path)) {
   entries_.reserve(node_.size());
   for (auto it = node_.begin(); it != node_.end(); ++it) {
@@ -296,28 +296,28 @@ bool MapReader::Has(std::string_view key) const {
   return false;
 }
 
-YAML::Node MapReader::Get(std::string_view key) {
+yaml::Node MapReader::Get(std::string_view key) {
   known_.push_back(key);
   for (const auto& [k, v] : entries_) {
     if (k == key) return v;
   }
-  return YAML::Node(YAML::NodeType::Undefined);
+  return yaml::Node();
 }
 
 bool MapReader::String(std::string_view key, std::string* out, Location* loc) {
-  YAML::Node n = Get(key);
+  yaml::Node n = Get(key);
   if (!n.IsDefined() || n.IsNull()) return false;
   if (loc) *loc = LocOf(n);
   if (!IsScalarOfType(n, {ScalarType::kString})) {
     ctx_.Error(n, FieldPath(key), Expected("a string", n));
     return false;
   }
-  *out = n.Scalar();
+  *out = std::string(n.Scalar());
   return true;
 }
 
 bool MapReader::AnyString(std::string_view key, std::optional<std::string>* out, Location* loc) {
-  YAML::Node n = Get(key);
+  yaml::Node n = Get(key);
   if (!n.IsDefined()) return false;
   if (loc) *loc = LocOf(n);
   if (n.IsNull()) return false;
@@ -325,12 +325,12 @@ bool MapReader::AnyString(std::string_view key, std::optional<std::string>* out,
     ctx_.Error(n, FieldPath(key), Expected("a string", n));
     return false;
   }
-  *out = n.Scalar();
+  *out = std::string(n.Scalar());
   return true;
 }
 
 bool MapReader::Bool(std::string_view key, bool* out) {
-  YAML::Node n = Get(key);
+  yaml::Node n = Get(key);
   if (!n.IsDefined() || n.IsNull()) return false;
   if (!IsScalarOfType(n, {ScalarType::kBool})) {
     ctx_.Error(n, FieldPath(key), Expected("a boolean (true or false)", n));
@@ -341,7 +341,7 @@ bool MapReader::Bool(std::string_view key, bool* out) {
 }
 
 bool MapReader::Int(std::string_view key, std::optional<int64_t>* out) {
-  YAML::Node n = Get(key);
+  yaml::Node n = Get(key);
   if (!n.IsDefined() || n.IsNull()) return false;
   if (!IsScalarOfType(n, {ScalarType::kInt})) {
     ctx_.Error(n, FieldPath(key), Expected("an integer", n));
@@ -349,7 +349,7 @@ bool MapReader::Int(std::string_view key, std::optional<int64_t>* out) {
   }
   nlohmann::json v = ToJson(n);
   if (!v.is_number_integer()) {
-    ctx_.Error(n, FieldPath(key), "integer " + n.Scalar() + " is out of range");
+    ctx_.Error(n, FieldPath(key), "integer " + std::string(n.Scalar()) + " is out of range");
     return false;
   }
   *out = v.get<int64_t>();
@@ -357,7 +357,7 @@ bool MapReader::Int(std::string_view key, std::optional<int64_t>* out) {
 }
 
 bool MapReader::StringList(std::string_view key, std::vector<std::string>* out, Location* loc) {
-  YAML::Node n = Get(key);
+  yaml::Node n = Get(key);
   if (!n.IsDefined() || n.IsNull()) return false;
   if (loc) *loc = LocOf(n);
   if (!n.IsSequence()) {
@@ -366,12 +366,12 @@ bool MapReader::StringList(std::string_view key, std::vector<std::string>* out, 
   }
   size_t i = 0;
   bool ok = true;
-  for (const YAML::Node& item : n) {
+  for (const yaml::Node& item : n) {
     if (!item.IsScalar() || ResolveScalar(item) == ScalarType::kNull) {
       ctx_.Error(item, FieldPath(key) + "[" + std::to_string(i) + "]", Expected("a string", item));
       ok = false;
     } else {
-      out->push_back(item.Scalar());
+      out->push_back(std::string(item.Scalar()));
     }
     ++i;
   }
@@ -379,7 +379,7 @@ bool MapReader::StringList(std::string_view key, std::vector<std::string>* out, 
 }
 
 bool MapReader::StringMap(std::string_view key, std::map<std::string, std::string>* out) {
-  YAML::Node n = Get(key);
+  yaml::Node n = Get(key);
   if (!n.IsDefined() || n.IsNull()) return false;
   if (!n.IsMap()) {
     ctx_.Error(n, FieldPath(key), Expected("a map of strings", n));
@@ -393,21 +393,21 @@ bool MapReader::StringMap(std::string_view key, std::map<std::string, std::strin
       ok = false;
       continue;
     }
-    (*out)[k] = it->second.Scalar();
+    (*out)[k] = std::string(it->second.Scalar());
   }
   return ok;
 }
 
 bool MapReader::Json(std::string_view key, nlohmann::json* out, JsonKind kind,
                      const JsonSchema* schema, JsonKind elem) {
-  YAML::Node n = Get(key);
+  yaml::Node n = Get(key);
   if (!n.IsDefined() || n.IsNull()) return false;
   *out = CheckedJson(ctx_, n, FieldPath(key), kind, schema, elem);
   return true;
 }
 
-std::optional<YAML::Node> MapReader::Map(std::string_view key) {
-  YAML::Node n = Get(key);
+std::optional<yaml::Node> MapReader::Map(std::string_view key) {
+  yaml::Node n = Get(key);
   if (!n.IsDefined() || n.IsNull()) return std::nullopt;
   if (!n.IsMap()) {
     ctx_.Error(n, FieldPath(key), Expected("a map", n));
@@ -416,8 +416,8 @@ std::optional<YAML::Node> MapReader::Map(std::string_view key) {
   return n;
 }
 
-std::optional<YAML::Node> MapReader::List(std::string_view key) {
-  YAML::Node n = Get(key);
+std::optional<yaml::Node> MapReader::List(std::string_view key) {
+  yaml::Node n = Get(key);
   if (!n.IsDefined() || n.IsNull()) return std::nullopt;
   if (!n.IsSequence()) {
     ctx_.Error(n, FieldPath(key), Expected("a list", n));
@@ -427,12 +427,12 @@ std::optional<YAML::Node> MapReader::List(std::string_view key) {
 }
 
 void MapReader::Finish() {
-  for (const YAML::Node& key : bad_keys_) {
+  for (const yaml::Node& key : bad_keys_) {
     ctx_.Error(key, path_, "map keys must be strings, got " + std::string(DescribeNode(key)));
   }
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     if (!it->first.IsScalar()) continue;
-    const std::string& key = it->first.Scalar();
+    std::string_view key = it->first.Scalar();
     if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
     ctx_.Unknown(it->first, FieldPath(key), "unknown field" + DidYouMean(key, known_));
   }

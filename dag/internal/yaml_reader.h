@@ -5,7 +5,7 @@
 #ifndef KILN_DAG_INTERNAL_YAML_READER_H_
 #define KILN_DAG_INTERNAL_YAML_READER_H_
 
-#include <yaml-cpp/yaml.h>
+#include "dag/internal/yaml_tree.h"
 
 #include <cstdint>
 #include <map>
@@ -23,24 +23,24 @@ enum class ScalarType { kNull, kBool, kInt, kFloat, kString };
 
 // How a YAML 1.1 reader (Go's yaml, which Argo and Kubernetes use) types a scalar: quoted scalars
 // are strings; plain ones may be null, bool (true/false/yes/no/on/off), int or float.
-ScalarType ResolveScalar(const YAML::Node& node);
+ScalarType ResolveScalar(const yaml::Node& node);
 
 // "a string", "a number", "a boolean", "null", "a map", "a list".
-std::string_view DescribeNode(const YAML::Node& node);
+std::string_view DescribeNode(const yaml::Node& node);
 
-Location LocOf(const YAML::Node& node);
+Location LocOf(const yaml::Node& node);
 
 // Converts a YAML node to JSON with scalars typed as ResolveScalar says.
-nlohmann::json ToJson(const YAML::Node& node);
+nlohmann::json ToJson(const yaml::Node& node);
 
 struct ParseContext {
   std::string file;
   Diagnostics* diags = nullptr;
   bool strict = false;  // unknown fields are errors, not warnings
 
-  void Error(const YAML::Node& at, const std::string& path, std::string message) const;
+  void Error(const yaml::Node& at, const std::string& path, std::string message) const;
   void Error(Location at, const std::string& path, std::string message) const;
-  void Unknown(const YAML::Node& key, const std::string& path, std::string message) const;
+  void Unknown(const yaml::Node& key, const std::string& path, std::string message) const;
 };
 
 // A schema for Kubernetes objects that kiln passes through as JSON: field names and their types,
@@ -63,20 +63,20 @@ struct JsonSchema {
 };
 
 // Checks `node` against `schema` (reporting under `path`) and returns it as JSON.
-nlohmann::json CheckedJson(const ParseContext& ctx, const YAML::Node& node, const std::string& path,
+nlohmann::json CheckedJson(const ParseContext& ctx, const yaml::Node& node, const std::string& path,
                            JsonKind kind, const JsonSchema* schema, JsonKind elem = JsonKind::kAny);
 
 class MapReader {
  public:
   // REQUIRES: node.IsMap().
-  MapReader(const ParseContext& ctx, const YAML::Node& node, std::string path);
+  MapReader(const ParseContext& ctx, const yaml::Node& node, std::string path);
 
   const std::string& path() const { return path_; }
   std::string FieldPath(std::string_view key) const;
-  const YAML::Node& node() const { return node_; }
+  const yaml::Node& node() const { return node_; }
 
   // Returns the field's node (and marks it known), or an undefined node when absent.
-  YAML::Node Get(std::string_view key);
+  yaml::Node Get(std::string_view key);
   bool Has(std::string_view key) const;
   void Ignore(std::string_view key) { known_.push_back(key); }
 
@@ -91,25 +91,25 @@ class MapReader {
   bool Json(std::string_view key, nlohmann::json* out, JsonKind kind,
             const JsonSchema* schema = nullptr, JsonKind elem = JsonKind::kAny);
   // Returns the node if it is a map, reporting "expected a map" otherwise.
-  std::optional<YAML::Node> Map(std::string_view key);
+  std::optional<yaml::Node> Map(std::string_view key);
   // Returns the node if it is a list, reporting "expected a list" otherwise.
-  std::optional<YAML::Node> List(std::string_view key);
+  std::optional<yaml::Node> List(std::string_view key);
 
   // Reports every key that no getter asked for, with a "did you mean" where one is close.
   void Finish();
 
  private:
   const ParseContext& ctx_;
-  YAML::Node node_;
+  yaml::Node node_;
   std::string path_;
   std::vector<std::string_view> known_;
   // The map's entries, read once: yaml-cpp's iteration allocates, and a field is looked up often.
-  std::vector<std::pair<std::string_view, YAML::Node>> entries_;
-  std::vector<YAML::Node> bad_keys_;
+  std::vector<std::pair<std::string_view, yaml::Node>> entries_;
+  std::vector<yaml::Node> bad_keys_;
 };
 
 // Text of a scalar node as the user wrote it.
-std::string ScalarText(const YAML::Node& node);
+std::string ScalarText(const yaml::Node& node);
 
 }  // namespace kiln::dag::internal
 

@@ -471,6 +471,35 @@ spec:
   CHECK(g->TopologicalOrder().size() == 8);
 }
 
+TEST_CASE("graph: depends expressions give one edge per referenced task", "[dag]") {
+  Fixture f(R"(
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: logic
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: a, template: echo}
+      - {name: b, template: echo}
+      - {name: c, template: echo}
+      - {name: d, template: echo, depends: "c.Failed || (a.Succeeded && !c) || a.Failed"}
+      - {name: e, template: echo, depends: " b&&a &&  b "}
+  - name: echo
+    container:
+      image: busybox
+)");
+  Result<Graph> g = f.Expand();
+  REQUIRE(g.has_value());
+  CHECK(Vec(g->Predecessors(4)) == std::vector<uint32_t>{3, 1});
+  CHECK(Vec(g->Predecessors(5)) == std::vector<uint32_t>{2, 1});
+  CHECK(Vec(g->Predecessors(6)) == std::vector<uint32_t>{4, 5});
+  CHECK(Vec(g->Successors(0)) == std::vector<uint32_t>{1, 2, 3});
+}
+
 TEST_CASE("graph: a dependency cycle is refused with its path", "[dag]") {
   Fixture f(R"(
 apiVersion: argoproj.io/v1alpha1

@@ -110,7 +110,7 @@ TEST_CASE("deep nesting is refused, not a stack overflow", "[dag][robustness]") 
                        std::string(500, ']') + "\n";
   Diagnostics d2;
   CHECK(ParseAndValidate(nested, &d2) == 1);
-  CHECK(FirstError(d2) == "m.yaml:4:106: YAML nesting deeper than 100 levels; refusing the document");
+  CHECK(FirstError(d2) == "m.yaml:4:104: YAML nesting deeper than 100 levels; refusing the document");
 }
 
 TEST_CASE("a YAML alias bomb is refused within the node budget", "[dag][robustness]") {

@@ -226,7 +226,7 @@ TEST_CASE("unknown fields warn with a location, and error under strict", "[dag]"
 
 TEST_CASE("YAML syntax errors carry their position", "[dag]") {
   CHECK(LintText("apiVersion: argoproj.io/v1alpha1\nkind: [Workflow\n") ==
-        V{"t.yaml:3:1: YAML syntax error: end of sequence flow not found"});
+        V{"t.yaml:3:1: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence that started at line 2, column 7)"});
 }
 
 TEST_CASE("CronWorkflow schedules, time zones and policies are checked", "[dag]") {

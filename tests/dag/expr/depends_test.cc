@@ -69,7 +69,7 @@ TEST_CASE("depends refs carry result and offset", "[expr]") {
   CHECK(refs[1].result == TaskResult::kAnySucceeded);
   CHECK(refs[1].offset == 15);
   CHECK(refs[2].result == TaskResult::kAllFailed);
-  CHECK(refs[2].offset == 33);
+  CHECK(refs[2].offset == 34);
   CHECK(refs[3].result == TaskResult::kDaemoned);
   CHECK(refs[4].result == TaskResult::kOmitted);
   CHECK(refs[5].result == TaskResult::kErrored);

@@ -80,7 +80,7 @@ TEST_CASE("jsonpath: selectors", "[expr]") {
   CHECK(Query(doc, "$.store.book[?(@.p >= 12.99 || @.t == 'a')].t") == R"(["a","b","d"])");
   CHECK(Query(doc, "$.store.book[?((@.p > 9) && (@.p <= 13))].t") == R"(["b"])");
   CHECK(Query(doc, "$.store.book[?(@.t != 'a')].t") == R"(["b","c","d"])");
-  CHECK(Query(doc, "$..p") == R"([8.95,12.99,8.99,22.99,19.95])");
+  CHECK(Query(doc, "$..p") == R"([19.95,8.95,12.99,8.99,22.99])");
   CHECK(Query(doc, "$.store['bicycle','missing'].color") == R"(["red"])");
   CHECK(Query(doc, "$..color") == R"(["red"])");
   CHECK(Query(doc, ".expensive") == "10");
@@ -115,6 +115,24 @@ TEST_CASE("jsonpath: ParseJson", "[expr]") {
   std::string deep(1000, '[');
   CHECK(ParseJson(deep).error() == "JSON nested too deeply");
   CHECK(ParseJson(R"(["[[[[", "]"])").has_value());
+}
+
+}  // namespace
+}  // namespace kiln::expr
+
+namespace kiln::expr {
+namespace {
+
+TEST_CASE("jsonpath: bounded work on hostile paths", "[expr]") {
+  std::string chain = "$[?(@.a";
+  for (int i = 0; i < 1000; ++i) chain += " && @.a";
+  chain += ")]";
+  CHECK(JsonPath(nlohmann::json::array(), chain).error().ends_with("expression nested too deeply"));
+  nlohmann::json deep = 1;
+  for (int i = 0; i < 1500; ++i) deep = nlohmann::json::array({std::move(deep)});
+  auto result = JsonPath(deep, "$..*..*");
+  REQUIRE_FALSE(result);
+  CHECK(result.error() == "JSONPath \"$..*..*\" matches too many values");
 }
 
 }  // namespace
