@@ -734,6 +734,9 @@ std::optional<ManifestKind> KindFromString(std::string_view kind) {
   return std::nullopt;
 }
 
+void ParseDocumentInto(const ParseContext& ctx, const yaml::Node& doc, size_t index, Manifest& m,
+                       std::vector<Manifest>* out);
+
 void ParseDocument(const ParseContext& ctx, const yaml::Node& doc, size_t index,
                    std::vector<Manifest>* out) {
   if (doc.IsNull()) return;  // an empty document, e.g. after a trailing "---"
@@ -746,6 +749,13 @@ void ParseDocument(const ParseContext& ctx, const yaml::Node& doc, size_t index,
   m.file = ctx.file;
   m.document = index;
   m.loc = LocOf(doc);
+  ParseContext local = ctx;
+  local.value_locations = &m.value_locations;
+  ParseDocumentInto(local, doc, index, m, out);
+}
+
+void ParseDocumentInto(const ParseContext& ctx, const yaml::Node& doc, size_t index, Manifest& m,
+                       std::vector<Manifest>* out) {
   MapReader r(ctx, doc, "");
   std::string kind;
   Location kind_loc;

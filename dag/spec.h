@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "dag/diagnostic.h"
@@ -20,6 +21,36 @@
 namespace kiln::dag {
 
 using Json = nlohmann::json;
+
+// An optional value stored out of line, for fields most manifests leave empty: the common case
+// costs one pointer instead of the whole struct (a 100k-task DAG keeps 100k Invocations).
+// Copies are deep. The interface is std::optional's.
+template <typename T>
+class Boxed {
+ public:
+  Boxed() = default;
+  Boxed(const Boxed& other) : p_(other.p_ ? std::make_unique<T>(*other.p_) : nullptr) {}
+  Boxed(Boxed&&) noexcept = default;
+  Boxed& operator=(const Boxed& other) {
+    if (this != &other) p_ = other.p_ ? std::make_unique<T>(*other.p_) : nullptr;
+    return *this;
+  }
+  Boxed& operator=(Boxed&&) noexcept = default;
+
+  T& emplace() {
+    p_ = std::make_unique<T>();
+    return *p_;
+  }
+  bool has_value() const { return p_ != nullptr; }
+  explicit operator bool() const { return p_ != nullptr; }
+  T* operator->() { return p_.get(); }
+  const T* operator->() const { return p_.get(); }
+  T& operator*() { return *p_; }
+  const T& operator*() const { return *p_; }
+
+ private:
+  std::unique_ptr<T> p_;
+};
 
 enum class ManifestKind {
   kWorkflow,
@@ -61,7 +92,7 @@ struct Parameter {
   std::vector<std::string> enum_values;
   std::string global_name;
   std::string description;
-  std::optional<ValueFrom> value_from;
+  Boxed<ValueFrom> value_from;
   Location loc;
   Location value_loc;
 };
@@ -151,7 +182,7 @@ struct Template;
 struct LifecycleHook {
   std::string name;  // the map key: "exit" or a user name with an `expression`
   std::string template_name;
-  std::optional<TemplateRef> template_ref;
+  Boxed<TemplateRef> template_ref;
   Arguments arguments;
   std::string expression;
   Location loc;
@@ -162,13 +193,13 @@ struct LifecycleHook {
 struct Invocation {
   std::string name;
   std::string template_name;
-  std::optional<TemplateRef> template_ref;
+  Boxed<TemplateRef> template_ref;
   std::shared_ptr<const Template> inline_template;  // `inline:`; shared so specs stay copyable
   Arguments arguments;
   std::string when;
   Json with_items;           // null when absent, else a JSON array of scalars, lists or maps
   std::string with_param;
-  std::optional<Sequence> with_sequence;
+  Boxed<Sequence> with_sequence;
   std::optional<ContinueOn> continue_on;
   std::string on_exit;
   std::vector<LifecycleHook> hooks;
@@ -387,6 +418,9 @@ struct Manifest {
   size_t document = 0;                   // 0-based index of the document in the file
   std::string spec_path;                 // "spec" or "spec.workflowSpec"
   Location loc;
+  // Where each templated string ("{{...}}") inside pass-through JSON (containers, env, script
+  // source, ...) was written, by field path; validation points its messages there.
+  std::unordered_map<std::string, Location> value_locations;
 
   // "Workflow hello-world-" (generateName shows its trailing dash).
   std::string DisplayName() const;

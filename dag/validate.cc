@@ -489,9 +489,15 @@ class Validator {
     }
   }
 
+  // The location recorded for a templated string at `path`, else `fallback`.
+  Location LocFor(const std::string& path, Location fallback) const {
+    auto it = m_.value_locations.find(path);
+    return it == m_.value_locations.end() ? fallback : it->second;
+  }
+
   void CheckJsonRefs(const Json& j, Location loc, const std::string& path, const Scope& scope) {
     if (j.is_string()) {
-      CheckRefs(j.get_ref<const std::string&>(), loc, path, scope);
+      CheckRefs(j.get_ref<const std::string&>(), LocFor(path, loc), path, scope);
     } else if (j.is_array()) {
       for (size_t i = 0; i < j.size(); ++i) CheckJsonRefs(j[i], loc, Index(path, i), scope);
     } else if (j.is_object()) {
@@ -701,7 +707,7 @@ class Validator {
         if (t.script.source.empty() && !is_default) {
           Err(t.loc, path + ".script.source", "missing required field: a script template needs source");
         }
-        CheckRefs(t.script.source, t.loc, path + ".script.source", scope);
+        CheckRefs(t.script.source, LocFor(path + ".script.source", t.loc), path + ".script.source", scope);
         break;
       case TemplateType::kDag: CheckDag(t, path + ".dag"); break;
       case TemplateType::kSteps: CheckSteps(t, path + ".steps"); break;
@@ -771,7 +777,7 @@ class Validator {
   }
 
   // Template reference of a task, step or hook: exactly one of template, templateRef, inline.
-  void CheckTemplateReference(const std::string& name, const std::optional<TemplateRef>& ref,
+  void CheckTemplateReference(const std::string& name, const Boxed<TemplateRef>& ref,
                               const Template* inline_t, Location loc, const std::string& path, std::string_view what) {
     int given = (!name.empty()) + (ref.has_value()) + (inline_t != nullptr);
     if (given == 0) {

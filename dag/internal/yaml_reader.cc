@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <regex>
 
 #include "base/strings.h"
 #include "dag/quantity.h"
@@ -43,11 +42,35 @@ bool IsIntText(std::string_view s) {
   return true;
 }
 
+// YAML 1.1 floats as Go's reader accepts them: [-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?
+// and the special values. Hand-written: this runs for every scalar of every manifest.
 bool IsFloatText(std::string_view s) {
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?)");
-  if (s == ".inf" || s == "-.inf" || s == "+.inf" || s == ".nan" || s == ".Inf" || s == ".NaN") return true;
-  if (s.size() > 64) return false;
-  return std::regex_match(s.begin(), s.end(), kFloat);
+  if (s == ".inf" || s == "-.inf" || s == "+.inf" || s == ".nan" || s == ".Inf" || s == ".NaN" ||
+      s == "-.Inf" || s == "+.Inf" || s == ".INF" || s == ".NAN") {
+    return true;
+  }
+  size_t i = 0;
+  auto digit = [&](size_t k) { return k < s.size() && s[k] >= '0' && s[k] <= '9'; };
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  } else {
+    if (!digit(i)) return false;
+    while (digit(i) || (i < s.size() && s[i] == '_')) ++i;
+    if (i < s.size() && s[i] == '.') {
+      ++i;
+      while (digit(i) || (i < s.size() && s[i] == '_')) ++i;
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if (!digit(i)) return false;
+    while (digit(i)) ++i;
+  }
+  return i == s.size();
 }
 
 }  // namespace
@@ -177,6 +200,7 @@ nlohmann::json CheckedJson(const ParseContext& ctx, const yaml::Node& node, cons
                            JsonKind kind, const JsonSchema* schema, JsonKind elem) {
   // A templated scalar ("{{inputs.parameters.n}}") may stand for any type; it is resolved at run time.
   if (node.IsScalar() && ResolveScalar(node) == ScalarType::kString && HasTemplateTag(node.Scalar())) {
+    if (ctx.value_locations) (*ctx.value_locations)[path] = LocOf(node);
     return std::string(node.Scalar());
   }
   switch (kind) {
@@ -274,6 +298,7 @@ nlohmann::json CheckedJson(const ParseContext& ctx, const yaml::Node& node, cons
 
 MapReader::MapReader(const ParseContext& ctx, const yaml::Node& node, std::string path)
     : ctx_(ctx), node_(node), path_(std::move(path)) {
+  known_.reserve(48);
   entries_.reserve(node_.size());
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     if (!it->first.IsScalar()) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "dag/diagnostic.h"
@@ -37,6 +38,9 @@ struct ParseContext {
   std::string file;
   Diagnostics* diags = nullptr;
   bool strict = false;  // unknown fields are errors, not warnings
+  // Where templated strings inside pass-through JSON were found (the manifest's
+  // value_locations); may be null.
+  std::unordered_map<std::string, Location>* value_locations = nullptr;
 
   void Error(const yaml::Node& at, const std::string& path, std::string message) const;
   void Error(Location at, const std::string& path, std::string message) const;
