@@ -1157,6 +1157,7 @@ class Validator {
   }
 
   void CheckEventBinding() {
+    if (!m_.event) return;  // spec was missing or malformed; the parser reported it
     const EventBindingSpec& e = *m_.event;
     if (e.selector.empty()) {
       Err(m_.loc, "spec.event.selector", "missing required field: the expression selecting events");

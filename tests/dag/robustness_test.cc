@@ -145,3 +145,15 @@ TEST_CASE("duplicate keys are errors, as in Go's YAML reader", "[dag][robustness
 }
 
 }  // namespace kiln::dag
+
+namespace kiln::dag {
+
+// Found by the mutation test: a WorkflowEventBinding whose spec is not a map crashed validation.
+TEST_CASE("an event binding with a malformed spec is an error, not a crash", "[dag][robustness]") {
+  Diagnostics d;
+  CHECK(ParseAndValidate("apiVersion: argoproj.io/v1alpha1\nkind: WorkflowEventBinding\n"
+                         "metadata: {name: e}\nspec: 3\n", &d) == 1);
+  CHECK(FirstError(d) == "m.yaml:4:7: spec: expected a map, got a number");
+}
+
+}  // namespace kiln::dag
