@@ -654,11 +654,21 @@ class ExprEvaluator {
         return program_.constant(node.text);
       case Kind::kIdent: {
         const std::string& name = program_.name(node.text);
+        for (auto it = lets_.rbegin(); it != lets_.rend(); ++it) {
+          if (it->first == name) return it->second;
+        }
         if (env_.is_object()) {
           auto it = env_.find(name);
           if (it != env_.end()) return *it;
         }
         return Error("unknown name " + name, true);
+      }
+      case Kind::kLet: {
+        KILN_ASSIGN(value, Eval(node.a));
+        lets_.emplace_back(program_.name(node.text), std::move(value));
+        auto result = Eval(node.b);
+        lets_.pop_back();
+        return result;
       }
       case Kind::kPointer:
         if (pointers_.empty()) return Error("\"#\" used outside of a predicate");
@@ -1011,6 +1021,7 @@ class ExprEvaluator {
   const ExprProgram& program_;
   const json& env_;
   std::vector<const json*> pointers_;
+  std::vector<std::pair<std::string, json>> lets_;  // variables bound by "let", innermost last
 };
 
 std::expected<json, std::string> Evaluate(const ExprProgram& program, const json& env) {

@@ -58,6 +58,17 @@ std::expected<std::vector<Token>, SyntaxError> Lex(std::string_view text) {
   };
   while (true) {
     while (pos < text.size() && IsSpace(text[pos])) ++pos;
+    // Comments, as expr-lang allows them: "// to the end of the line" and "/* ... */".
+    if (text.substr(pos, 2) == "//") {
+      while (pos < text.size() && text[pos] != '\n') ++pos;
+      continue;
+    }
+    if (text.substr(pos, 2) == "/*") {
+      size_t close = text.find("*/", pos + 2);
+      if (close == std::string_view::npos) return fail(pos, "unterminated comment" + At(pos));
+      pos = close + 2;
+      continue;
+    }
     if (pos == text.size()) break;
     uint32_t start = static_cast<uint32_t>(pos);
     char c = text[pos];
@@ -187,7 +198,7 @@ std::expected<std::vector<Token>, SyntaxError> Lex(std::string_view text) {
     }
     // "a ?.5 : 1" is a ternary, not optional chaining.
     if (op == "?." && pos + 2 < text.size() && IsDigit(text[pos + 2])) op = "?";
-    if (op.size() == 1 && std::string_view("+-*/%^<>!?:.,()[]{}").find(c) == std::string_view::npos) {
+    if (op.size() == 1 && std::string_view("+-*/%^<>!?:.,()[]{}=;").find(c) == std::string_view::npos) {
       return fail(start, "unexpected " + Quote(op) + At(start));
     }
     pos += op.size();
@@ -333,6 +344,28 @@ class ExprParser {
 
   Result ParseExpression(int min_precedence) {
     if (++depth_ > kMaxNestingDepth) return Fail(Peek().offset, "expression nested too deeply");
+    // "let name = value; body" binds a variable for the rest of the (sub)expression.
+    if (min_precedence == 0 && Peek().kind == TokenKind::kIdent && Peek().text == "let") {
+      uint32_t offset = Peek().offset;
+      ++pos_;
+      const Token& name = Peek();
+      if (name.kind != TokenKind::kIdent) return Fail(name.offset, "expected a variable name after \"let\"" + At(name.offset));
+      std::string bound = name.text;
+      ++pos_;
+      if (auto eq = Expect("="); !eq) return std::unexpected(eq.error());
+      Result value = ParseExpression(0);
+      if (!value) return value;
+      if (auto semi = Expect(";"); !semi) return std::unexpected(semi.error());
+      Result body = ParseExpression(0);
+      if (!body) return body;
+      --depth_;
+      Node node{Kind::kLet};
+      node.text = Name(bound);
+      node.a = *value;
+      node.b = *body;
+      node.offset = offset;
+      return Add(node, {*value, *body});
+    }
     auto lhs = ParsePrimary();
     if (!lhs) return lhs;
     while (true) {
@@ -672,6 +705,12 @@ class PathCollector {
       case Kind::kIndex:
         VisitChain(index);
         return;
+      case Kind::kLet:
+        Visit(node.a);
+        bound_.push_back(program_.name(node.text));
+        Visit(node.b);
+        bound_.pop_back();
+        return;
       default:
         break;
     }
@@ -701,6 +740,10 @@ class PathCollector {
       for (uint32_t link : chain) Visit(program_.nodes()[link].b);
       return;
     }
+    if (std::find(bound_.begin(), bound_.end(), program_.name(base.text)) != bound_.end()) {
+      for (uint32_t link : chain) Visit(program_.nodes()[link].b);
+      return;
+    }
     std::vector<std::string> path{program_.name(base.text)};
     std::vector<uint32_t> dynamic;  // index expressions, visited after this path is recorded
     bool constant = true;
@@ -726,6 +769,7 @@ class PathCollector {
   const ExprProgram& program_;
   std::vector<std::vector<std::string>> paths_;
   std::set<std::vector<std::string>> seen_;
+  std::vector<std::string> bound_;  // names bound by enclosing "let"s
 };
 
 }  // namespace

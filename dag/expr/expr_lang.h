@@ -36,6 +36,7 @@ class ExprProgram {
     kArray,       // [list]
     kMap,         // {list}: key, value, key, value...
     kClosure,     // {a}: the predicate argument of filter/map/all/...
+    kLet,         // let names_[text] = a; b
   };
   enum class Op : uint8_t {
     kNone, kNot, kNeg, kPlus, kOr, kAnd, kEq, kNe, kLt, kLe, kGt, kGe, kIn, kNotIn, kMatches,

@@ -448,3 +448,24 @@ TEST_CASE("expr: every {{=...}} tag in the corpus parses", "[expr]") {
 
 }  // namespace
 }  // namespace kiln::expr
+
+namespace kiln::expr {
+
+TEST_CASE("expr-lang let bindings and comments", "[expr]") {
+  auto p = ParseExpr("let x = 2; // two\n /* then */ let y = x * 3; y + x");
+  REQUIRE(p.has_value());
+  auto v = Evaluate(*p, nlohmann::json::object());
+  REQUIRE(v.has_value());
+  CHECK(*v == 8);
+  CHECK(ReferencedPaths(*p).empty());  // let-bound names are not environment variables
+  auto q = ParseExpr("any(items, { let it = #; it > limit })");
+  REQUIRE(q.has_value());
+  CHECK(ReferencedPaths(*q) == std::vector<std::vector<std::string>>{{"items"}, {"limit"}});
+  auto r = Evaluate(*q, nlohmann::json{{"items", {1, 5}}, {"limit", 3}});
+  REQUIRE(r.has_value());
+  CHECK(*r == true);
+  CHECK(ParseExpr("let = 1; 2").error().message == "expected a variable name after \"let\" at offset 4");
+  CHECK(ParseExpr("1 /* open").error().message == "unterminated comment at offset 2");
+}
+
+}  // namespace kiln::expr
