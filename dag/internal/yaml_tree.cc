@@ -107,6 +107,12 @@ class TreeBuilder {
         }
       } else if (doc_ok) {
         doc_ok = HandleNodeEvent(event);
+        if (!doc_ok) {
+          // Stop reading: what follows a refused document (deep nesting, say) can cost libyaml's
+          // scanner quadratic time, and nothing after it would be trusted anyway.
+          yaml_event_delete(&event);
+          break;
+        }
       }
       yaml_event_delete(&event);
     }

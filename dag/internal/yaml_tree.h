@@ -104,7 +104,8 @@ class Tree {
 
   // Parses every document of `text`. Problems (syntax errors with their position, nesting past
   // max_depth, alias expansion past max_nodes, duplicate keys, unknown anchors) go to `diags`
-  // under `file`; a document with such a problem is dropped, documents before it are kept.
+  // under `file`; a document with such a problem is dropped and the rest of the file is not
+  // read; documents before it are kept.
   static std::unique_ptr<Tree> Parse(std::string_view file, std::string_view text, const BuildOptions& options,
                     Diagnostics& diags);
 
