@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
-  libboost-dev libboost-system-dev libboost-filesystem-dev libboost-program-options-dev
+  libboost-dev libboost-system-dev libboost-filesystem-dev
   libyaml-dev libyaml-cpp-dev nlohmann-json3-dev
   libpq-dev postgresql
   libsqlite3-dev sqlite3

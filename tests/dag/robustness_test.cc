@@ -7,6 +7,7 @@
 #include <random>
 #include <sstream>
 
+#include "dag/graph.h"
 #include "dag/parse.h"
 #include "dag/validate.h"
 
@@ -22,6 +23,10 @@ size_t ParseAndValidate(const std::string& text, Diagnostics* out = nullptr) {
   TemplateLibrary lib;
   for (const Manifest& m : ms) lib.Add(m);
   for (const Manifest& m : ms) Validate(m, lib, diags);
+  // Expansion must also cope with whatever validation let through (or refused).
+  for (const Manifest& m : ms) {
+    if (m.kind == ManifestKind::kWorkflow) (void)ExpandWorkflow(m, lib);
+  }
   if (out) *out = diags;
   return diags.error_count();
 }
