@@ -1,0 +1,95 @@
+// The store: where kiln keeps workflows, their nodes, parameters, artifacts and the event log.
+// `Store` is the interface the scheduler and the API use; SqliteStore (store/sqlite_store.h) is
+// the embedded implementation, and a PostgreSQL one will satisfy the same contract
+// (docs/store.md says what it must do).
+//
+// Durability contract: when Apply() returns success, the whole batch is on stable storage and
+// survives a kill -9 of the process (and, with the default settings, a power loss). The
+// scheduler persists a transition with Apply() before it performs the transition's actions.
+//
+// Thread-safety: every implementation is safe to call from several threads at once; calls
+// serialize internally.
+#ifndef KILN_STORE_STORE_H_
+#define KILN_STORE_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "store/records.h"
+
+namespace kiln::store {
+
+// Everything one transition changes. Applied in one transaction: all of it or none of it.
+// Rows are applied in this order: the workflow, nodes, parameters, artifacts, events; so a batch
+// may create a workflow and its first nodes together.
+struct Batch {
+  std::optional<WorkflowRecord> workflow_upsert;  // inserted, or replaces the row with its uid
+  std::vector<NodeRecord> node_upserts;            // inserted, or replace (workflow_uid, id)
+  std::vector<ParameterRecord> parameter_upserts;  // inserted, or replace their key's value
+  // Inserted; recording the same (workflow_uid, node_id, direction, name) again replaces the
+  // row, so a step that is re-recorded after a restart does not fail.
+  std::vector<ArtifactRecord> artifact_inserts;
+  std::vector<EventRecord> events;  // appended in order; the store assigns each a seq
+
+  bool empty() const {
+    return !workflow_upsert && node_upserts.empty() && parameter_upserts.empty() &&
+           artifact_inserts.empty() && events.empty();
+  }
+};
+
+// Which workflows ListWorkflows returns. Empty strings match everything.
+struct WorkflowFilter {
+  std::string namespace_;
+  std::string phase;
+  int limit = 0;               // at most this many per page; <= 0: all of them
+  std::string continue_token;  // from the previous page; "" for the first page
+};
+
+// One page of workflows, newest first (created_at descending, then uid descending).
+struct WorkflowPage {
+  std::vector<WorkflowRecord> workflows;
+  std::string continue_token;  // pass it in the next filter; "" when this was the last page
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Applies every row of `batch` in one transaction. On error nothing of the batch is kept.
+  // Errors: kInvalidArgument for an empty uid or node id; kFailedPrecondition for a row whose
+  // workflow does not exist; kAlreadyExists for a second workflow with the same namespace and
+  // name; kUnavailable when the database is busy or the disk failed (worth retrying);
+  // kResourceExhausted when the disk is full.
+  virtual Result<void> Apply(const Batch& batch) = 0;
+
+  // The workflow with `uid`, or nullopt when there is none.
+  virtual Result<std::optional<WorkflowRecord>> GetWorkflow(const std::string& uid) = 0;
+  // The workflow named `name` in `namespace_`, or nullopt when there is none.
+  virtual Result<std::optional<WorkflowRecord>> FindWorkflow(const std::string& namespace_,
+                                                             const std::string& name) = 0;
+  // Workflows matching `filter`, newest first, one page at a time (keyset pagination on
+  // (created_at, uid), so pages stay stable while workflows are added).
+  // Errors: kInvalidArgument for a continue token this store did not produce.
+  virtual Result<WorkflowPage> ListWorkflows(const WorkflowFilter& filter) = 0;
+
+  // The rows of workflow `uid`; empty when it has none or does not exist.
+  virtual Result<std::vector<NodeRecord>> ListNodes(const std::string& uid) = 0;  // by id
+  // Ordered by (node_id, kind, name).
+  virtual Result<std::vector<ParameterRecord>> ListParameters(const std::string& uid) = 0;
+  // Ordered by (node_id, direction, name).
+  virtual Result<std::vector<ArtifactRecord>> ListArtifacts(const std::string& uid) = 0;
+  // Events of workflow `uid` with seq > after_seq, in seq order; at most `limit` (<= 0: all).
+  virtual Result<std::vector<EventRecord>> ListEvents(const std::string& uid, int64_t after_seq,
+                                                      int limit) = 0;
+
+  // Removes workflow `uid` and all its rows, its events included, in one transaction.
+  // Errors: kNotFound when there is no such workflow.
+  virtual Result<void> DeleteWorkflow(const std::string& uid) = 0;
+};
+
+}  // namespace kiln::store
+
+#endif  // KILN_STORE_STORE_H_
