@@ -1,0 +1,1074 @@
+#include "scheduler/controller.h"
+
+#include <algorithm>
+#include <functional>
+
+#include "base/check.h"
+#include "base/strings.h"
+#include "dag/duration.h"
+#include "dag/expr/depends.h"
+#include "dag/expr/expr_lang.h"
+#include "dag/expr/govaluate.h"
+#include "dag/expr/template_string.h"
+
+namespace kiln::scheduler {
+
+std::string_view PhaseName(Phase phase) {
+  switch (phase) {
+    case Phase::kPending: return "Pending";
+    case Phase::kRunning: return "Running";
+    case Phase::kSucceeded: return "Succeeded";
+    case Phase::kFailed: return "Failed";
+    case Phase::kError: return "Error";
+    case Phase::kSkipped: return "Skipped";
+    case Phase::kOmitted: return "Omitted";
+  }
+  return "?";
+}
+
+bool IsDone(Phase phase) { return phase != Phase::kPending && phase != Phase::kRunning; }
+
+std::string_view NodeTypeName(NodeType type) {
+  switch (type) {
+    case NodeType::kPod: return "Pod";
+    case NodeType::kSteps: return "Steps";
+    case NodeType::kStepGroup: return "StepGroup";
+    case NodeType::kDag: return "DAG";
+    case NodeType::kTaskGroup: return "TaskGroup";
+    case NodeType::kRetry: return "Retry";
+    case NodeType::kSuspend: return "Suspend";
+    case NodeType::kSkipped: return "Skipped";
+  }
+  return "?";
+}
+
+namespace {
+
+using Vars = std::map<std::string, std::string>;
+
+bool IsFailure(Phase p) { return p == Phase::kFailed || p == Phase::kError; }
+
+// Substitutes {{...}} tags from `vars`; {{=expr}} is evaluated with expr-lang over the same
+// variables. Unresolved simple tags stay as written (Argo's behaviour).
+Result<std::string> Render(std::string_view text, const Vars& vars) {
+  if (text.find("{{") == std::string_view::npos) return std::string(text);
+  std::optional<Error> failure;
+  std::optional<nlohmann::json> env;
+  auto out = expr::Substitute(text, [&](const expr::TemplateTag& tag) -> std::optional<std::string> {
+    if (!tag.is_expression) {
+      auto it = vars.find(tag.body);
+      if (it == vars.end()) return std::nullopt;
+      return it->second;
+    }
+    auto program = expr::ParseExpr(tag.body);
+    if (!program) {
+      failure = Error(Code::kInvalidArgument, "invalid expression " + Quote(tag.body) + ": " + program.error().message);
+      return std::nullopt;
+    }
+    if (!env) env = expr::BuildEnv(vars);
+    auto value = expr::Evaluate(*program, *env);
+    if (!value) {
+      failure = Error(Code::kInvalidArgument, "cannot evaluate " + Quote(tag.body) + ": " + value.error());
+      return std::nullopt;
+    }
+    return expr::RenderValue(*value);
+  });
+  if (!out) return MakeError(Code::kInvalidArgument, "invalid template " + Quote(text) + ": " + out.error().message);
+  if (failure) return std::unexpected(*failure);
+  return *out;
+}
+
+// Renders every string inside a JSON value.
+Result<dag::Json> RenderJson(const dag::Json& j, const Vars& vars) {
+  if (j.is_string()) {
+    auto s = Render(j.get_ref<const std::string&>(), vars);
+    if (!s) return std::unexpected(s.error());
+    return dag::Json(*s);
+  }
+  if (j.is_array() || j.is_object()) {
+    dag::Json out = j;
+    for (auto it = out.begin(); it != out.end(); ++it) {
+      auto v = RenderJson(it.value(), vars);
+      if (!v) return v;
+      it.value() = std::move(*v);
+    }
+    return out;
+  }
+  return j;
+}
+
+class Decider {
+ public:
+  Decider(const WorkflowState& base, const dag::TemplateLibrary& library, Time now)
+      : base_(base), library_(library), now_(now) {
+    t_.now = now;
+  }
+
+  Transition Run(const Event& event) {
+    std::visit([this](const auto& e) { On(e); }, event);
+    for (auto& [id, node] : overlay_) t_.nodes.push_back(std::move(node));
+    std::sort(t_.nodes.begin(), t_.nodes.end(), [](const NodeState& a, const NodeState& b) { return a.id < b.id; });
+    return std::move(t_);
+  }
+
+ private:
+  // ---- state access: reads see this transition's changes; writes copy a node into it ----
+  const NodeState* Get(const std::string& id) const {
+    auto it = overlay_.find(id);
+    if (it != overlay_.end()) return &it->second;
+    auto jt = base_.nodes.find(id);
+    return jt == base_.nodes.end() ? nullptr : &jt->second;
+  }
+  NodeState& Mut(const std::string& id) {
+    auto it = overlay_.find(id);
+    if (it != overlay_.end()) return it->second;
+    auto jt = base_.nodes.find(id);
+    KILN_CHECK(jt != base_.nodes.end());
+    return overlay_.emplace(id, jt->second).first->second;
+  }
+  NodeState& Create(NodeState node) {
+    std::string id = node.id;
+    if (!node.parent.empty()) Mut(node.parent).children.push_back(id);
+    return overlay_.insert_or_assign(id, std::move(node)).first->second;
+  }
+  Phase WorkflowPhase() const { return t_.workflow_phase.value_or(base_.phase); }
+  bool Cancelled() const { return base_.cancel_requested || t_.cancel_requested; }
+  const std::string& Root() const { return t_.root ? *t_.root : base_.root; }
+  const std::string& ExitRoot() const { return t_.exit_root ? *t_.exit_root : base_.exit_root; }
+
+  // Moves a node to a phase, stamping times; the one place node phases change.
+  void SetPhase(NodeState& n, Phase phase, std::string message = {}) {
+    if (n.phase == phase && message.empty()) return;
+    if (phase == Phase::kRunning && n.started == Time{}) n.started = now_;
+    if (IsDone(phase)) {
+      if (n.started == Time{}) n.started = now_;
+      n.finished = now_;
+    }
+    n.phase = phase;
+    if (!message.empty()) n.message = std::move(message);
+  }
+
+  // ---- variables ---------------------------------------------------------------------------
+  Vars GlobalVars() const {
+    Vars v;
+    v["workflow.name"] = base_.name;
+    v["workflow.namespace"] = base_.namespace_;
+    v["workflow.uid"] = base_.uid;
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& [k, val] : base_.parameters) {
+      v["workflow.parameters." + k] = val;
+      all.push_back({{"name", k}, {"value", val}});
+    }
+    v["workflow.parameters.json"] = all.dump();
+    std::optional<Phase> main = MainPhase();
+    v["workflow.status"] = std::string(PhaseName(main ? *main : WorkflowPhase()));
+    if (main) v["workflow.failures"] = Failures();
+    return v;
+  }
+
+  // Variables inside a template's own body (its container, script, outputs).
+  Vars BodyVars(const NodeState& n) const {
+    Vars v = GlobalVars();
+    for (const auto& [k, val] : n.inputs) v["inputs.parameters." + k] = val;
+    v["pod.name"] = n.id;
+    v["node.name"] = n.id;
+    v["retries"] = std::to_string(n.attempt);
+    return v;
+  }
+
+  // Variables where a dag/steps node invokes its children: its inputs plus finished siblings.
+  Vars InvocationVars(const NodeState& owner) const {
+    Vars v = BodyVars(owner);
+    const char* prefix = owner.type == NodeType::kDag ? "tasks." : "steps.";
+    std::function<void(const NodeState&)> add = [&](const NodeState& c) {
+      if (c.type == NodeType::kStepGroup) {
+        for (const std::string& gc : c.children) add(*Get(gc));
+        return;
+      }
+      std::string base = prefix + c.name + ".";
+      v[base + "status"] = std::string(PhaseName(c.phase));
+      if (c.exit_code) {
+        v[base + "exitCode"] = std::to_string(*c.exit_code);
+        v[base + "outputs.exitCode"] = std::to_string(*c.exit_code);
+      }
+      v[base + "id"] = c.id;
+      if (c.result) v[base + "outputs.result"] = *c.result;
+      for (const auto& [k, val] : c.outputs) v[base + "outputs.parameters." + k] = val;
+      if (c.type == NodeType::kTaskGroup) {
+        // Fan-out: outputs.parameters is a JSON list of each child's output object.
+        nlohmann::json params = nlohmann::json::array();
+        for (const std::string& gc : c.children) {
+          const NodeState& child = *Get(gc);
+          nlohmann::json o = nlohmann::json::object();
+          for (const auto& [k, val] : child.outputs) o[k] = val;
+          params.push_back(o);
+        }
+        v[base + "outputs.parameters"] = params.dump();
+      }
+    };
+    for (const std::string& cid : owner.children) add(*Get(cid));
+    return v;
+  }
+
+  // ---- templates ---------------------------------------------------------------------------
+  const dag::Template* Resolve(const dag::Invocation& inv, std::string* error) const {
+    if (inv.inline_template) return inv.inline_template.get();
+    if (inv.template_ref) {
+      const dag::Template* t = library_.FindTemplate(inv.template_ref->name, inv.template_ref->template_name,
+                                                     inv.template_ref->cluster_scope);
+      if (!t) *error = "templateRef " + inv.template_ref->name + "/" + inv.template_ref->template_name + " not found";
+      return t;
+    }
+    const dag::Template* t = FindTemplate(inv.template_name);
+    if (!t) *error = "template " + Quote(inv.template_name) + " not found";
+    return t;
+  }
+  const dag::Template* FindTemplate(std::string_view name) const {
+    const dag::Manifest& m = *base_.manifest;
+    if (const dag::Template* t = dag::FindTemplate(m.spec, name)) return t;
+    if (m.spec.workflow_template_ref) {
+      if (const dag::Manifest* ref = library_.Find(m.spec.workflow_template_ref->name,
+                                                   m.spec.workflow_template_ref->cluster_scope)) {
+        return dag::FindTemplate(ref->spec, name);
+      }
+    }
+    return nullptr;
+  }
+
+  // Resolves the callee's input parameters from the invocation's arguments (rendered in the
+  // caller's variables) and the template's defaults.
+  Result<Vars> ResolveInputs(const dag::Template& t, const dag::Arguments& args, const Vars& caller) {
+    Vars inputs;
+    for (const dag::Parameter& p : t.inputs.parameters) {
+      std::optional<std::string> value;
+      for (const dag::Parameter& a : args.parameters) {
+        if (a.name == p.name && a.value) value = *a.value;
+      }
+      if (!value && p.value) value = *p.value;
+      if (!value && p.default_value) value = *p.default_value;
+      if (!value) {
+        return MakeError(Code::kInvalidArgument, "input parameter " + Quote(p.name) + " of template " +
+                                                     Quote(t.name) + " was not supplied");
+      }
+      auto rendered = Render(*value, caller);
+      if (!rendered) return std::unexpected(rendered.error());
+      if (!p.enum_values.empty() &&
+          std::find(p.enum_values.begin(), p.enum_values.end(), *rendered) == p.enum_values.end()) {
+        return MakeError(Code::kInvalidArgument, "input parameter " + Quote(p.name) + " value " + Quote(*rendered) +
+                                                     " is not one of its enum values");
+      }
+      inputs[p.name] = *rendered;
+    }
+    return inputs;
+  }
+
+  // ---- events ------------------------------------------------------------------------------
+  void On(const StartWorkflow&) {
+    if (!Root().empty()) return;  // already started (a replayed event)
+    const dag::Manifest& m = *base_.manifest;
+    t_.workflow_phase = Phase::kRunning;
+    NodeState root;
+    root.id = base_.name;
+    root.name = base_.name;
+    root.template_name = base_.entrypoint;
+    t_.root = root.id;
+    const dag::Template* t = FindTemplate(root.template_name);
+    if (!t) {
+      FinishWorkflow(Phase::kError, "entrypoint template " + Quote(root.template_name) + " not found");
+      return;
+    }
+    dag::Arguments args = m.spec.arguments;
+    for (auto& p : args.parameters) {
+      auto it = base_.parameters.find(p.name);
+      if (it != base_.parameters.end()) p.value = it->second;
+    }
+    StartNode(std::move(root), *t, args, GlobalVars());
+  }
+
+  void On(const StepStarted& e) {
+    const NodeState* n = Get(e.node);
+    if (!n || n->phase != Phase::kPending) return;
+    SetPhase(Mut(e.node), Phase::kRunning);
+  }
+
+  void On(const StepFinished& e) {
+    const NodeState* n = Get(e.node);
+    if (!n || IsDone(n->phase)) return;  // unknown or already finished (a replayed event)
+    NodeState& node = Mut(e.node);
+    node.exit_code = e.exit_code;
+    node.outputs = e.outputs;
+    node.result = e.result;
+    if (node.tmpl) {
+      // Output parameters the executor did not provide: their valueFrom.default, or expression.
+      Vars v = BodyVars(node);
+      if (e.result) v["outputs.result"] = *e.result;
+      v["outputs.exitCode"] = std::to_string(e.exit_code);
+      for (const dag::Parameter& p : node.tmpl->outputs.parameters) {
+        if (node.outputs.count(p.name)) continue;
+        if (p.value_from && !p.value_from->expression.empty()) {
+          auto r = Render("{{=" + p.value_from->expression + "}}", v);
+          if (r) node.outputs[p.name] = *r;
+        } else if (p.value_from && p.value_from->default_value) {
+          node.outputs[p.name] = *p.value_from->default_value;
+        } else if (p.value) {
+          auto r = Render(*p.value, v);
+          if (r) node.outputs[p.name] = *r;
+        }
+      }
+    }
+    if (e.error) {
+      SetPhase(node, Phase::kError, e.message);
+    } else if (e.exit_code == 0) {
+      SetPhase(node, Phase::kSucceeded, e.message);
+    } else {
+      SetPhase(node, Phase::kFailed, e.message.empty() ? "Error (exit code " + std::to_string(e.exit_code) + ")" : e.message);
+    }
+    Advance(node.parent);
+  }
+
+  void On(const TimerFired& e) {
+    if (e.timer.starts_with("retry:")) {
+      std::string id = e.timer.substr(6);
+      const NodeState* n = Get(id);
+      if (!n || IsDone(n->phase)) return;
+      StartAttempt(id);
+    } else if (e.timer.starts_with("suspend:")) {
+      std::string id = e.timer.substr(8);
+      const NodeState* n = Get(id);
+      if (!n || IsDone(n->phase)) return;
+      SetPhase(Mut(id), Phase::kSucceeded);
+      Advance(Get(id)->parent);
+    }
+  }
+
+  void On(const CancelRequested& e) {
+    if (IsDone(WorkflowPhase()) || Cancelled()) return;
+    t_.cancel_requested = true;
+    t_.workflow_message = e.message;
+    bool running = false;
+    for (const auto& [id, n] : base_.nodes) {
+      if (n.type == NodeType::kPod && !IsDone(n.phase)) {
+        t_.actions.push_back(KillStep{id});
+        running = true;
+      }
+    }
+    if (!running) FinishWorkflow(Phase::kFailed, e.message);
+  }
+
+  // ---- starting nodes ----------------------------------------------------------------------
+  // Starts a node that calls template `t` with `args` rendered in `caller`.
+  void StartNode(NodeState node, const dag::Template& t, const dag::Arguments& args, const Vars& caller) {
+    node.tmpl = &t;
+    node.template_name = t.name;
+    auto inputs = ResolveInputs(t, args, caller);
+    if (!inputs) {
+      node.type = NodeType::kPod;
+      std::string parent = node.parent;
+      NodeState& n = Create(std::move(node));
+      SetPhase(n, Phase::kError, inputs.error().message());
+      if (!parent.empty()) Advance(parent);
+      else FinishWorkflow(Phase::kError, n.message);
+      return;
+    }
+    node.inputs = std::move(*inputs);
+    if (t.retry_strategy && (t.type == dag::TemplateType::kContainer || t.type == dag::TemplateType::kScript)) {
+      node.type = NodeType::kRetry;
+      std::string id = node.id;
+      SetPhase(Create(std::move(node)), Phase::kRunning);
+      StartAttempt(id);
+      return;
+    }
+    Execute(std::move(node));
+  }
+
+  // Runs the template of a freshly made node (inputs resolved).
+  void Execute(NodeState node) {
+    const dag::Template& t = *node.tmpl;
+    std::string id = node.id;
+    switch (t.type) {
+      case dag::TemplateType::kContainer:
+      case dag::TemplateType::kScript: {
+        node.type = NodeType::kPod;
+        Vars v = BodyVars(node);
+        LaunchStep launch;
+        launch.node = id;
+        launch.tmpl = &t;
+        launch.inputs = node.inputs;
+        const dag::Json& c = t.type == dag::TemplateType::kScript ? t.script.container : t.container;
+        auto rendered = RenderJson(c, v);
+        auto source = Render(t.script.source, v);
+        NodeState& n = Create(std::move(node));
+        if (!rendered || !source) {
+          SetPhase(n, Phase::kError, (!rendered ? rendered.error() : source.error()).message());
+          Advance(n.parent);
+          return;
+        }
+        launch.container = std::move(*rendered);
+        launch.script_source = std::move(*source);
+        t_.actions.push_back(std::move(launch));
+        return;
+      }
+      case dag::TemplateType::kSteps: {
+        node.type = NodeType::kSteps;
+        SetPhase(Create(std::move(node)), Phase::kRunning);
+        StartStepGroup(id, 0);
+        return;
+      }
+      case dag::TemplateType::kDag: {
+        node.type = NodeType::kDag;
+        SetPhase(Create(std::move(node)), Phase::kRunning);
+        Advance(id);
+        return;
+      }
+      case dag::TemplateType::kSuspend: {
+        node.type = NodeType::kSuspend;
+        NodeState& n = Create(std::move(node));
+        SetPhase(n, Phase::kRunning);
+        if (t.suspend.duration) {
+          auto d = dag::ParseDuration(*t.suspend.duration);
+          if (!d) {
+            SetPhase(n, Phase::kError, d.error());
+            Advance(n.parent);
+            return;
+          }
+          t_.actions.push_back(StartTimer{"suspend:" + id, now_ + std::chrono::duration_cast<Duration>(*d)});
+        }
+        return;
+      }
+      default: {
+        node.type = NodeType::kPod;
+        NodeState& n = Create(std::move(node));
+        SetPhase(n, Phase::kError, "template type " + std::string(dag::TemplateTypeName(t.type)) +
+                                       " is not supported by this executor");
+        Advance(n.parent);
+        return;
+      }
+    }
+  }
+
+  void StartAttempt(const std::string& retry_id) {
+    const NodeState& r = *Get(retry_id);
+    NodeState attempt;
+    attempt.id = retry_id + "(" + std::to_string(r.children.size()) + ")";
+    attempt.name = r.name + "(" + std::to_string(r.children.size()) + ")";
+    attempt.parent = retry_id;
+    attempt.attempt = static_cast<int>(r.children.size());
+    attempt.inputs = r.inputs;
+    attempt.tmpl = r.tmpl;
+    attempt.template_name = r.template_name;
+    attempt.item = r.item;
+    attempt.has_item = r.has_item;
+    Execute(std::move(attempt));
+  }
+
+  // Creates the node of one task or step (or a Skipped node, or a fan-out group).
+  void Invoke(const std::string& owner_id, const dag::Invocation& inv, std::string id, std::string name,
+              const Vars& vars) {
+    if (!inv.when.empty()) {
+      auto when = Render(inv.when, vars);
+      std::string message;
+      bool run = true;
+      if (!when) {
+        message = when.error().message();
+        run = false;
+      } else {
+        auto ok = expr::EvaluateWhen(*when);
+        if (!ok) {
+          NodeState n;
+          n.id = id;
+          n.name = name;
+          n.parent = owner_id;
+          n.type = NodeType::kSkipped;
+          SetPhase(Create(std::move(n)), Phase::kError, ok.error());
+          return;
+        }
+        run = *ok;
+        if (!run) message = "when '" + *when + "' evaluated false";
+      }
+      if (!run) {
+        NodeState n;
+        n.id = id;
+        n.name = name;
+        n.parent = owner_id;
+        n.type = NodeType::kSkipped;
+        n.template_name = inv.template_name;
+        SetPhase(Create(std::move(n)), Phase::kSkipped, message);
+        return;
+      }
+    }
+    std::string error;
+    const dag::Template* t = Resolve(inv, &error);
+    auto fail = [&](std::string message) {
+      NodeState n;
+      n.id = id;
+      n.name = name;
+      n.parent = owner_id;
+      SetPhase(Create(std::move(n)), Phase::kError, std::move(message));
+    };
+    if (!t) return fail(error);
+    // Fan-out.
+    std::optional<nlohmann::json> items;
+    if (!inv.with_items.is_null()) {
+      auto rendered = RenderJson(inv.with_items, vars);
+      if (!rendered) return fail(rendered.error().message());
+      items = *rendered;
+    } else if (!inv.with_param.empty()) {
+      auto rendered = Render(inv.with_param, vars);
+      if (!rendered) return fail(rendered.error().message());
+      auto parsed = nlohmann::json::parse(*rendered, nullptr, false);
+      if (parsed.is_discarded() || !parsed.is_array()) {
+        return fail("withParam value " + Quote(rendered->substr(0, 200)) + " is not a JSON list");
+      }
+      items = std::move(parsed);
+    } else if (inv.with_sequence) {
+      auto seq = Sequence(*inv.with_sequence, vars);
+      if (!seq) return fail(seq.error().message());
+      items = std::move(*seq);
+    }
+    if (items) {
+      NodeState group;
+      group.id = id;
+      group.name = name;
+      group.parent = owner_id;
+      group.type = NodeType::kTaskGroup;
+      group.template_name = t->name;
+      group.tmpl = t;
+      SetPhase(Create(std::move(group)), Phase::kRunning);
+      size_t i = 0;
+      for (const nlohmann::json& item : *items) {
+        Vars iv = vars;
+        std::string rendered = item.is_string() ? item.get<std::string>() : item.dump();
+        iv["item"] = rendered;
+        if (item.is_object()) {
+          for (auto it = item.begin(); it != item.end(); ++it) {
+            iv["item." + it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+          }
+        }
+        NodeState child;
+        child.id = id + "(" + std::to_string(i) + ":" + rendered + ")";
+        child.name = name + "(" + std::to_string(i) + ":" + rendered + ")";
+        child.parent = id;
+        child.item = rendered;
+        child.has_item = true;
+        StartNode(std::move(child), *t, inv.arguments, iv);
+        ++i;
+      }
+      Advance(id);
+      return;
+    }
+    NodeState n;
+    n.id = std::move(id);
+    n.name = std::move(name);
+    n.parent = owner_id;
+    StartNode(std::move(n), *t, inv.arguments, vars);
+  }
+
+  Result<nlohmann::json> Sequence(const dag::Sequence& s, const Vars& vars) {
+    auto num = [&](const std::optional<std::string>& v, int64_t dflt) -> Result<int64_t> {
+      if (!v) return dflt;
+      auto r = Render(*v, vars);
+      if (!r) return std::unexpected(r.error());
+      try {
+        return std::stoll(*r);
+      } catch (...) {
+        return MakeError(Code::kInvalidArgument, "withSequence value " + Quote(*r) + " is not an integer");
+      }
+    };
+    auto start = num(s.start, 0);
+    if (!start) return std::unexpected(start.error());
+    int64_t end;
+    if (s.count) {
+      auto count = num(s.count, 0);
+      if (!count) return std::unexpected(count.error());
+      if (*count == 0) return nlohmann::json::array();
+      end = *start + *count - 1;
+    } else {
+      auto e = num(s.end, 0);
+      if (!e) return std::unexpected(e.error());
+      end = *e;
+    }
+    nlohmann::json out = nlohmann::json::array();
+    int64_t step = end >= *start ? 1 : -1;
+    for (int64_t i = *start;; i += step) {
+      if (out.size() >= 100000) return MakeError(Code::kResourceExhausted, "withSequence has more than 100000 items");
+      std::string text = std::to_string(i);
+      if (!s.format.empty()) {
+        char buf[128];
+        std::snprintf(buf, sizeof buf, s.format.c_str(), static_cast<long long>(i));  // NOLINT
+        text = buf;
+      }
+      out.push_back(text);
+      if (i == end) break;
+    }
+    return out;
+  }
+
+  void StartStepGroup(const std::string& steps_id, size_t g) {
+    const NodeState& owner = *Get(steps_id);
+    const dag::Template& t = *owner.tmpl;
+    NodeState group;
+    group.id = steps_id + "[" + std::to_string(g) + "]";
+    group.name = "[" + std::to_string(g) + "]";
+    group.parent = steps_id;
+    group.type = NodeType::kStepGroup;
+    group.group = static_cast<int>(g);
+    std::string gid = group.id;
+    SetPhase(Create(std::move(group)), Phase::kRunning);
+    Vars vars = InvocationVars(*Get(steps_id));
+    for (const dag::Invocation& step : t.steps[g]) {
+      Invoke(gid, step, gid + "." + step.name, step.name, vars);
+    }
+    Advance(gid);
+  }
+
+  // ---- advancing containers when a child changed ---------------------------------------------
+  void Advance(const std::string& id) {
+    if (id.empty()) {
+      RootDone();
+      return;
+    }
+    const NodeState* n = Get(id);
+    if (!n || IsDone(n->phase)) return;
+    switch (n->type) {
+      case NodeType::kRetry: return AdvanceRetry(id);
+      case NodeType::kTaskGroup:
+      case NodeType::kStepGroup: return AdvanceGroup(id);
+      case NodeType::kSteps: return AdvanceSteps(id);
+      case NodeType::kDag: return AdvanceDag(id);
+      default: return;
+    }
+  }
+
+  std::optional<Phase> MainPhase() const { return t_.main_phase ? t_.main_phase : base_.main_phase; }
+
+  void RootDone() {
+    const NodeState* root = Get(Root());
+    if (!root || !IsDone(root->phase)) return;
+    if (ExitRoot().empty()) {
+      Phase final = root->phase == Phase::kSkipped || root->phase == Phase::kOmitted ? Phase::kSucceeded : root->phase;
+      std::string message = root->message;
+      if (Cancelled()) {
+        final = Phase::kFailed;
+        message = t_.workflow_message.empty() ? base_.message : t_.workflow_message;
+        if (message.empty()) message = "terminated by user";
+      }
+      const dag::Manifest& m = *base_.manifest;
+      const dag::Template* handler = m.spec.on_exit.empty() ? nullptr : FindTemplate(m.spec.on_exit);
+      if (handler == nullptr || Cancelled()) {
+        FinishWorkflow(final, message);
+        return;
+      }
+      // Run the exit handler; {{workflow.status}} and {{workflow.failures}} describe the main graph.
+      t_.main_phase = final;
+      t_.main_message = message;
+      NodeState exit;
+      exit.id = base_.name + ".onExit";
+      exit.name = "onExit";
+      t_.exit_root = exit.id;
+      StartNode(std::move(exit), *handler, dag::Arguments{}, GlobalVars());
+      return;
+    }
+    const NodeState* exit = Get(ExitRoot());
+    if (!exit || !IsDone(exit->phase)) return;
+    // The workflow ends as its main graph did; a failed handler fails a workflow that succeeded.
+    Phase final = *MainPhase();
+    std::string message = t_.main_phase ? t_.main_message : base_.main_message;
+    if (final == Phase::kSucceeded && IsFailure(exit->phase)) {
+      final = Phase::kFailed;
+      message = "exit handler failed: " + exit->message;
+    }
+    FinishWorkflow(final, message);
+  }
+
+  std::string Failures() const {
+    nlohmann::json list = nlohmann::json::array();
+    auto consider = [&](const NodeState& n) {
+      if (n.type == NodeType::kPod && IsFailure(n.phase)) {
+        list.push_back({{"displayName", n.name}, {"message", n.message}, {"templateName", n.template_name},
+                        {"phase", PhaseName(n.phase)}, {"podName", n.id}});
+      }
+    };
+    for (const auto& [id, n] : base_.nodes) if (!overlay_.count(id)) consider(n);
+    for (const auto& [id, n] : overlay_) consider(n);
+    return list.dump();
+  }
+
+  void FinishWorkflow(Phase phase, std::string message) {
+    t_.workflow_phase = phase;
+    t_.workflow_message = std::move(message);
+  }
+
+  void AdvanceRetry(const std::string& id) {
+    const NodeState& r = *Get(id);
+    if (r.children.empty()) return;
+    const NodeState& last = *Get(r.children.back());
+    if (!IsDone(last.phase)) return;
+    if (last.phase == Phase::kSucceeded || Cancelled() || !ShouldRetry(r, last)) {
+      NodeState& m = Mut(id);
+      m.outputs = last.outputs;
+      m.result = last.result;
+      m.exit_code = last.exit_code;
+      std::string message = last.message;
+      if (last.phase != Phase::kSucceeded && !Cancelled() && r.children.size() > 1) {
+        message = "No more retries left: " + message;
+      }
+      SetPhase(m, last.phase, message);
+      Advance(m.parent);
+      return;
+    }
+    // Next attempt, after the backoff if any.
+    const dag::RetryStrategy& rs = *r.tmpl->retry_strategy;
+    Duration delay{0};
+    if (rs.backoff && rs.backoff->duration) {
+      auto base = dag::ParseDuration(*rs.backoff->duration);
+      if (base) {
+        double factor = 1;
+        if (rs.backoff->factor) {
+          try {
+            factor = std::stod(*rs.backoff->factor);
+          } catch (...) {
+          }
+        }
+        double ms = std::chrono::duration<double, std::milli>(*base).count();
+        for (size_t k = 1; k < r.children.size(); ++k) ms *= factor;
+        const std::optional<std::string>& cap = rs.backoff->max_duration ? rs.backoff->max_duration : rs.backoff->cap;
+        if (cap) {
+          auto c = dag::ParseDuration(*cap);
+          if (c) ms = std::min(ms, std::chrono::duration<double, std::milli>(*c).count());
+        }
+        delay = Duration(static_cast<int64_t>(ms));
+      }
+    }
+    if (delay.count() > 0) {
+      t_.actions.push_back(StartTimer{"retry:" + id, now_ + delay});
+    } else {
+      StartAttempt(id);
+    }
+  }
+
+  bool ShouldRetry(const NodeState& r, const NodeState& last) {
+    const dag::RetryStrategy& rs = *r.tmpl->retry_strategy;
+    int64_t limit = -1;  // no limit given: retry forever, as Argo does
+    if (rs.limit) {
+      auto rendered = Render(*rs.limit, BodyVars(r));
+      try {
+        limit = rendered ? std::stoll(*rendered) : 0;
+      } catch (...) {
+        limit = 0;
+      }
+    }
+    int64_t retries_done = static_cast<int64_t>(r.children.size()) - 1;
+    if (limit >= 0 && retries_done >= limit) return false;
+    switch (rs.retry_policy) {
+      case dag::RetryPolicy::kAlways: break;
+      case dag::RetryPolicy::kOnError:
+        if (last.phase != Phase::kError) return false;
+        break;
+      case dag::RetryPolicy::kOnTransientError:
+        if (last.phase != Phase::kError) return false;
+        break;
+      case dag::RetryPolicy::kUnset:
+      case dag::RetryPolicy::kOnFailure:
+        if (last.phase != Phase::kFailed) return false;
+        break;
+    }
+    if (!rs.expression.empty()) {
+      Vars v = BodyVars(r);
+      v["lastRetry.exitCode"] = last.exit_code ? std::to_string(*last.exit_code) : "-1";
+      v["lastRetry.status"] = std::string(PhaseName(last.phase));
+      v["lastRetry.message"] = last.message;
+      v["lastRetry.duration"] = std::to_string(
+          std::chrono::duration_cast<std::chrono::seconds>(last.finished - last.started).count());
+      auto ok = Render("{{=" + rs.expression + "}}", v);
+      if (!ok || *ok != "true") return false;
+    }
+    return true;
+  }
+
+  // A StepGroup or TaskGroup: done when every child is; failed when any failed (unless the
+  // child's invocation says continueOn).
+  void AdvanceGroup(const std::string& id) {
+    const NodeState& g = *Get(id);
+    bool all_done = true, failed = false;
+    std::string message;
+    for (const std::string& cid : g.children) {
+      const NodeState& c = *Get(cid);
+      if (!IsDone(c.phase)) {
+        all_done = false;
+        continue;
+      }
+      if (IsFailure(c.phase) && !ContinuesOn(c)) {
+        failed = true;
+        if (message.empty()) message = "child '" + c.id + "' failed";
+      }
+    }
+    if (!all_done) return;
+    NodeState& m = Mut(id);
+    SetPhase(m, failed ? Phase::kFailed : Phase::kSucceeded, message);
+    Advance(m.parent);
+  }
+
+  const dag::Invocation* InvocationOf(const NodeState& n) const {
+    // The invocation that created n: found through its owner's template.
+    const NodeState* owner = Get(n.parent);
+    if (!owner) return nullptr;
+    const NodeState* caller = owner;
+    if (owner->type == NodeType::kTaskGroup || owner->type == NodeType::kRetry) {
+      // A fan-out or retry child: the invocation is the group's.
+      return InvocationOf(*owner);
+    }
+    if (owner->type == NodeType::kStepGroup) {
+      caller = Get(owner->parent);
+      if (!caller || !caller->tmpl) return nullptr;
+      for (const dag::Invocation& s : caller->tmpl->steps[owner->group]) {
+        if (s.name == n.name) return &s;
+      }
+      return nullptr;
+    }
+    if (owner->type == NodeType::kDag && owner->tmpl) {
+      for (const dag::Invocation& s : owner->tmpl->dag.tasks) {
+        if (s.name == n.name) return &s;
+      }
+    }
+    return nullptr;
+  }
+
+  bool ContinuesOn(const NodeState& n) const {
+    const dag::Invocation* inv = InvocationOf(n);
+    if (!inv || !inv->continue_on) return false;
+    return (n.phase == Phase::kFailed && inv->continue_on->failed) ||
+           (n.phase == Phase::kError && inv->continue_on->error);
+  }
+
+  void AdvanceSteps(const std::string& id) {
+    const NodeState& s = *Get(id);
+    if (s.children.empty()) return;
+    const NodeState& group = *Get(s.children.back());
+    if (!IsDone(group.phase)) return;
+    size_t next = static_cast<size_t>(group.group) + 1;
+    if (IsFailure(group.phase) || Cancelled()) {
+      NodeState& m = Mut(id);
+      SetPhase(m, group.phase == Phase::kError ? Phase::kError : Phase::kFailed, group.message);
+      FinishTemplateOutputs(m);
+      Advance(m.parent);
+      return;
+    }
+    if (next < s.tmpl->steps.size()) {
+      StartStepGroup(id, next);
+      return;
+    }
+    NodeState& m = Mut(id);
+    FinishTemplateOutputs(m);
+    SetPhase(m, Phase::kSucceeded);
+    Advance(m.parent);
+  }
+
+  void AdvanceDag(const std::string& id) {
+    const NodeState& d = *Get(id);
+    const dag::Template& t = *d.tmpl;
+    bool fail_fast = t.dag.fail_fast.value_or(true);
+    bool any_failed = false;
+    std::map<std::string, const NodeState*> by_name;
+    for (const std::string& cid : d.children) {
+      const NodeState* c = Get(cid);
+      by_name[c->name] = c;
+      if (IsDone(c->phase) && IsFailure(c->phase) && !ContinuesOn(*c)) any_failed = true;
+    }
+    bool stop = (any_failed && fail_fast) || Cancelled();
+    if (!stop) {
+      // Start every task whose dependencies are all done and satisfied; omit the unsatisfied.
+      bool progressed = true;
+      while (progressed) {
+        progressed = false;
+        const NodeState& cur = *Get(id);
+        Vars vars;
+        bool vars_ready = false;
+        for (const dag::Invocation& task : t.dag.tasks) {
+          if (by_name.count(task.name)) continue;
+          std::optional<bool> ready = DependenciesSatisfied(task, by_name);
+          if (!ready) continue;
+          if (!vars_ready) {
+            vars = InvocationVars(cur);
+            vars_ready = true;
+          }
+          std::string cid = id + "." + task.name;
+          if (!*ready) {
+            NodeState n;
+            n.id = cid;
+            n.name = task.name;
+            n.parent = id;
+            n.type = NodeType::kSkipped;
+            n.template_name = task.template_name;
+            SetPhase(Create(std::move(n)), Phase::kOmitted, "omitted: depends condition not met");
+          } else {
+            Invoke(id, task, cid, task.name, vars);
+          }
+          by_name[task.name] = Get(cid);  // unordered_map: pointers survive later inserts
+          progressed = true;
+        }
+      }
+    }
+    // Done when every started task is done and nothing more can start.
+    const NodeState& cur = *Get(id);
+    bool all_done = true;
+    any_failed = false;
+    std::string message;
+    for (const std::string& cid : cur.children) {
+      const NodeState& c = *Get(cid);
+      if (!IsDone(c.phase)) all_done = false;
+      else if (IsFailure(c.phase) && !ContinuesOn(c)) {
+        any_failed = true;
+        if (message.empty()) message = "task '" + c.id + "' failed";
+      }
+    }
+    if (!all_done) return;
+    NodeState& m = Mut(id);
+    FinishTemplateOutputs(m);
+    SetPhase(m, any_failed || Cancelled() ? Phase::kFailed : Phase::kSucceeded, message);
+    Advance(m.parent);
+  }
+
+  // nullopt: some dependency is not done; true/false: run or omit.
+  std::optional<bool> DependenciesSatisfied(const dag::Invocation& task,
+                                            const std::map<std::string, const NodeState*>& by_name) const {
+    using Outcome = expr::DependsExpr::Outcome;
+    auto outcome = [&](std::string_view name) -> std::optional<Outcome> {
+      auto it = by_name.find(std::string(name));
+      if (it == by_name.end() || !IsDone(it->second->phase)) return std::nullopt;
+      const NodeState& c = *it->second;
+      Outcome o{};
+      switch (c.phase) {
+        case Phase::kSucceeded: o.phase = Outcome::Phase::kSucceeded; break;
+        case Phase::kFailed: o.phase = Outcome::Phase::kFailed; break;
+        case Phase::kError: o.phase = Outcome::Phase::kErrored; break;
+        case Phase::kSkipped: o.phase = Outcome::Phase::kSkipped; break;
+        default: o.phase = Outcome::Phase::kOmitted; break;
+      }
+      if (c.type == NodeType::kTaskGroup) {
+        bool any = false, all_failed = !c.children.empty();
+        for (const std::string& gc : c.children) {
+          const NodeState* g = Get(gc);
+          if (g->phase == Phase::kSucceeded) any = true;
+          if (!IsFailure(g->phase)) all_failed = false;
+        }
+        o.any_child_succeeded = any;
+        o.all_children_failed = all_failed;
+      }
+      return o;
+    };
+    if (task.has_depends) {
+      auto parsed = expr::ParseDepends(task.depends);
+      if (!parsed) return false;
+      return parsed->Evaluate(outcome);
+    }
+    for (const std::string& dep : task.dependencies) {
+      auto o = outcome(dep);
+      if (!o) return std::nullopt;
+      // dependencies: run when each finished Succeeded/Skipped (or failed with continueOn).
+      const NodeState& c = *by_name.at(dep);
+      if (!(c.phase == Phase::kSucceeded || c.phase == Phase::kSkipped || c.phase == Phase::kOmitted ||
+            ContinuesOn(c))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Outputs of a dag/steps template: valueFrom.parameter / expression over its children.
+  void FinishTemplateOutputs(NodeState& m) {
+    if (!m.tmpl) return;
+    Vars v = InvocationVars(m);
+    for (const dag::Parameter& p : m.tmpl->outputs.parameters) {
+      std::optional<std::string> value;
+      if (p.value_from && !p.value_from->parameter.empty()) {
+        auto r = Render(p.value_from->parameter, v);
+        if (r && r->find("{{") == std::string::npos) value = *r;
+      } else if (p.value_from && !p.value_from->expression.empty()) {
+        auto r = Render("{{=" + p.value_from->expression + "}}", v);
+        if (r) value = *r;
+      } else if (p.value) {
+        auto r = Render(*p.value, v);
+        if (r) value = *r;
+      }
+      if (!value && p.value_from && p.value_from->default_value) value = *p.value_from->default_value;
+      if (value) m.outputs[p.name] = *value;
+    }
+  }
+
+  const WorkflowState& base_;
+  const dag::TemplateLibrary& library_;
+  Time now_;
+  Transition t_;
+  std::unordered_map<std::string, NodeState> overlay_;
+};
+
+}  // namespace
+
+Result<WorkflowState> NewWorkflow(const dag::Manifest& manifest, const dag::TemplateLibrary& library,
+                                  std::string uid, std::map<std::string, std::string> parameters,
+                                  std::string entrypoint) {
+  WorkflowState s;
+  s.uid = std::move(uid);
+  s.manifest = &manifest;
+  s.namespace_ = manifest.metadata.namespace_.empty() ? "default" : manifest.metadata.namespace_;
+  s.name = manifest.metadata.name.empty() ? manifest.metadata.generate_name + s.uid.substr(0, 5)
+                                          : manifest.metadata.name;
+  std::vector<const dag::Parameter*> declared;
+  for (const dag::Parameter& p : manifest.spec.arguments.parameters) declared.push_back(&p);
+  if (manifest.spec.workflow_template_ref) {
+    if (const dag::Manifest* ref = library.Find(manifest.spec.workflow_template_ref->name,
+                                                manifest.spec.workflow_template_ref->cluster_scope)) {
+      for (const dag::Parameter& p : ref->spec.arguments.parameters) declared.push_back(&p);
+    }
+  }
+  for (const dag::Parameter* p : declared) {
+    if (s.parameters.count(p->name)) continue;
+    auto it = parameters.find(p->name);
+    if (it != parameters.end()) {
+      s.parameters[p->name] = it->second;
+    } else if (p->value) {
+      s.parameters[p->name] = *p->value;
+    } else if (p->default_value) {
+      s.parameters[p->name] = *p->default_value;
+    } else {
+      return MakeError(Code::kInvalidArgument, "workflow parameter " + Quote(p->name) +
+                                                   " has no value: pass -p " + p->name + "=...");
+    }
+  }
+  for (const auto& [k, v] : parameters) {
+    if (!s.parameters.count(k)) {
+      return MakeError(Code::kInvalidArgument, "-p " + k + ": the workflow declares no parameter " + Quote(k));
+    }
+  }
+  s.entrypoint = entrypoint.empty() ? manifest.spec.entrypoint : entrypoint;
+  if (s.entrypoint.empty() && manifest.spec.workflow_template_ref) {
+    if (const dag::Manifest* ref = library.Find(manifest.spec.workflow_template_ref->name,
+                                                manifest.spec.workflow_template_ref->cluster_scope)) {
+      s.entrypoint = ref->spec.entrypoint;
+    }
+  }
+  return s;
+}
+
+Transition Decide(const WorkflowState& state, const dag::TemplateLibrary& library, const Event& event, Time now) {
+  return Decider(state, library, now).Run(event);
+}
+
+void Apply(WorkflowState& state, const Transition& t) {
+  for (const NodeState& n : t.nodes) state.nodes.insert_or_assign(n.id, n);
+  if (t.root) state.root = *t.root;
+  if (t.exit_root) state.exit_root = *t.exit_root;
+  if (t.main_phase) {
+    state.main_phase = t.main_phase;
+    state.main_message = t.main_message;
+  }
+  if (t.cancel_requested) state.cancel_requested = true;
+  if (t.workflow_phase && *t.workflow_phase != state.phase) {
+    state.phase = *t.workflow_phase;
+    if (state.phase == Phase::kRunning && state.started == Time{}) state.started = t.now;
+    if (IsDone(state.phase)) state.finished = t.now;
+  }
+  if (!t.workflow_message.empty()) state.message = t.workflow_message;
+}
+
+}  // namespace kiln::scheduler

@@ -1,0 +1,134 @@
+// The controller's state, events, actions and transitions: plain values.
+// Thread-safety: values; a WorkflowState is owned by one strand at a time.
+#ifndef KILN_SCHEDULER_STATE_H_
+#define KILN_SCHEDULER_STATE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "dag/spec.h"
+
+namespace kiln::scheduler {
+
+using Time = std::chrono::system_clock::time_point;
+using Duration = std::chrono::milliseconds;
+
+// Argo's node phases.
+enum class Phase { kPending, kRunning, kSucceeded, kFailed, kError, kSkipped, kOmitted };
+std::string_view PhaseName(Phase phase);
+bool IsDone(Phase phase);  // Succeeded, Failed, Error, Skipped, Omitted
+
+// Argo's node types.
+enum class NodeType { kPod, kSteps, kStepGroup, kDag, kTaskGroup, kRetry, kSuspend, kSkipped };
+std::string_view NodeTypeName(NodeType type);
+
+struct NodeState {
+  std::string id;            // stable and unique: "wf", "wf.train", "wf.train(0:0.01)", "wf[1].s"
+  std::string name;          // the invocation's name ("train", "train(0:0.01)"), root: workflow name
+  std::string parent;        // "" for the root
+  NodeType type = NodeType::kPod;
+  std::string template_name;
+  const dag::Template* tmpl = nullptr;
+  Phase phase = Phase::kPending;
+  std::string message;
+  Time started{};
+  Time finished{};
+  int attempt = 0;                      // for a retry child: its attempt number
+  std::optional<int> exit_code;
+  std::map<std::string, std::string> inputs;   // resolved input parameters
+  std::map<std::string, std::string> outputs;  // output parameters
+  std::optional<std::string> result;           // outputs.result (stdout, bounded)
+  std::vector<std::string> children;           // in creation order
+  std::string item;          // the loop item (rendered) for fan-out children; "" otherwise
+  bool has_item = false;
+  int group = -1;            // steps: the group index of a StepGroup node
+};
+
+struct WorkflowState {
+  std::string uid;
+  std::string name;
+  std::string namespace_;
+  const dag::Manifest* manifest = nullptr;
+  std::map<std::string, std::string> parameters;  // workflow.parameters.*
+  Phase phase = Phase::kPending;
+  std::string message;
+  Time started{};
+  Time finished{};
+  std::unordered_map<std::string, NodeState> nodes;
+  std::string entrypoint;    // the template to start with (spec.entrypoint or an override)
+  std::string root;          // id of the entrypoint node
+  std::string exit_root;     // id of the onExit handler's node, once started
+  // How the main graph ended, once it has and the exit handler runs: {{workflow.status}}.
+  std::optional<Phase> main_phase;
+  std::string main_message;
+  bool cancel_requested = false;
+};
+
+// ---- events: what happened -------------------------------------------------------------
+struct StartWorkflow {};
+struct StepStarted {
+  std::string node;
+};
+// How a leaf step ended, as the executor saw it.
+struct StepFinished {
+  std::string node;
+  int exit_code = 0;
+  bool error = false;                          // could not run (executable missing, ...): Error
+  std::string message;
+  std::map<std::string, std::string> outputs;  // output parameters read after the step
+  std::optional<std::string> result;           // stdout
+};
+struct TimerFired {
+  std::string timer;  // "retry:<node>", "suspend:<node>", ...
+};
+struct CancelRequested {
+  std::string message = "terminated by user";
+};
+using Event = std::variant<StartWorkflow, StepStarted, StepFinished, TimerFired, CancelRequested>;
+
+// ---- actions: what the driver must do -----------------------------------------------------
+// Runs one leaf step. Strings are already substituted ({{...}} resolved).
+struct LaunchStep {
+  std::string node;
+  const dag::Template* tmpl = nullptr;
+  dag::Json container;      // the container (or script's container) with tags resolved
+  std::string script_source;
+  std::map<std::string, std::string> inputs;
+
+  bool operator==(const LaunchStep& o) const { return node == o.node && container == o.container; }
+};
+struct KillStep {
+  std::string node;
+  bool operator==(const KillStep&) const = default;
+};
+struct StartTimer {
+  std::string timer;
+  Time at;
+  bool operator==(const StartTimer&) const = default;
+};
+using Action = std::variant<LaunchStep, KillStep, StartTimer>;
+
+// A change to the state, computed by Decide and applied by Apply (the one place state changes):
+// every node that was created or changed, with its new value, and the workflow's own fields.
+struct Transition {
+  std::vector<NodeState> nodes;          // new values of created or changed nodes
+  std::optional<Phase> workflow_phase;   // when the workflow's phase changes
+  std::string workflow_message;
+  std::optional<std::string> root;       // set when the entrypoint node is created
+  std::optional<std::string> exit_root;  // set when the exit handler's node is created
+  std::optional<Phase> main_phase;       // set when the main graph ends and the handler starts
+  std::string main_message;
+  bool cancel_requested = false;
+  Time now{};
+  std::vector<Action> actions;
+};
+
+}  // namespace kiln::scheduler
+
+#endif  // KILN_SCHEDULER_STATE_H_
