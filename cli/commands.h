@@ -13,6 +13,7 @@ inline constexpr std::string_view kVersion = "0.1.0";
 
 void RegisterVersion(CLI::App& app);
 void RegisterLint(CLI::App& app);
+void RegisterRun(CLI::App& app);
 
 // The exit code set by the subcommand that ran (0 when none set one).
 int ExitCode();

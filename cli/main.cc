@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(kiln::cli::kVersion));
   kiln::cli::RegisterVersion(app);
   kiln::cli::RegisterLint(app);
+  kiln::cli::RegisterRun(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -42,6 +42,27 @@ std::string_view NodeTypeName(NodeType type) {
   return "?";
 }
 
+nlohmann::json ArtifactRef::ToJson() const {
+  nlohmann::json j = {{"kiln_artifact", sha256}, {"location", location}, {"size", size}, {"archived", archived}};
+  if (raw_given) j["raw"] = raw;
+  return j;
+}
+
+std::optional<ArtifactRef> ArtifactRef::FromJson(std::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("kiln_artifact")) return std::nullopt;
+  ArtifactRef r;
+  r.sha256 = j.value("kiln_artifact", "");
+  r.location = j.value("location", "");
+  r.size = j.value("size", int64_t{0});
+  r.archived = j.value("archived", false);
+  if (j.contains("raw")) {
+    r.raw = j.value("raw", "");
+    r.raw_given = true;
+  }
+  return r;
+}
+
 namespace {
 
 using Vars = std::map<std::string, std::string>;
@@ -170,6 +191,10 @@ class Decider {
   Vars BodyVars(const NodeState& n) const {
     Vars v = GlobalVars();
     for (const auto& [k, val] : n.inputs) v["inputs.parameters." + k] = val;
+    for (const InputArtifact& a : n.input_artifacts) {
+      v["inputs.artifacts." + a.name] = a.ref.ToJson().dump();
+      v["inputs.artifacts." + a.name + ".path"] = a.path;
+    }
     v["pod.name"] = n.id;
     v["node.name"] = n.id;
     v["retries"] = std::to_string(n.attempt);
@@ -194,6 +219,7 @@ class Decider {
       v[base + "id"] = c.id;
       if (c.result) v[base + "outputs.result"] = *c.result;
       for (const auto& [k, val] : c.outputs) v[base + "outputs.parameters." + k] = val;
+      for (const auto& [k, a] : c.output_artifacts) v[base + "outputs.artifacts." + k] = a.ToJson().dump();
       if (c.type == NodeType::kTaskGroup) {
         // Fan-out: outputs.parameters is a JSON list of each child's output object.
         nlohmann::json params = nlohmann::json::array();
@@ -204,6 +230,24 @@ class Decider {
           params.push_back(o);
         }
         v[base + "outputs.parameters"] = params.dump();
+        // Argo aggregates each output parameter, and the results, into JSON lists.
+        std::map<std::string, nlohmann::json> by_name;
+        nlohmann::json results = nlohmann::json::array();
+        bool any_result = false;
+        for (const std::string& gc : c.children) {
+          const NodeState& child = *Get(gc);
+          for (const auto& [k, val] : child.outputs) {
+            auto [it, inserted] = by_name.try_emplace(k, nlohmann::json::array());
+            it->second.push_back(val);
+          }
+          if (child.result) {
+            auto parsed = nlohmann::json::parse(*child.result, nullptr, false);
+            results.push_back(parsed.is_discarded() ? nlohmann::json(*child.result) : parsed);
+            any_result = true;
+          }
+        }
+        for (const auto& [k, list] : by_name) v[base + "outputs.parameters." + k] = list.dump();
+        if (any_result) v[base + "outputs.result"] = results.dump();
       }
     };
     for (const std::string& cid : owner.children) add(*Get(cid));
@@ -211,16 +255,24 @@ class Decider {
   }
 
   // ---- templates ---------------------------------------------------------------------------
-  const dag::Template* Resolve(const dag::Invocation& inv, std::string* error) const {
+  // Resolves the template an invocation calls, and the spec it belongs to.
+  const dag::Template* Resolve(const dag::Invocation& inv, const dag::WorkflowSpec* caller_scope,
+                               const dag::WorkflowSpec** scope, std::string* error) const {
+    *scope = caller_scope;
     if (inv.inline_template) return inv.inline_template.get();
     if (inv.template_ref) {
-      const dag::Template* t = library_.FindTemplate(inv.template_ref->name, inv.template_ref->template_name,
-                                                     inv.template_ref->cluster_scope);
+      const dag::Manifest* m = library_.Find(inv.template_ref->name, inv.template_ref->cluster_scope);
+      const dag::Template* t = m ? dag::FindTemplate(m->spec, inv.template_ref->template_name) : nullptr;
       if (!t) *error = "templateRef " + inv.template_ref->name + "/" + inv.template_ref->template_name + " not found";
+      else *scope = &m->spec;
       return t;
+    }
+    if (caller_scope) {
+      if (const dag::Template* t = dag::FindTemplate(*caller_scope, inv.template_name)) return t;
     }
     const dag::Template* t = FindTemplate(inv.template_name);
     if (!t) *error = "template " + Quote(inv.template_name) + " not found";
+    *scope = nullptr;
     return t;
   }
   const dag::Template* FindTemplate(std::string_view name) const {
@@ -262,6 +314,63 @@ class Decider {
     return inputs;
   }
 
+  // Input artifacts: from an argument's `from`/`fromExpression` (a finished step's output) or
+  // raw data; optional ones may be missing.
+  Result<std::vector<InputArtifact>> ResolveInputArtifacts(const dag::Template& t, const dag::Arguments& args,
+                                                           const Vars& caller) {
+    std::vector<InputArtifact> out;
+    for (const dag::Artifact& a : t.inputs.artifacts) {
+      const dag::Artifact* given = nullptr;
+      for (const dag::Artifact& x : args.artifacts) {
+        if (x.name == a.name) given = &x;
+      }
+      std::optional<ArtifactRef> ref;
+      auto from_storage = [&](const dag::Artifact& src) -> Result<std::optional<ArtifactRef>> {
+        std::string from = !src.from.empty() ? src.from : (!src.from_expression.empty() ? "{{=" + src.from_expression + "}}" : "");
+        if (!from.empty()) {
+          auto rendered = Render(from, caller);
+          if (!rendered) return std::unexpected(rendered.error());
+          auto r = ArtifactRef::FromJson(*rendered);
+          if (!r) {
+            return MakeError(Code::kInvalidArgument, "input artifact " + Quote(a.name) + ": " + Quote(from) +
+                                                         " does not name an artifact that was produced");
+          }
+          return r;
+        }
+        if (src.storage_kind == "raw" && src.storage.contains("data")) {
+          ArtifactRef r;
+          auto data = Render(src.storage["data"].is_string() ? src.storage["data"].get<std::string>() : src.storage["data"].dump(), caller);
+          if (!data) return std::unexpected(data.error());
+          r.raw = *data;
+          r.raw_given = true;
+          return std::optional<ArtifactRef>(r);
+        }
+        if (!src.storage_kind.empty()) {
+          return MakeError(Code::kFailedPrecondition, "input artifact " + Quote(a.name) + " comes from " + src.storage_kind +
+                                                          ", which the local executor cannot fetch");
+        }
+        return std::optional<ArtifactRef>();
+      };
+      if (given) {
+        auto r = from_storage(*given);
+        if (!r) return std::unexpected(r.error());
+        ref = *r;
+      }
+      if (!ref) {
+        auto r = from_storage(a);
+        if (!r) return std::unexpected(r.error());
+        ref = *r;
+      }
+      if (!ref) {
+        if (a.optional) continue;
+        return MakeError(Code::kInvalidArgument, "input artifact " + Quote(a.name) + " of template " + Quote(t.name) +
+                                                     " was not supplied");
+      }
+      out.push_back(InputArtifact{a.name, a.path, *ref});
+    }
+    return out;
+  }
+
   // ---- events ------------------------------------------------------------------------------
   void On(const StartWorkflow&) {
     if (!Root().empty()) return;  // already started (a replayed event)
@@ -277,10 +386,15 @@ class Decider {
       FinishWorkflow(Phase::kError, "entrypoint template " + Quote(root.template_name) + " not found");
       return;
     }
+    // The entrypoint's inputs: every workflow parameter (the Workflow's, a referenced
+    // WorkflowTemplate's, -p overrides), resolved in NewWorkflow.
     dag::Arguments args = m.spec.arguments;
-    for (auto& p : args.parameters) {
-      auto it = base_.parameters.find(p.name);
-      if (it != base_.parameters.end()) p.value = it->second;
+    args.parameters.clear();
+    for (const auto& [k, v] : base_.parameters) {
+      dag::Parameter p;
+      p.name = k;
+      p.value = v;
+      args.parameters.push_back(std::move(p));
     }
     StartNode(std::move(root), *t, args, GlobalVars());
   }
@@ -298,6 +412,7 @@ class Decider {
     node.exit_code = e.exit_code;
     node.outputs = e.outputs;
     node.result = e.result;
+    node.output_artifacts = e.artifacts;
     if (node.tmpl) {
       // Output parameters the executor did not provide: their valueFrom.default, or expression.
       Vars v = BodyVars(node);
@@ -371,6 +486,17 @@ class Decider {
       return;
     }
     node.inputs = std::move(*inputs);
+    auto artifacts = ResolveInputArtifacts(t, args, caller);
+    if (!artifacts) {
+      node.type = NodeType::kPod;
+      std::string parent = node.parent;
+      NodeState& n = Create(std::move(node));
+      SetPhase(n, Phase::kError, artifacts.error().message());
+      if (!parent.empty()) Advance(parent);
+      else FinishWorkflow(Phase::kError, n.message);
+      return;
+    }
+    node.input_artifacts = std::move(*artifacts);
     if (t.retry_strategy && (t.type == dag::TemplateType::kContainer || t.type == dag::TemplateType::kScript)) {
       node.type = NodeType::kRetry;
       std::string id = node.id;
@@ -394,6 +520,7 @@ class Decider {
         launch.node = id;
         launch.tmpl = &t;
         launch.inputs = node.inputs;
+        launch.input_artifacts = node.input_artifacts;
         const dag::Json& c = t.type == dag::TemplateType::kScript ? t.script.container : t.container;
         auto rendered = RenderJson(c, v);
         auto source = Render(t.script.source, v);
@@ -454,7 +581,9 @@ class Decider {
     attempt.parent = retry_id;
     attempt.attempt = static_cast<int>(r.children.size());
     attempt.inputs = r.inputs;
+    attempt.input_artifacts = r.input_artifacts;
     attempt.tmpl = r.tmpl;
+    attempt.scope = r.scope;
     attempt.template_name = r.template_name;
     attempt.item = r.item;
     attempt.has_item = r.has_item;
@@ -464,6 +593,16 @@ class Decider {
   // Creates the node of one task or step (or a Skipped node, or a fan-out group).
   void Invoke(const std::string& owner_id, const dag::Invocation& inv, std::string id, std::string name,
               const Vars& vars) {
+    bool has_loop = !inv.with_items.is_null() || !inv.with_param.empty() || inv.with_sequence;
+    // With a loop, `when` is evaluated for each item (it may use {{item}}), below.
+    if (!has_loop && !WhenAllows(owner_id, inv, id, name, vars)) return;
+    InvokeBody(owner_id, inv, std::move(id), std::move(name), vars);
+  }
+
+  // Evaluates the invocation's `when`; when it is false (or broken) creates the Skipped (or
+  // Error) node and returns false.
+  bool WhenAllows(const std::string& owner_id, const dag::Invocation& inv, const std::string& id,
+                  const std::string& name, const Vars& vars) {
     if (!inv.when.empty()) {
       auto when = Render(inv.when, vars);
       std::string message;
@@ -480,7 +619,7 @@ class Decider {
           n.parent = owner_id;
           n.type = NodeType::kSkipped;
           SetPhase(Create(std::move(n)), Phase::kError, ok.error());
-          return;
+          return false;
         }
         run = *ok;
         if (!run) message = "when '" + *when + "' evaluated false";
@@ -493,11 +632,19 @@ class Decider {
         n.type = NodeType::kSkipped;
         n.template_name = inv.template_name;
         SetPhase(Create(std::move(n)), Phase::kSkipped, message);
-        return;
+        return false;
       }
     }
+    return true;
+  }
+
+  void InvokeBody(const std::string& owner_id, const dag::Invocation& inv, std::string id, std::string name,
+                  const Vars& vars) {
     std::string error;
-    const dag::Template* t = Resolve(inv, &error);
+    const dag::WorkflowSpec* scope = nullptr;
+    const NodeState* owner = Get(owner_id);
+    while (owner && owner->type == NodeType::kStepGroup) owner = Get(owner->parent);
+    const dag::Template* t = Resolve(inv, owner ? owner->scope : nullptr, &scope, &error);
     auto fail = [&](std::string message) {
       NodeState n;
       n.id = id;
@@ -533,6 +680,7 @@ class Decider {
       group.type = NodeType::kTaskGroup;
       group.template_name = t->name;
       group.tmpl = t;
+      group.scope = scope;
       SetPhase(Create(std::move(group)), Phase::kRunning);
       size_t i = 0;
       for (const nlohmann::json& item : *items) {
@@ -544,10 +692,17 @@ class Decider {
             iv["item." + it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
           }
         }
+        std::string child_id = id + "(" + std::to_string(i) + ":" + rendered + ")";
+        std::string child_name = name + "(" + std::to_string(i) + ":" + rendered + ")";
+        if (!WhenAllows(id, inv, child_id, child_name, iv)) {
+          ++i;
+          continue;
+        }
         NodeState child;
-        child.id = id + "(" + std::to_string(i) + ":" + rendered + ")";
-        child.name = name + "(" + std::to_string(i) + ":" + rendered + ")";
+        child.id = child_id;
+        child.name = child_name;
         child.parent = id;
+        child.scope = scope;
         child.item = rendered;
         child.has_item = true;
         StartNode(std::move(child), *t, inv.arguments, iv);
@@ -560,6 +715,7 @@ class Decider {
     n.id = std::move(id);
     n.name = std::move(name);
     n.parent = owner_id;
+    n.scope = scope;
     StartNode(std::move(n), *t, inv.arguments, vars);
   }
 
@@ -707,6 +863,7 @@ class Decider {
       NodeState& m = Mut(id);
       m.outputs = last.outputs;
       m.result = last.result;
+      m.output_artifacts = last.output_artifacts;
       m.exit_code = last.exit_code;
       std::string message = last.message;
       if (last.phase != Phase::kSucceeded && !Cancelled() && r.children.size() > 1) {
@@ -992,6 +1149,13 @@ class Decider {
       }
       if (!value && p.value_from && p.value_from->default_value) value = *p.value_from->default_value;
       if (value) m.outputs[p.name] = *value;
+    }
+    for (const dag::Artifact& a : m.tmpl->outputs.artifacts) {
+      std::string from = !a.from.empty() ? a.from : (!a.from_expression.empty() ? "{{=" + a.from_expression + "}}" : "");
+      if (from.empty()) continue;
+      auto r = Render(from, v);
+      if (!r) continue;
+      if (auto ref = ArtifactRef::FromJson(*r)) m.output_artifacts[a.name] = *ref;
     }
   }
 

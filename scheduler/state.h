@@ -28,6 +28,28 @@ bool IsDone(Phase phase);  // Succeeded, Failed, Error, Skipped, Omitted
 enum class NodeType { kPod, kSteps, kStepGroup, kDag, kTaskGroup, kRetry, kSuspend, kSkipped };
 std::string_view NodeTypeName(NodeType type);
 
+// An artifact in the local repository: content-addressed by its sha256.
+struct ArtifactRef {
+  std::string sha256;      // hex of the stored bytes (the tar.gz for a directory)
+  std::string location;    // where the bytes are (a path in the repository)
+  int64_t size = 0;
+  bool archived = false;   // a directory stored as tar.gz (Argo's default archive)
+  std::string raw;         // inline content (raw artifacts); location empty then
+  bool raw_given = false;
+
+  nlohmann::json ToJson() const;
+  static std::optional<ArtifactRef> FromJson(std::string_view text);
+  bool operator==(const ArtifactRef&) const = default;
+};
+
+// An input artifact a step needs placed at `path` before it runs.
+struct InputArtifact {
+  std::string name;
+  std::string path;
+  ArtifactRef ref;
+  bool operator==(const InputArtifact&) const = default;
+};
+
 struct NodeState {
   std::string id;            // stable and unique: "wf", "wf.train", "wf.train(0:0.01)", "wf[1].s"
   std::string name;          // the invocation's name ("train", "train(0:0.01)"), root: workflow name
@@ -35,6 +57,9 @@ struct NodeState {
   NodeType type = NodeType::kPod;
   std::string template_name;
   const dag::Template* tmpl = nullptr;
+  // The spec `tmpl` belongs to: a `template:` name inside it resolves there first (a template of
+  // a WorkflowTemplate reached through templateRef calls that WorkflowTemplate's templates).
+  const dag::WorkflowSpec* scope = nullptr;
   Phase phase = Phase::kPending;
   std::string message;
   Time started{};
@@ -44,6 +69,8 @@ struct NodeState {
   std::map<std::string, std::string> inputs;   // resolved input parameters
   std::map<std::string, std::string> outputs;  // output parameters
   std::optional<std::string> result;           // outputs.result (stdout, bounded)
+  std::map<std::string, ArtifactRef> output_artifacts;
+  std::vector<InputArtifact> input_artifacts;
   std::vector<std::string> children;           // in creation order
   std::string item;          // the loop item (rendered) for fan-out children; "" otherwise
   bool has_item = false;
@@ -83,6 +110,7 @@ struct StepFinished {
   std::string message;
   std::map<std::string, std::string> outputs;  // output parameters read after the step
   std::optional<std::string> result;           // stdout
+  std::map<std::string, ArtifactRef> artifacts;  // output artifacts collected after the step
 };
 struct TimerFired {
   std::string timer;  // "retry:<node>", "suspend:<node>", ...
@@ -100,6 +128,7 @@ struct LaunchStep {
   dag::Json container;      // the container (or script's container) with tags resolved
   std::string script_source;
   std::map<std::string, std::string> inputs;
+  std::vector<InputArtifact> input_artifacts;
 
   bool operator==(const LaunchStep& o) const { return node == o.node && container == o.container; }
 };

@@ -31,7 +31,7 @@ struct WorkflowRecord {
 // One node of a workflow's graph. Key: (workflow_uid, id).
 struct NodeRecord {
   std::string workflow_uid;
-  std::string id;  // stable across restarts, e.g. "wf-abc.train(0)"
+  std::string id;         // stable across restarts, e.g. "wf-abc.train(0)"
   std::string parent_id;  // "" for the root
   std::string display_name;
   std::string template_name;

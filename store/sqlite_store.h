@@ -37,6 +37,8 @@ struct SqliteOptions {
 };
 
 class SqliteStore final : public Store {
+  struct Key;  // only Open can make one
+
  public:
   // Opens or creates the database at `path` and migrates its schema to the newest version.
   // Returns the store, which owns the connection.
@@ -52,6 +54,8 @@ class SqliteStore final : public Store {
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path,
                                                    const SqliteOptions& options = {});
 
+  // Use Open(). (Public only so that Open can use std::make_unique; Key is private.)
+  SqliteStore(const Key&, std::string path, sqlite3* db);
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -79,21 +83,28 @@ class SqliteStore final : public Store {
   };
   using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
 
-  SqliteStore(std::string path, sqlite3* db);
+  class Stmt;
 
-  // The cached prepared statement for `sql`, reset and with no bindings. REQUIRES: mu_ held.
-  Result<sqlite3_stmt*> Prepare(std::string_view sql);
-  // Runs `sql` (no parameters, no rows). REQUIRES: mu_ held.
-  Result<void> Exec(std::string_view sql);
+  // Pragmas, checks and migrations run once by Open. REQUIRES: mu_ not held.
+  Result<void> Initialize(const SqliteOptions& options);
+  // The cached prepared statement for `sql`; reset and unbound when the Stmt goes out of scope.
+  // REQUIRES: mu_ held.
+  Result<Stmt> Prepare(std::string_view sql);
+  // Runs the cached statement `sql` (no parameters; rows are ignored). REQUIRES: mu_ held.
+  Result<void> Exec(std::string_view sql, std::string_view what);
+  // Runs `sql` without caching it (schema changes). REQUIRES: mu_ held.
+  Result<void> ExecOnce(std::string_view sql, std::string_view what);
+  // Ends the open transaction, if any, discarding its changes. REQUIRES: mu_ held.
+  void RollbackLocked();
   // An Error for SQLite result code `rc` while doing `what`. REQUIRES: mu_ held.
   Error SqliteError(int rc, std::string_view what) const;
 
   Result<void> ApplyLocked(const Batch& batch);
   Result<void> Migrate();
   Result<int> SchemaVersionLocked();
-  Result<std::optional<WorkflowRecord>> QueryWorkflow(std::string_view sql,
-                                                      const std::string& a,
-                                                      const std::string* b);
+  Result<std::optional<WorkflowRecord>> QueryOneWorkflow(std::string_view sql,
+                                                         const std::string& key1,
+                                                         const std::string& key2);
 
   const std::string path_;
   std::mutex mu_;

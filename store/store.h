@@ -26,7 +26,7 @@ namespace kiln::store {
 // Rows are applied in this order: the workflow, nodes, parameters, artifacts, events; so a batch
 // may create a workflow and its first nodes together.
 struct Batch {
-  std::optional<WorkflowRecord> workflow_upsert;  // inserted, or replaces the row with its uid
+  std::optional<WorkflowRecord> workflow_upsert;   // inserted, or replaces the row with its uid
   std::vector<NodeRecord> node_upserts;            // inserted, or replace (workflow_uid, id)
   std::vector<ParameterRecord> parameter_upserts;  // inserted, or replace their key's value
   // Inserted; recording the same (workflow_uid, node_id, direction, name) again replaces the
