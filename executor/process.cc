@@ -52,7 +52,8 @@ std::vector<std::string> ExecCandidates(const std::string& name,
                                         const std::map<std::string, std::string>& env) {
   if (name.find('/') != std::string::npos) return {name};
   const auto it = env.find("PATH");
-  std::string_view dirs = it == env.end() ? kDefaultPath : it->second;
+  std::string_view dirs =
+      it == env.end() ? std::string_view(kDefaultPath) : std::string_view(it->second);
   std::vector<std::string> out;
   while (true) {
     const size_t colon = dirs.find(':');
