@@ -15,7 +15,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; a usage error (a missing file, an unknown flag) exits 2,
+    // as command-line tools conventionally do, not with CLI11's internal codes (105, ...).
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
   }
   return kiln::cli::ExitCode();
 }
