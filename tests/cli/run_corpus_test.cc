@@ -55,6 +55,7 @@ TEST_CASE("corpus workflows run locally to their expected phase", "[cli][corpus]
   std::string line;
   std::getline(tsv, line);  // header
   size_t passed = 0, excluded = 0, known_failed = 0, total = 0;
+  std::string mismatched;
   while (std::getline(tsv, line)) {
     std::vector<std::string> cols;
     std::stringstream ss(line);
@@ -75,16 +76,27 @@ TEST_CASE("corpus workflows run locally to their expected phase", "[cli][corpus]
       continue;
     }
     ++total;
+    // Probabilistic by design (upstream's retry examples fail each attempt with probability 2/3,
+    // so a run fails with probability (2/3)^11 ~ 1.2%): up to three runs, so a failure means a
+    // bug, not bad luck (~1.5e-6).
+    const bool probabilistic = known.count(file) && known[file].starts_with("probabilistic");
     int code = 0;
-    // Known failures may be ones that hang (an unenforced timeout): give them less time.
-    std::string limit = known.count(file) ? "20" : "120";
-    std::string out = Capture("timeout " + limit + " " + std::string(KILN_BINARY) + " run -o json --data-dir " + data +
-                                  " --templates " + corpus + " " + corpus + "/" + file + " 2>/dev/null",
-                              &code);
-    auto j = nlohmann::json::parse(out, nullptr, false);
-    std::string got = (!j.is_discarded() && j.contains("phase")) ? j["phase"].get<std::string>() : "(no result, exit " + std::to_string(code) + ")";
+    std::string got;
+    for (int run = 0; run < (probabilistic ? 3 : 1); ++run) {
+      // Known failures may be ones that hang (an unenforced timeout): give them less time.
+      std::string limit = known.count(file) && !probabilistic ? "20" : "120";
+      std::string out = Capture("timeout " + limit + " " + std::string(KILN_BINARY) + " run -o json --data-dir " +
+                                    data + " --templates " + corpus + " " + corpus + "/" + file + " 2>/dev/null",
+                                &code);
+      auto j = nlohmann::json::parse(out, nullptr, false);
+      got = (!j.is_discarded() && j.contains("phase")) ? j["phase"].get<std::string>()
+                                                        : "(no result, exit " + std::to_string(code) + ")";
+      if (got == want) break;
+      std::printf("run %d of %s: want %s, got %s\n", run + 1, file.c_str(), want.c_str(), got.c_str());
+    }
     INFO(file << ": want " << want << ", got " << got);
-    if (known.count(file)) {
+    if (got != want && !known.count(file)) mismatched += " " + file;
+    if (known.count(file) && !probabilistic) {
       // Fixed? Then remove it from run-known-failures.tsv. Stopped by the limit (124) still fails.
       CHECK_FALSE((got == want && code != 124));
       ++known_failed;
@@ -98,5 +110,6 @@ TEST_CASE("corpus workflows run locally to their expected phase", "[cli][corpus]
   std::printf("corpus run: %zu of %zu workflows reached their expected phase; %zu known failures "
               "(tests/data/run-known-failures.tsv); %zu excluded (duration, nondeterministic)\n",
               passed, total, known_failed, excluded);
+  if (!mismatched.empty()) std::printf("corpus run: did not reach their expected phase:%s\n", mismatched.c_str());
   CHECK(passed + known_failed == total);
 }
