@@ -14,6 +14,10 @@ inline constexpr std::string_view kVersion = "0.1.0";
 void RegisterVersion(CLI::App& app);
 void RegisterLint(CLI::App& app);
 void RegisterRun(CLI::App& app);
+void RegisterResume(CLI::App& app);
+void RegisterGet(CLI::App& app);
+void RegisterList(CLI::App& app);
+void RegisterLogs(CLI::App& app);
 
 // The exit code set by the subcommand that ran (0 when none set one).
 int ExitCode();

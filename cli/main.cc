@@ -12,6 +12,10 @@ int main(int argc, char** argv) {
   kiln::cli::RegisterVersion(app);
   kiln::cli::RegisterLint(app);
   kiln::cli::RegisterRun(app);
+  kiln::cli::RegisterResume(app);
+  kiln::cli::RegisterGet(app);
+  kiln::cli::RegisterList(app);
+  kiln::cli::RegisterLogs(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,10 +1,13 @@
 // kiln run: runs a workflow on this machine with the local executor and the embedded store.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +17,7 @@
 
 #include "base/strings.h"
 #include "cli/commands.h"
+#include "cli/data_dir.h"
 #include "dag/lint.h"
 #include "executor/gpu.h"
 #include "executor/local_step_runner.h"
@@ -37,13 +41,8 @@ struct RunFlags {
   std::string templates;
   std::string output = "text";
   bool no_sandbox = false;
+  bool fresh = false;
 };
-
-std::string DefaultDataDir() {
-  if (const char* d = std::getenv("KILN_DATA_DIR"); d && *d) return d;
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/share/kiln";
-  return ".kiln";
-}
 
 std::string RandomId(size_t n, const char* alphabet) {
   std::random_device rd;
@@ -154,115 +153,173 @@ Result<std::map<std::string, std::string>> ReadParameters(const RunFlags& flags)
   return params;
 }
 
-int RunWorkflow(const RunFlags& flags) {
-  // 1. Lint: a workflow with errors does not start.
-  std::vector<std::string> paths{flags.file};
-  if (!flags.templates.empty()) paths.push_back(flags.templates);
-  dag::LintResult lint = dag::Lint(paths, dag::LintOptions{});
+// Holds a run's lock: `kiln run`/`kiln resume` of one workflow in two processes at once would
+// launch its steps twice. flock(2): released by the kernel when the process dies (kill -9).
+class RunLock {
+ public:
+  RunLock() = default;
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+  ~RunLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // Errors: kFailedPrecondition when another process holds it (the message says which).
+  Result<void> Acquire(const std::string& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    std::string path = dir + "/lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) return MakeError(Code::kUnavailable, "cannot open " + path + ": " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char pid[32] = {};
+      ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+      (void)n;
+      ::close(fd_);
+      fd_ = -1;
+      return MakeError(Code::kFailedPrecondition,
+                       "the workflow is being run by another kiln process (pid " + std::string(Trim(pid)) + ")");
+    }
+    std::string me = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
+      // The pid is informational only.
+    }
+    return {};
+  }
+  static bool Held(const std::string& dir) {
+    int fd = ::open((dir + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+    ::close(fd);
+    return held;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// What `kiln run` recorded about how it was started, so `kiln resume` can rebuild the run.
+struct RunRecord {
+  std::string file;       // absolute path of the manifest (its text is in the workflow row)
+  std::string templates;  // absolute path given to --templates, or ""
+  std::string entrypoint;
+  bool sandbox = true;
+};
+
+// A workflow ready to drive: its manifests (owned here, so the state's pointers stay valid),
+// template library and state.
+struct Prepared {
+  dag::LintResult lint;
+  std::unique_ptr<dag::Manifest> manifest;
+  dag::TemplateLibrary library;
+  std::optional<scheduler::WorkflowState> state;
+  std::string spec_text;
+  int64_t created = 0;
+  RunRecord run;
+};
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+std::string Absolute(const std::string& path) {
+  std::error_code ec;
+  fs::path p = fs::absolute(path, ec);
+  return ec ? path : p.lexically_normal().string();
+}
+
+// Lints `file` (and `templates`), prints the problems, and finds the Workflow (or CronWorkflow,
+// whose workflowSpec runs once) to run. The error says what to fix; problems were printed.
+Result<const dag::Manifest*> LoadWorkflow(Prepared& p, const std::string& file, const std::string& templates,
+                                          const std::string& display_file, const std::string& command) {
+  std::vector<std::string> paths{file};
+  if (!templates.empty()) paths.push_back(templates);
+  p.lint = dag::Lint(paths, dag::LintOptions{});
   // Errors in the workflow's own file stop the run; those in other --templates files are shown
   // (the templates they concern are then missing, which the run reports if it needs them).
   size_t errors = 0;
-  for (const dag::Diagnostic& d : lint.diags.items()) {
+  for (const dag::Diagnostic& d : p.lint.diags.items()) {
     if (d.severity != dag::Severity::kError) continue;
-    if (d.file == flags.file) ++errors;
-    std::fprintf(stderr, "%s%s\n", d.file == flags.file ? "" : "warning: ", d.ToString().c_str());
+    // A workflow parameter without a value is for `kiln run -p` to supply (as `argo submit -p`
+    // does); NewWorkflow names any that is still missing.
+    if (d.file == file && (d.path.starts_with("spec.arguments.parameters[") ||
+                           d.path.starts_with("spec.workflowSpec.arguments.parameters[")) &&
+        d.message.find("needs a value (or valueFrom)") != std::string::npos) {
+      continue;
+    }
+    if (d.file == file) ++errors;
+    std::fprintf(stderr, "%s%s\n", d.file == file ? "" : "warning: ", d.ToString().c_str());
   }
   if (errors > 0) {
-    std::fprintf(stderr, "kiln run: %zu error(s) in %s; nothing was run\n", errors, flags.file.c_str());
-    return 1;
+    return MakeError(Code::kInvalidArgument,
+                     std::to_string(errors) + " error(s) in " + display_file + "; nothing was " + command);
   }
   const dag::Manifest* wf = nullptr;
-  for (const dag::Manifest& m : lint.manifests) {
-    if (m.file == flags.file && m.kind == dag::ManifestKind::kWorkflow) {
+  for (const dag::Manifest& m : p.lint.manifests) {
+    if (m.file == file && (m.kind == dag::ManifestKind::kWorkflow || m.kind == dag::ManifestKind::kCronWorkflow)) {
       wf = &m;
       break;
     }
   }
   if (wf == nullptr) {
-    std::fprintf(stderr, "kiln run: %s holds no Workflow (kind: Workflow) to run\n", flags.file.c_str());
-    return 1;
+    return MakeError(Code::kInvalidArgument, display_file + " holds no Workflow (kind: Workflow or CronWorkflow) to run");
   }
-  dag::TemplateLibrary library;
-  for (const dag::Manifest& m : lint.manifests) library.Add(m);
+  for (const dag::Manifest& m : p.lint.manifests) p.library.Add(m);
+  return wf;
+}
 
-  auto params = ReadParameters(flags);
-  if (!params) {
-    std::fprintf(stderr, "kiln run: %s\n", params.error().message().c_str());
+store::EventRecord EventRow(const std::string& uid, int64_t at, std::string kind) {
+  store::EventRecord e;
+  e.workflow_uid = uid;
+  e.at = at;
+  e.kind = std::move(kind);
+  return e;
+}
+
+// Runs (or continues) `p.state` to its end, recording every transition. Returns the exit code.
+int Drive(Prepared& p, store::Store& st, const std::string& data_dir, bool json_out, bool resume) {
+  scheduler::WorkflowState& state = *p.state;
+  const std::string uid = state.uid;
+  RunLock lock;
+  if (auto locked = lock.Acquire(WorkflowWorkDir(data_dir, uid)); !locked) {
+    std::fprintf(stderr, "kiln: %s: %s\n", state.name.c_str(), locked.error().message().c_str());
     return 1;
+  }
+  if (!json_out) {
+    std::printf("%s  workflow %s (uid %s) %s; data in %s\n", Clock(std::chrono::system_clock::now()).c_str(),
+                state.name.c_str(), uid.c_str(), resume ? "resumed" : "started", data_dir.c_str());
   }
 
-  // 2. The data directory and the store.
-  std::string data_dir = flags.data_dir.empty() ? DefaultDataDir() : flags.data_dir;
-  std::error_code ec;
-  fs::create_directories(data_dir, ec);
-  if (ec || ::access(data_dir.c_str(), W_OK) != 0) {
-    std::fprintf(stderr, "kiln run: cannot use data directory %s: %s; pass a writable --data-dir\n",
-                 data_dir.c_str(), ec ? ec.message().c_str() : "not writable");
-    return 1;
-  }
-  auto db = store::SqliteStore::Open(data_dir + "/kiln.db");
-  if (!db) {
-    std::fprintf(stderr, "kiln run: %s\n", db.error().ToString().c_str());
-    return 1;
-  }
-  store::Store& st = **db;
-
-  // 3. The run's state, recorded before anything starts.
-  std::string uid = RandomId(8, "0123456789abcdef") + "-" + RandomId(4, "0123456789abcdef") + "-" +
-                    RandomId(4, "0123456789abcdef") + "-" + RandomId(4, "0123456789abcdef") + "-" +
-                    RandomId(12, "0123456789abcdef");
-  dag::Manifest manifest = *wf;
-  if (manifest.metadata.name.empty()) {
-    manifest.metadata.name = manifest.metadata.generate_name + RandomId(5, "abcdefghijklmnopqrstuvwxyz0123456789");
-  }
-  auto state = scheduler::NewWorkflow(manifest, library, uid, *params, flags.entrypoint);
-  if (!state) {
-    std::fprintf(stderr, "kiln run: %s\n", state.error().message().c_str());
-    return 1;
-  }
-  std::string spec_text;
-  {
-    std::ifstream in(flags.file);
-    std::stringstream buf;
-    buf << in.rdbuf();
-    spec_text = buf.str();
-  }
-  int64_t created = Ms(std::chrono::system_clock::now());
-  store::Batch first;
-  first.workflow_upsert = WorkflowRecordOf(*state, spec_text, created);
-  if (auto ok = st.Apply(first); !ok) {
-    std::fprintf(stderr, "kiln run: cannot record the workflow: %s\n", ok.error().ToString().c_str());
-    return 1;
-  }
-  const bool json_out = flags.output == "json";
-  if (!json_out) std::printf("%s  workflow %s (uid %s) started; data in %s\n", Clock(std::chrono::system_clock::now()).c_str(), state->name.c_str(), uid.c_str(), data_dir.c_str());
-
-  // 4. Run it.
   boost::asio::io_context io;
   auto gpus = executor::DetectGpus();
   executor::LocalOptions options;
-  options.work_dir = data_dir + "/workflows/" + uid;
+  options.work_dir = WorkflowWorkDir(data_dir, uid);  // cli/data_dir.h: kiln logs reads there
   options.artifact_dir = data_dir + "/artifacts";
+  std::error_code ec;
   fs::create_directories(options.artifact_dir, ec);
-  options.sandbox = !flags.no_sandbox;
+  options.sandbox = p.run.sandbox;
   if (gpus) {
     for (const executor::GpuInfo& g : *gpus) options.gpus.push_back(g.index);
   }
   executor::LocalStepRunner runner(io, options);
   if (!runner.sandbox_warning().empty()) std::fprintf(stderr, "warning: %s\n", runner.sandbox_warning().c_str());
 
-  auto recorder = [&](const scheduler::WorkflowState& before, const scheduler::Transition& t) -> Result<void> {
+  auto recorder = [&](const scheduler::WorkflowState& before, const scheduler::Event& event,
+                      const scheduler::Transition& t) -> Result<void> {
     store::Batch b;
+    // The event itself first: replaying these rebuilds the state (kiln resume).
+    store::EventRecord input = EventRow(uid, Ms(t.now), "Input");
+    input.data_json = scheduler::EventToJson(event).dump();
+    b.events.push_back(std::move(input));
     for (const NodeState& n : t.nodes) {
       b.node_upserts.push_back(ToRecord(uid, n));
       auto it = before.nodes.find(n.id);
       Phase from = it == before.nodes.end() ? Phase::kPending : it->second.phase;
       if (it == before.nodes.end() || from != n.phase) {
-        store::EventRecord e;
-        e.workflow_uid = uid;
+        store::EventRecord e = EventRow(uid, Ms(t.now), "NodePhase");
         e.node_id = n.id;
-        e.at = Ms(t.now);
-        e.kind = "NodePhase";
         e.from_phase = it == before.nodes.end() ? "" : std::string(scheduler::PhaseName(from));
         e.to_phase = std::string(scheduler::PhaseName(n.phase));
         e.message = n.message;
@@ -280,10 +337,12 @@ int RunWorkflow(const RunFlags& flags) {
         }
       }
     }
+    for (const auto& [k, v] : t.global_parameters) b.parameter_upserts.push_back({uid, "", k, v, "global"});
+    for (const auto& [k, a] : t.global_artifacts) {
+      if (!a.raw_given) b.artifact_inserts.push_back({uid, "", k, "output", "file://" + a.location, a.sha256, a.size});
+    }
     for (const scheduler::Action& a : t.actions) {
-      store::EventRecord e;
-      e.workflow_uid = uid;
-      e.at = Ms(t.now);
+      store::EventRecord e = EventRow(uid, Ms(t.now), "");
       if (const auto* l = std::get_if<scheduler::LaunchStep>(&a)) {
         e.kind = "Launch";
         e.node_id = l->node;
@@ -298,18 +357,22 @@ int RunWorkflow(const RunFlags& flags) {
       b.events.push_back(std::move(e));
     }
     if (t.workflow_phase && *t.workflow_phase != before.phase) {
-      scheduler::WorkflowState after = before;  // the workflow's own fields only
-      after.nodes.clear();
+      scheduler::WorkflowState after;  // the workflow's own fields only
+      after.uid = before.uid;
+      after.name = before.name;
+      after.namespace_ = before.namespace_;
+      after.parameters = before.parameters;
+      after.phase = before.phase;
+      after.message = before.message;
+      after.started = before.started;
+      after.finished = before.finished;
       scheduler::Transition own;
       own.workflow_phase = t.workflow_phase;
       own.workflow_message = t.workflow_message;
       own.now = t.now;
       scheduler::Apply(after, own);
-      b.workflow_upsert = WorkflowRecordOf(after, spec_text, created);
-      store::EventRecord e;
-      e.workflow_uid = uid;
-      e.at = Ms(t.now);
-      e.kind = "WorkflowPhase";
+      b.workflow_upsert = WorkflowRecordOf(after, p.spec_text, p.created);
+      store::EventRecord e = EventRow(uid, Ms(t.now), "WorkflowPhase");
       e.from_phase = std::string(scheduler::PhaseName(before.phase));
       e.to_phase = std::string(scheduler::PhaseName(*t.workflow_phase));
       e.message = t.workflow_message;
@@ -335,20 +398,21 @@ int RunWorkflow(const RunFlags& flags) {
     }
     if (scheduler::IsDone(after.phase)) io.stop();
   };
-  scheduler::Driver driver(io, *state, library, runner, recorder, observer);
+  scheduler::Driver driver(io, state, p.library, runner, recorder, observer);
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& e, int) {
     if (!e) driver.Post(scheduler::CancelRequested{});
   });
+  if (resume) driver.Resume();
   driver.Start();
-  io.run();
+  if (!driver.done()) io.run();
   if (driver.error()) {
-    std::fprintf(stderr, "kiln run: stopped: cannot record a transition: %s\n", driver.error()->ToString().c_str());
+    std::fprintf(stderr, "kiln: stopped: cannot record a transition: %s\n", driver.error()->ToString().c_str());
     return 1;
   }
 
-  // 5. Summary.
-  const scheduler::WorkflowState& s = *state;
+  // Summary.
+  const scheduler::WorkflowState& s = state;
   auto duration = [](const NodeState& n) {
     if (n.started == scheduler::Time{} || n.finished == scheduler::Time{}) return std::string("-");
     double secs = std::chrono::duration<double>(n.finished - n.started).count();
@@ -369,6 +433,7 @@ int RunWorkflow(const RunFlags& flags) {
       if (n.exit_code) nodes[id]["exitCode"] = *n.exit_code;
     }
     out["nodes"] = nodes;
+    if (!s.global_parameters.empty()) out["outputs"]["parameters"] = s.global_parameters;
     std::printf("%s\n", out.dump(2).c_str());
   } else {
     std::printf("\n%-44s %-10s %-8s %s\n", "STEP", "PHASE", "TIME", "MESSAGE");
@@ -384,14 +449,216 @@ int RunWorkflow(const RunFlags& flags) {
                   duration(*n).c_str(), n->message.c_str());
     }
     const NodeState* root = s.nodes.count(s.root) ? &s.nodes.at(s.root) : nullptr;
-    if (root && !root->outputs.empty()) {
+    if ((root && !root->outputs.empty()) || !s.global_parameters.empty()) {
       std::printf("\noutputs:\n");
-      for (const auto& [k, v] : root->outputs) std::printf("  %s: %s\n", k.c_str(), v.c_str());
+      if (root) {
+        for (const auto& [k, v] : root->outputs) std::printf("  %s: %s\n", k.c_str(), v.c_str());
+      }
+      for (const auto& [k, v] : s.global_parameters) std::printf("  workflow.outputs.parameters.%s: %s\n", k.c_str(), v.c_str());
     }
     std::printf("\nworkflow %s %s%s%s (%s)\n", s.name.c_str(), std::string(scheduler::PhaseName(s.phase)).c_str(),
                 s.message.empty() ? "" : ": ", s.message.c_str(), root ? duration(*root).c_str() : "-");
   }
   return s.phase == Phase::kSucceeded ? 0 : 1;
+}
+
+// Opens (creating when needed) the store of a data directory `kiln run` writes to.
+Result<std::unique_ptr<store::SqliteStore>> OpenWritableStore(const std::string& data_dir) {
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec || ::access(data_dir.c_str(), W_OK) != 0) {
+    return MakeError(Code::kFailedPrecondition, "cannot use data directory " + data_dir + ": " +
+                                                    (ec ? ec.message() : std::string("not writable")) +
+                                                    "; pass a writable --data-dir");
+  }
+  return store::SqliteStore::Open(DatabasePath(data_dir));
+}
+
+// Rebuilds workflow `w` from the store: its manifest text, how it was run, and its recorded
+// events replayed through the controller.
+Result<void> Rebuild(Prepared& p, store::Store& st, const store::WorkflowRecord& w) {
+  auto events = st.ListEvents(w.uid, 0, 0);
+  if (!events) return std::unexpected(events.error());
+  std::optional<nlohmann::json> run;
+  std::vector<scheduler::RecordedEvent> inputs;
+  for (const store::EventRecord& e : *events) {
+    if (e.kind == "Run") {
+      run = nlohmann::json::parse(e.data_json, nullptr, false);
+    } else if (e.kind == "Input") {
+      auto j = nlohmann::json::parse(e.data_json, nullptr, false);
+      auto event = scheduler::EventFromJson(j);
+      if (!event) {
+        return MakeError(Code::kInternal, "event " + std::to_string(e.seq) + " of workflow " + w.name +
+                                              " cannot be read back; the run cannot be resumed");
+      }
+      inputs.push_back({std::move(*event), scheduler::Time(std::chrono::milliseconds(e.at))});
+    }
+  }
+  if (!run || run->is_discarded()) {
+    return MakeError(Code::kFailedPrecondition, "workflow " + w.name + " was not recorded by a `kiln run` that can be resumed");
+  }
+  p.run.file = run->value("file", "");
+  p.run.templates = run->value("templates", "");
+  p.run.entrypoint = run->value("entrypoint", "");
+  p.run.sandbox = run->value("sandbox", true);
+  p.spec_text = w.spec;
+  p.created = w.created_at;
+  // The manifest as it was recorded (the file may have changed since); templates are read again.
+  std::string snapshot = fs::temp_directory_path().string() + "/kiln-resume-" + w.uid + ".yaml";
+  {
+    std::ofstream out(snapshot, std::ios::trunc);
+    out << w.spec;
+  }
+  std::string templates = p.run.templates;
+  if (!templates.empty() && !fs::exists(templates)) {
+    std::fprintf(stderr, "warning: --templates %s of the original run no longer exists\n", templates.c_str());
+    templates.clear();
+  }
+  auto wf = LoadWorkflow(p, snapshot, templates, p.run.file.empty() ? w.name : p.run.file, "resumed");
+  fs::remove(snapshot);
+  if (!wf) return std::unexpected(wf.error());
+  p.manifest = std::make_unique<dag::Manifest>(**wf);
+  p.manifest->metadata.name = w.name;
+  std::map<std::string, std::string> params;
+  if (!w.parameters_json.empty()) {
+    auto j = nlohmann::json::parse(w.parameters_json, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) params = j.get<std::map<std::string, std::string>>();
+  }
+  auto state = scheduler::NewWorkflow(*p.manifest, p.library, w.uid, params, p.run.entrypoint);
+  if (!state) return std::unexpected(state.error());
+  scheduler::Replay(*state, p.library, inputs);
+  p.state = std::move(*state);
+  return {};
+}
+
+int ResumeRecorded(store::Store& st, const std::string& data_dir, const store::WorkflowRecord& w, bool json_out) {
+  if (RunLock::Held(WorkflowWorkDir(data_dir, w.uid))) {
+    std::fprintf(stderr, "kiln: workflow %s is being run by another kiln process; nothing to resume\n", w.name.c_str());
+    return 1;
+  }
+  Prepared p;
+  if (auto ok = Rebuild(p, st, w); !ok) {
+    std::fprintf(stderr, "kiln resume: %s\n", ok.error().message().c_str());
+    return 1;
+  }
+  if (scheduler::IsDone(p.state->phase)) {
+    std::printf("workflow %s already %s%s%s; nothing to resume\n", w.name.c_str(),
+                std::string(scheduler::PhaseName(p.state->phase)).c_str(), p.state->message.empty() ? "" : ": ",
+                p.state->message.c_str());
+    return p.state->phase == Phase::kSucceeded ? 0 : 1;
+  }
+  return Drive(p, st, data_dir, json_out, /*resume=*/true);
+}
+
+int RunWorkflow(const RunFlags& flags) {
+  // 1. Lint: a workflow with errors does not start.
+  Prepared p;
+  auto wf = LoadWorkflow(p, flags.file, flags.templates, flags.file, "run");
+  if (!wf) {
+    std::fprintf(stderr, "kiln run: %s\n", wf.error().message().c_str());
+    return 1;
+  }
+  auto params = ReadParameters(flags);
+  if (!params) {
+    std::fprintf(stderr, "kiln run: %s\n", params.error().message().c_str());
+    return 1;
+  }
+
+  // 2. The data directory and the store.
+  std::string data_dir = ResolveDataDir(flags.data_dir);
+  auto db = OpenWritableStore(data_dir);
+  if (!db) {
+    std::fprintf(stderr, "kiln run: %s\n", db.error().message().c_str());
+    return 1;
+  }
+  store::Store& st = **db;
+  p.spec_text = ReadText(flags.file);
+  p.run.file = Absolute(flags.file);
+  p.run.templates = flags.templates.empty() ? "" : Absolute(flags.templates);
+  p.run.entrypoint = flags.entrypoint;
+  p.run.sandbox = !flags.no_sandbox;
+
+  // 3. The same run left unfinished (killed): continue it rather than start again.
+  if (!flags.fresh) {
+    for (const char* phase : {"Running", "Pending"}) {
+      store::WorkflowFilter filter;
+      filter.phase = phase;
+      auto page = st.ListWorkflows(filter);
+      if (!page) break;
+      for (const store::WorkflowRecord& w : page->workflows) {
+        if (w.spec != p.spec_text || RunLock::Held(WorkflowWorkDir(data_dir, w.uid))) continue;
+        auto events = st.ListEvents(w.uid, 0, 1);
+        if (!events || events->empty() || events->front().kind != "Run") continue;
+        auto run = nlohmann::json::parse(events->front().data_json, nullptr, false);
+        if (run.is_discarded() || run.value("file", "") != p.run.file || run.value("entrypoint", "") != flags.entrypoint ||
+            run.value("overrides", nlohmann::json::object()) != nlohmann::json(*params)) {
+          continue;
+        }
+        std::fprintf(stderr, "kiln run: resuming workflow %s (uid %s), left unfinished by an earlier run of %s; "
+                     "pass --fresh to start a new one\n", w.name.c_str(), w.uid.c_str(), flags.file.c_str());
+        return ResumeRecorded(st, data_dir, w, flags.output == "json");
+      }
+    }
+  }
+
+  // 4. The run's state, recorded before anything starts.
+  std::string uid = RandomId(8, "0123456789abcdef") + "-" + RandomId(4, "0123456789abcdef") + "-" +
+                    RandomId(4, "0123456789abcdef") + "-" + RandomId(4, "0123456789abcdef") + "-" +
+                    RandomId(12, "0123456789abcdef");
+  p.manifest = std::make_unique<dag::Manifest>(**wf);
+  dag::Manifest& manifest = *p.manifest;
+  if (manifest.metadata.name.empty()) {
+    manifest.metadata.name = manifest.metadata.generate_name + RandomId(5, "abcdefghijklmnopqrstuvwxyz0123456789");
+  } else if (manifest.kind == dag::ManifestKind::kCronWorkflow) {
+    // As the CronWorkflow controller names its workflows: <name>-<scheduled unix time>.
+    manifest.metadata.name += "-" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                       std::chrono::system_clock::now().time_since_epoch())
+                                                       .count());
+  }
+  auto state = scheduler::NewWorkflow(manifest, p.library, uid, *params, flags.entrypoint);
+  if (!state) {
+    std::fprintf(stderr, "kiln run: %s\n", state.error().message().c_str());
+    return 1;
+  }
+  p.state = std::move(*state);
+  p.created = Ms(std::chrono::system_clock::now());
+  store::Batch first;
+  first.workflow_upsert = WorkflowRecordOf(*p.state, p.spec_text, p.created);
+  store::EventRecord run = EventRow(uid, p.created, "Run");
+  run.data_json = nlohmann::json{{"file", p.run.file},
+                                 {"templates", p.run.templates},
+                                 {"entrypoint", p.run.entrypoint},
+                                 {"sandbox", p.run.sandbox},
+                                 {"overrides", *params}}
+                      .dump();
+  first.events.push_back(std::move(run));
+  if (auto ok = st.Apply(first); !ok) {
+    std::fprintf(stderr, "kiln run: cannot record the workflow: %s\n", ok.error().ToString().c_str());
+    return 1;
+  }
+  return Drive(p, st, data_dir, flags.output == "json", /*resume=*/false);
+}
+
+struct ResumeFlags {
+  std::string workflow;
+  std::string data_dir;
+  std::string namespace_;
+  std::string output = "text";
+};
+
+int ResumeWorkflow(const ResumeFlags& flags) {
+  std::string data_dir = ResolveDataDir(flags.data_dir);
+  auto db = OpenRecordedStore(data_dir);
+  if (!db) {
+    std::fprintf(stderr, "kiln resume: %s\n", db.error().message().c_str());
+    return 1;
+  }
+  auto w = FindRecordedWorkflow(**db, data_dir, flags.workflow, flags.namespace_);
+  if (!w) {
+    std::fprintf(stderr, "kiln resume: %s\n", w.error().message().c_str());
+    return 1;
+  }
+  return ResumeRecorded(**db, data_dir, *w, flags.output == "json");
 }
 
 }  // namespace
@@ -409,7 +676,21 @@ void RegisterRun(CLI::App& app) {
   cmd->add_option("--templates", flags->templates, "A file or directory of WorkflowTemplates for templateRef");
   cmd->add_option("-o,--output", flags->output, "Output format")->check(CLI::IsMember({"text", "json"}));
   cmd->add_flag("--no-sandbox", flags->no_sandbox, "Run steps as plain processes, without bubblewrap");
+  cmd->add_flag("--fresh", flags->fresh,
+                "Start a new run even when an earlier run of the same file was left unfinished (killed)");
   cmd->callback([flags] { SetExitCode(RunWorkflow(*flags)); });
+}
+
+void RegisterResume(CLI::App& app) {
+  auto flags = std::make_shared<ResumeFlags>();
+  CLI::App* cmd = app.add_subcommand("resume", "Continue a workflow whose `kiln run` was killed: steps that "
+                                               "succeeded are not run again; steps that were running are retried "
+                                               "per their retryStrategy or end in Error");
+  cmd->add_option("workflow", flags->workflow, "The workflow's name or uid (see `kiln list`)")->required();
+  cmd->add_option("--data-dir", flags->data_dir, "The data directory of the run (default $KILN_DATA_DIR or ~/.local/share/kiln)");
+  cmd->add_option("-n,--namespace", flags->namespace_, "The workflow's namespace, when its name is used in several");
+  cmd->add_option("-o,--output", flags->output, "Output format")->check(CLI::IsMember({"text", "json"}));
+  cmd->callback([flags] { SetExitCode(ResumeWorkflow(*flags)); });
 }
 
 }  // namespace kiln::cli

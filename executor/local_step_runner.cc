@@ -325,6 +325,7 @@ void LocalStepRunner::Run(Pending p, Grant grant) {
     Sandbox& sb = spec.sandbox ? *spec.sandbox : spec.sandbox.emplace();
     sb.private_tmp = true;
     sb.tmp_dir_on_host = dir + "/tmp";
+    if (!cuda.empty()) sb.devices = NvidiaDeviceNodes();  // a GPU step must reach the driver
     // Output files outside /tmp: give their directories a writable place of their own.
     if (step.tmpl) {
       std::vector<std::string> out_paths;

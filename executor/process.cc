@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -231,6 +232,7 @@ ProcessId ProcessRunner::Impl::Start(ProcessSpec spec, std::function<void(Proces
     return id;
   }
 
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
     // Child.
@@ -241,6 +243,11 @@ ProcessId ProcessRunner::Impl::Start(ProcessSpec spec, std::function<void(Proces
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
     ::setsid();
+    // The step dies with kiln (kill -9 included), so a resumed run never races a step of the
+    // crashed one. Only this process: grandchildren of an unsandboxed step can outlive kiln
+    // (the sandbox's PID namespace and --die-with-parent take the whole tree).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(137);  // kiln already died between fork and prctl
     auto fail = [&](ChildStage stage, int error) {
       const ChildFailure failure{stage, error};
       [[maybe_unused]] ssize_t n = ::write(status_pipe[1], &failure, sizeof failure);

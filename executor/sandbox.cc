@@ -1,5 +1,7 @@
 #include "executor/sandbox.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -98,6 +100,22 @@ const BubblewrapStatus& DetectBubblewrap() {
   return status;
 }
 
+std::vector<std::string> NvidiaDeviceNodes(const std::string& dev_dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dev_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with("nvidia")) continue;
+    const std::string rest = name.substr(6);
+    const bool numbered = !rest.empty() && std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (numbered || rest == "ctl" || rest == "-uvm" || rest == "-uvm-tools" || rest == "-modeset" || rest == "-caps") {
+      out.push_back(dev_dir + "/" + name);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 namespace internal {
 
 std::vector<std::string> BwrapArgv(const std::string& bwrap_path, const Sandbox& sandbox,
@@ -121,6 +139,7 @@ std::vector<std::string> BwrapArgv(const std::string& bwrap_path, const Sandbox&
     add({"--ro-bind-try", path, path});
   }
   add({"--dev", "/dev", "--proc", "/proc"});
+  for (const std::string& device : sandbox.devices) add({"--dev-bind-try", device, device});
   if (!sandbox.private_tmp) {
     add({"--bind", "/tmp", "/tmp"});
   } else if (sandbox.tmp_dir_on_host.empty()) {

@@ -25,7 +25,14 @@ struct Sandbox {
   // vanishes at exit when `tmp_dir_on_host` is empty. false: the host's /tmp is shared.
   bool private_tmp = true;
   std::string tmp_dir_on_host;
+  // Host device nodes made visible inside the sandbox (its /dev holds only the basic ones):
+  // the NVIDIA devices of a step granted GPUs. Missing ones are skipped.
+  std::vector<std::string> devices;
 };
+
+// The NVIDIA device nodes a GPU step needs: the control and UVM nodes and every /dev/nvidiaN
+// (CUDA_VISIBLE_DEVICES then picks among them, by CUDA's numbering). Only those that exist.
+std::vector<std::string> NvidiaDeviceNodes(const std::string& dev_dir = "/dev");
 
 // Whether bubblewrap can be used on this machine.
 struct BubblewrapStatus {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <type_traits>
 
 #include "base/check.h"
 #include "base/strings.h"
@@ -61,6 +62,65 @@ std::optional<ArtifactRef> ArtifactRef::FromJson(std::string_view text) {
     r.raw_given = true;
   }
   return r;
+}
+
+nlohmann::json EventToJson(const Event& event) {
+  nlohmann::json j;
+  std::visit(
+      [&j](const auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, StartWorkflow>) {
+          j["type"] = "StartWorkflow";
+        } else if constexpr (std::is_same_v<T, StepStarted>) {
+          j = {{"type", "StepStarted"}, {"node", e.node}};
+        } else if constexpr (std::is_same_v<T, StepFinished>) {
+          j = {{"type", "StepFinished"}, {"node", e.node}, {"exitCode", e.exit_code}, {"error", e.error},
+               {"message", e.message}, {"outputs", e.outputs}};
+          if (e.result) j["result"] = *e.result;
+          nlohmann::json artifacts = nlohmann::json::object();
+          for (const auto& [k, a] : e.artifacts) artifacts[k] = a.ToJson();
+          j["artifacts"] = std::move(artifacts);
+        } else if constexpr (std::is_same_v<T, TimerFired>) {
+          j = {{"type", "TimerFired"}, {"timer", e.timer}};
+        } else if constexpr (std::is_same_v<T, CancelRequested>) {
+          j = {{"type", "CancelRequested"}, {"message", e.message}};
+        } else {
+          static_assert(std::is_same_v<T, Resume>);
+          j["type"] = "Resume";
+        }
+      },
+      event);
+  return j;
+}
+
+std::optional<Event> EventFromJson(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) return std::nullopt;
+  try {
+    const std::string type = j["type"];
+    if (type == "StartWorkflow") return StartWorkflow{};
+    if (type == "StepStarted") return StepStarted{j.at("node")};
+    if (type == "TimerFired") return TimerFired{j.at("timer")};
+    if (type == "CancelRequested") return CancelRequested{j.at("message")};
+    if (type == "Resume") return Resume{};
+    if (type == "StepFinished") {
+      StepFinished e;
+      e.node = j.at("node");
+      e.exit_code = j.at("exitCode");
+      e.error = j.at("error");
+      e.message = j.at("message");
+      e.outputs = j.at("outputs").get<std::map<std::string, std::string>>();
+      if (j.contains("result")) e.result = j["result"].get<std::string>();
+      for (auto it = j.at("artifacts").begin(); it != j.at("artifacts").end(); ++it) {
+        auto ref = ArtifactRef::FromJson(it.value().dump());
+        if (!ref) return std::nullopt;
+        e.artifacts[it.key()] = *ref;
+      }
+      return e;
+    }
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 namespace {
@@ -127,6 +187,7 @@ class Decider {
 
   Transition Run(const Event& event) {
     std::visit([this](const auto& e) { On(e); }, event);
+    if (!Deferred().empty()) AdmitDeferred();
     for (auto& [id, node] : overlay_) t_.nodes.push_back(std::move(node));
     std::sort(t_.nodes.begin(), t_.nodes.end(), [](const NodeState& a, const NodeState& b) { return a.id < b.id; });
     return std::move(t_);
@@ -149,8 +210,14 @@ class Decider {
   }
   NodeState& Create(NodeState node) {
     std::string id = node.id;
-    if (!node.parent.empty()) Mut(node.parent).children.push_back(id);
+    // A deferred node exists already: it is being started, not created.
+    if (!node.parent.empty() && Get(id) == nullptr) Mut(node.parent).children.push_back(id);
     return overlay_.insert_or_assign(id, std::move(node)).first->second;
+  }
+  const std::vector<std::string>& Deferred() const { return t_.deferred ? *t_.deferred : base_.deferred; }
+  std::vector<std::string>& MutDeferred() {
+    if (!t_.deferred) t_.deferred = base_.deferred;
+    return *t_.deferred;
   }
   Phase WorkflowPhase() const { return t_.workflow_phase.value_or(base_.phase); }
   bool Cancelled() const { return base_.cancel_requested || t_.cancel_requested; }
@@ -181,6 +248,10 @@ class Decider {
       all.push_back({{"name", k}, {"value", val}});
     }
     v["workflow.parameters.json"] = all.dump();
+    for (const auto& [k, val] : base_.global_parameters) v["workflow.outputs.parameters." + k] = val;
+    for (const auto& [k, val] : t_.global_parameters) v["workflow.outputs.parameters." + k] = val;
+    for (const auto& [k, a] : base_.global_artifacts) v["workflow.outputs.artifacts." + k] = a.ToJson().dump();
+    for (const auto& [k, a] : t_.global_artifacts) v["workflow.outputs.artifacts." + k] = a.ToJson().dump();
     std::optional<Phase> main = MainPhase();
     v["workflow.status"] = std::string(PhaseName(main ? *main : WorkflowPhase()));
     if (main) v["workflow.failures"] = Failures();
@@ -376,6 +447,13 @@ class Decider {
     if (!Root().empty()) return;  // already started (a replayed event)
     const dag::Manifest& m = *base_.manifest;
     t_.workflow_phase = Phase::kRunning;
+    if (m.spec.active_deadline_seconds) {
+      try {
+        int64_t secs = std::stoll(*m.spec.active_deadline_seconds);
+        if (secs > 0) t_.actions.push_back(StartTimer{"deadline:workflow", now_ + std::chrono::seconds(secs)});
+      } catch (...) {
+      }
+    }
     NodeState root;
     root.id = base_.name;
     root.name = base_.name;
@@ -431,7 +509,10 @@ class Decider {
         }
       }
     }
-    if (e.error) {
+    PublishGlobals(node);
+    if (!node.kill_message.empty()) {
+      SetPhase(node, Phase::kFailed, node.kill_message);
+    } else if (e.error) {
       SetPhase(node, Phase::kError, e.message);
     } else if (e.exit_code == 0) {
       SetPhase(node, Phase::kSucceeded, e.message);
@@ -442,11 +523,23 @@ class Decider {
   }
 
   void On(const TimerFired& e) {
+    if (base_.timers.count(e.timer)) t_.timers_fired.push_back(e.timer);
     if (e.timer.starts_with("retry:")) {
       std::string id = e.timer.substr(6);
       const NodeState* n = Get(id);
       if (!n || IsDone(n->phase)) return;
       StartAttempt(id);
+    } else if (e.timer == "deadline:workflow") {
+      if (IsDone(WorkflowPhase()) || Cancelled()) return;
+      CancelRequested stop;
+      stop.message = "Step exceeded its deadline";
+      On(stop);
+    } else if (e.timer.starts_with("deadline:")) {
+      std::string id = e.timer.substr(9);
+      const NodeState* n = Get(id);
+      if (!n || IsDone(n->phase)) return;
+      Mut(id).kill_message = "Step exceeded its deadline";
+      t_.actions.push_back(KillStep{id});
     } else if (e.timer.starts_with("suspend:")) {
       std::string id = e.timer.substr(8);
       const NodeState* n = Get(id);
@@ -460,14 +553,48 @@ class Decider {
     if (IsDone(WorkflowPhase()) || Cancelled()) return;
     t_.cancel_requested = true;
     t_.workflow_message = e.message;
+    DropDeferred("", Phase::kFailed, e.message);
     bool running = false;
-    for (const auto& [id, n] : base_.nodes) {
+    for (const auto& [id, base_node] : base_.nodes) {
+      const NodeState& n = *Get(id);
       if (n.type == NodeType::kPod && !IsDone(n.phase)) {
+        Mut(id).kill_message = e.message;
         t_.actions.push_back(KillStep{id});
         running = true;
       }
     }
     if (!running) FinishWorkflow(Phase::kFailed, e.message);
+  }
+
+  void On(const Resume&) {
+    if (IsDone(WorkflowPhase()) || Root().empty()) return;
+    for (const auto& [name, at] : base_.timers) t_.actions.push_back(StartTimer{name, at});
+    std::vector<std::string> steps;
+    for (const auto& [id, n] : base_.nodes) {
+      if (n.type == NodeType::kPod && !IsDone(n.phase) && !n.deferred) steps.push_back(id);
+    }
+    std::sort(steps.begin(), steps.end());
+    for (const std::string& id : steps) {
+      const NodeState& n = *Get(id);
+      if (IsDone(n.phase)) continue;  // finished by an earlier step's advance
+      if (n.phase == Phase::kPending && !Cancelled()) {
+        // Decided but never started: launch it again, as if for the first time.
+        LaunchStep launch;
+        if (auto error = MakeLaunch(n, &launch)) {
+          NodeState& m = Mut(id);
+          SetPhase(m, Phase::kError, *error);
+          Advance(m.parent);
+        } else {
+          t_.actions.push_back(std::move(launch));
+        }
+        continue;
+      }
+      NodeState& m = Mut(id);
+      SetPhase(m, Phase::kError,
+               Cancelled() ? "terminated by user" : "step lost: kiln stopped while it ran; its process is gone");
+      Advance(m.parent);
+    }
+    if (Cancelled() && !IsDone(WorkflowPhase())) RootDone();
   }
 
   // ---- starting nodes ----------------------------------------------------------------------
@@ -497,7 +624,24 @@ class Decider {
       return;
     }
     node.input_artifacts = std::move(*artifacts);
-    if (t.retry_strategy && (t.type == dag::TemplateType::kContainer || t.type == dag::TemplateType::kScript)) {
+    Begin(std::move(node));
+  }
+
+  // Starts a node whose inputs are resolved, unless a parallelism limit makes it wait.
+  void Begin(NodeState node) {
+    if (auto waiting = Blocked(node)) {
+      node.deferred = true;
+      node.type = TypeOf(*node.tmpl, node.parent);
+      node.phase = Phase::kPending;
+      node.message = *waiting;
+      MutDeferred().push_back(node.id);
+      Create(std::move(node));
+      return;
+    }
+    node.deferred = false;
+    node.message.clear();
+    const dag::Template& t = *node.tmpl;
+    if (IsRetried(t, node.parent)) {
       node.type = NodeType::kRetry;
       std::string id = node.id;
       SetPhase(Create(std::move(node)), Phase::kRunning);
@@ -505,6 +649,141 @@ class Decider {
       return;
     }
     Execute(std::move(node));
+  }
+
+  // A container or script template with a retryStrategy runs under a Retry node (unless `parent`
+  // is that Retry node: the node is then one attempt).
+  bool IsRetried(const dag::Template& t, const std::string& parent) const {
+    if (!t.retry_strategy) return false;
+    if (t.type != dag::TemplateType::kContainer && t.type != dag::TemplateType::kScript) return false;
+    const NodeState* p = parent.empty() ? nullptr : Get(parent);
+    return !(p && p->type == NodeType::kRetry);
+  }
+
+  NodeType TypeOf(const dag::Template& t, const std::string& parent) const {
+    if (IsRetried(t, parent)) return NodeType::kRetry;
+    switch (t.type) {
+      case dag::TemplateType::kSteps: return NodeType::kSteps;
+      case dag::TemplateType::kDag: return NodeType::kDag;
+      case dag::TemplateType::kSuspend: return NodeType::kSuspend;
+      default: return NodeType::kPod;
+    }
+  }
+
+  // ---- parallelism ---------------------------------------------------------------------------
+  static std::optional<int64_t> Limit(const std::optional<std::string>& text, const Vars& vars) {
+    if (!text) return std::nullopt;
+    auto r = Render(*text, vars);
+    if (!r) return std::nullopt;
+    try {
+      int64_t n = std::stoll(*r);
+      return n > 0 ? std::optional<int64_t>(n) : std::nullopt;
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+
+  // The steps/dag node whose template's parallelism applies to `node` (its nearest ancestor,
+  // through step groups and fan-out groups); null for a retry attempt (its Retry node counted).
+  const NodeState* Owner(const NodeState& node) const {
+    const NodeState* p = node.parent.empty() ? nullptr : Get(node.parent);
+    while (p && (p->type == NodeType::kStepGroup || p->type == NodeType::kTaskGroup)) p = Get(p->parent);
+    if (p && p->type == NodeType::kRetry) return nullptr;
+    return p;
+  }
+
+  // Children of `owner` that count against its parallelism and are active (started, not done).
+  int64_t ActiveUnits(const NodeState& owner, const std::string& except) const {
+    int64_t n = 0;
+    std::function<void(const NodeState&)> count = [&](const NodeState& c) {
+      if (c.type == NodeType::kStepGroup || c.type == NodeType::kTaskGroup) {
+        if (IsDone(c.phase)) return;
+        for (const std::string& gc : c.children) count(*Get(gc));
+        return;
+      }
+      if (c.id != except && !c.deferred && !IsDone(c.phase)) ++n;
+    };
+    for (const std::string& cid : owner.children) count(*Get(cid));
+    return n;
+  }
+
+  int64_t ActivePods(const std::string& except) const {
+    int64_t n = 0;
+    auto consider = [&](const NodeState& c) {
+      if (c.type == NodeType::kPod && c.id != except && !c.deferred && !IsDone(c.phase)) ++n;
+    };
+    for (const auto& [id, c] : base_.nodes) {
+      if (!overlay_.count(id)) consider(c);
+    }
+    for (const auto& [id, c] : overlay_) consider(c);
+    return n;
+  }
+
+  // Why `node` must wait (a parallelism limit is reached), or nullopt when it may start.
+  std::optional<std::string> Blocked(const NodeState& node) const {
+    if (const NodeState* owner = Owner(node); owner && owner->tmpl) {
+      if (auto limit = Limit(owner->tmpl->parallelism, BodyVars(*owner))) {
+        if (ActiveUnits(*owner, node.id) >= *limit) {
+          return "waiting: parallelism " + std::to_string(*limit) + " of template " + Quote(owner->template_name) +
+                 " reached";
+        }
+      }
+    }
+    if (TypeOf(*node.tmpl, node.parent) == NodeType::kPod) {
+      if (auto limit = Limit(base_.manifest->spec.parallelism, GlobalVars())) {
+        if (ActivePods(node.id) >= *limit) {
+          return "waiting: workflow parallelism " + std::to_string(*limit) + " reached";
+        }
+      }
+    }
+    return std::nullopt;
+  }
+
+  // Starts waiting nodes that may now start, in the order they started waiting.
+  void AdmitDeferred() {
+    bool progressed = true;
+    while (progressed && !Deferred().empty()) {
+      progressed = false;
+      std::vector<std::string> list = Deferred();
+      for (const std::string& id : list) {
+        const NodeState* n = Get(id);
+        if (n == nullptr || !n->deferred || IsDone(n->phase) || Cancelled()) {
+          Forget(id);
+          progressed = true;
+          continue;
+        }
+        if (Blocked(*n)) continue;
+        Forget(id);
+        Begin(*n);
+        progressed = true;
+        break;  // starting a node can change every other node's admission: look again
+      }
+    }
+  }
+
+  void Forget(const std::string& id) {
+    auto& list = MutDeferred();
+    list.erase(std::remove(list.begin(), list.end(), id), list.end());
+  }
+
+  // Ends every waiting node below `owner` (all of them when `owner` is empty) without running
+  // it; returns the groups that held one, which then need advancing.
+  std::vector<std::string> DropDeferred(const std::string& owner, Phase phase, const std::string& message) {
+    std::vector<std::string> groups;
+    std::vector<std::string> list = Deferred();
+    for (const std::string& id : list) {
+      const NodeState* n = Get(id);
+      if (n == nullptr) continue;
+      const NodeState* o = Owner(*n);
+      if (!owner.empty() && (o == nullptr || o->id != owner)) continue;
+      Forget(id);
+      NodeState& m = Mut(id);
+      m.deferred = false;
+      SetPhase(m, phase, message);
+      const NodeState* p = Get(m.parent);
+      if (p && p->type == NodeType::kTaskGroup) groups.push_back(p->id);
+    }
+    return groups;
   }
 
   // Runs the template of a freshly made node (inputs resolved).
@@ -515,24 +794,15 @@ class Decider {
       case dag::TemplateType::kContainer:
       case dag::TemplateType::kScript: {
         node.type = NodeType::kPod;
-        Vars v = BodyVars(node);
         LaunchStep launch;
-        launch.node = id;
-        launch.tmpl = &t;
-        launch.inputs = node.inputs;
-        launch.input_artifacts = node.input_artifacts;
-        const dag::Json& c = t.type == dag::TemplateType::kScript ? t.script.container : t.container;
-        auto rendered = RenderJson(c, v);
-        auto source = Render(t.script.source, v);
         NodeState& n = Create(std::move(node));
-        if (!rendered || !source) {
-          SetPhase(n, Phase::kError, (!rendered ? rendered.error() : source.error()).message());
+        if (auto error = MakeLaunch(n, &launch)) {
+          SetPhase(n, Phase::kError, *error);
           Advance(n.parent);
           return;
         }
-        launch.container = std::move(*rendered);
-        launch.script_source = std::move(*source);
         t_.actions.push_back(std::move(launch));
+        ArmDeadline(id);
         return;
       }
       case dag::TemplateType::kSteps: {
@@ -573,6 +843,52 @@ class Decider {
     }
   }
 
+  // A step's deadline: the template's `timeout` (a duration, counted from when the step is
+  // started, as Argo counts it from the node's creation) or `activeDeadlineSeconds`, whichever
+  // is sooner. The step is killed when it passes (see On(TimerFired)).
+  void ArmDeadline(const std::string& id) {
+    const NodeState& n = *Get(id);
+    const dag::Template& t = *n.tmpl;
+    Vars v = BodyVars(n);
+    std::optional<Duration> limit;
+    auto consider = [&](const std::string& text, bool seconds) {
+      auto r = Render(text, v);
+      if (!r) return;
+      std::optional<Duration> d;
+      if (seconds) {
+        try {
+          d = std::chrono::seconds(std::stoll(*r));
+        } catch (...) {
+        }
+      } else if (auto parsed = dag::ParseDuration(*r)) {
+        d = std::chrono::duration_cast<Duration>(*parsed);
+      }
+      if (d && d->count() > 0 && (!limit || *d < *limit)) limit = d;
+    };
+    if (t.timeout) consider(*t.timeout, /*seconds=*/false);
+    if (t.active_deadline_seconds) consider(*t.active_deadline_seconds, /*seconds=*/true);
+    if (limit) t_.actions.push_back(StartTimer{"deadline:" + id, now_ + *limit});
+  }
+
+  // The LaunchStep of a container or script node, its strings rendered; an error message when
+  // they cannot be.
+  std::optional<std::string> MakeLaunch(const NodeState& node, LaunchStep* launch) const {
+    const dag::Template& t = *node.tmpl;
+    Vars v = BodyVars(node);
+    launch->node = node.id;
+    launch->tmpl = &t;
+    launch->inputs = node.inputs;
+    launch->input_artifacts = node.input_artifacts;
+    const dag::Json& c = t.type == dag::TemplateType::kScript ? t.script.container : t.container;
+    auto rendered = RenderJson(c, v);
+    if (!rendered) return rendered.error().message();
+    auto source = Render(t.script.source, v);
+    if (!source) return source.error().message();
+    launch->container = std::move(*rendered);
+    launch->script_source = std::move(*source);
+    return std::nullopt;
+  }
+
   void StartAttempt(const std::string& retry_id) {
     const NodeState& r = *Get(retry_id);
     NodeState attempt;
@@ -587,7 +903,7 @@ class Decider {
     attempt.template_name = r.template_name;
     attempt.item = r.item;
     attempt.has_item = r.has_item;
-    Execute(std::move(attempt));
+    Begin(std::move(attempt));
   }
 
   // Creates the node of one task or step (or a Skipped node, or a fan-out group).
@@ -1032,6 +1348,10 @@ class Decider {
       if (IsDone(c->phase) && IsFailure(c->phase) && !ContinuesOn(*c)) any_failed = true;
     }
     bool stop = (any_failed && fail_fast) || Cancelled();
+    if (stop && !Deferred().empty()) {
+      for (const std::string& g : DropDeferred(id, Phase::kOmitted, "omitted: a task failed (failFast)")) Advance(g);
+      if (IsDone(Get(id)->phase)) return;
+    }
     if (!stop) {
       // Start every task whose dependencies are all done and satisfied; omit the unsatisfied.
       bool progressed = true;
@@ -1131,6 +1451,21 @@ class Decider {
     return true;
   }
 
+  // Outputs with a globalName become workflow outputs.
+  void PublishGlobals(const NodeState& n) {
+    if (!n.tmpl) return;
+    for (const dag::Parameter& p : n.tmpl->outputs.parameters) {
+      if (p.global_name.empty()) continue;
+      auto it = n.outputs.find(p.name);
+      if (it != n.outputs.end()) t_.global_parameters[p.global_name] = it->second;
+    }
+    for (const dag::Artifact& a : n.tmpl->outputs.artifacts) {
+      if (a.global_name.empty()) continue;
+      auto it = n.output_artifacts.find(a.name);
+      if (it != n.output_artifacts.end()) t_.global_artifacts[a.global_name] = it->second;
+    }
+  }
+
   // Outputs of a dag/steps template: valueFrom.parameter / expression over its children.
   void FinishTemplateOutputs(NodeState& m) {
     if (!m.tmpl) return;
@@ -1157,6 +1492,7 @@ class Decider {
       if (!r) continue;
       if (auto ref = ArtifactRef::FromJson(*r)) m.output_artifacts[a.name] = *ref;
     }
+    PublishGlobals(m);
   }
 
   const WorkflowState& base_;
@@ -1227,12 +1563,24 @@ void Apply(WorkflowState& state, const Transition& t) {
     state.main_message = t.main_message;
   }
   if (t.cancel_requested) state.cancel_requested = true;
+  for (const std::string& name : t.timers_fired) state.timers.erase(name);
+  for (const auto& [k, v] : t.global_parameters) state.global_parameters[k] = v;
+  for (const auto& [k, a] : t.global_artifacts) state.global_artifacts[k] = a;
+  if (t.deferred) state.deferred = *t.deferred;
+  for (const Action& a : t.actions) {
+    if (const auto* timer = std::get_if<StartTimer>(&a)) state.timers[timer->timer] = timer->at;
+  }
   if (t.workflow_phase && *t.workflow_phase != state.phase) {
     state.phase = *t.workflow_phase;
     if (state.phase == Phase::kRunning && state.started == Time{}) state.started = t.now;
     if (IsDone(state.phase)) state.finished = t.now;
   }
   if (!t.workflow_message.empty()) state.message = t.workflow_message;
+  if (IsDone(state.phase)) state.timers.clear();
+}
+
+void Replay(WorkflowState& state, const dag::TemplateLibrary& library, const std::vector<RecordedEvent>& events) {
+  for (const RecordedEvent& e : events) Apply(state, Decide(state, library, e.event, e.at));
 }
 
 }  // namespace kiln::scheduler

@@ -32,6 +32,18 @@ Transition Decide(const WorkflowState& state, const dag::TemplateLibrary& librar
 // Applies `transition` to `state`.
 void Apply(WorkflowState& state, const Transition& transition);
 
+// An event as it was decided: what happened and when.
+struct RecordedEvent {
+  Event event;
+  Time at;
+};
+
+// Rebuilds a run's state from its recorded events: `state` (fresh from NewWorkflow, with the
+// recorded uid, name and parameters) is brought forward by deciding and applying each event at
+// its recorded time; actions are not performed. Because Decide is pure, this is the state the
+// crashed process had after its last recorded transition.
+void Replay(WorkflowState& state, const dag::TemplateLibrary& library, const std::vector<RecordedEvent>& events);
+
 }  // namespace kiln::scheduler
 
 #endif  // KILN_SCHEDULER_CONTROLLER_H_

@@ -22,12 +22,17 @@ void Driver::Post(Event event) {
 
 void Driver::Start() { Post(StartWorkflow{}); }
 
+void Driver::Resume() { Post(scheduler::Resume{}); }
+
 void Driver::Handle(const Event& event) {
   if (done_) return;
   Transition t = Decide(state_, library_, event, clock_());
-  if (t.nodes.empty() && !t.workflow_phase && t.actions.empty() && !t.root && !t.cancel_requested) return;
+  if (t.nodes.empty() && !t.workflow_phase && t.actions.empty() && !t.root && !t.cancel_requested &&
+      t.timers_fired.empty()) {
+    return;
+  }
   if (recorder_) {
-    Result<void> recorded = recorder_(state_, t);
+    Result<void> recorded = recorder_(state_, event, t);
     if (!recorded) {
       // Without a record, performing the actions could repeat or lose work after a crash.
       error_ = recorded.error();

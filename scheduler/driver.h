@@ -19,8 +19,9 @@
 
 namespace kiln::scheduler {
 
-// Persists a transition before its actions run; an error stops the workflow (nothing runs).
-using Recorder = std::function<Result<void>(const WorkflowState& before, const Transition& t)>;
+// Persists a transition, and the event it was decided from (so the run can be replayed), before
+// its actions run; an error stops the workflow (nothing runs).
+using Recorder = std::function<Result<void>(const WorkflowState& before, const Event& event, const Transition& t)>;
 // Sees each transition after it was applied (printing progress).
 using Observer = std::function<void(const WorkflowState& after, const Transition& t)>;
 // The time now; a fake in tests.
@@ -37,6 +38,8 @@ class Driver {
 
   // Posts StartWorkflow (unless the state already started).
   void Start();
+  // Posts Resume: continues a replayed run (see Replay in controller.h).
+  void Resume();
 
   // True once the workflow reached a final phase, or recording failed.
   bool done() const { return done_; }

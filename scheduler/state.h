@@ -75,6 +75,10 @@ struct NodeState {
   std::string item;          // the loop item (rendered) for fan-out children; "" otherwise
   bool has_item = false;
   int group = -1;            // steps: the group index of a StepGroup node
+  // Created but waiting for a parallelism limit (Pending); started by a later event.
+  bool deferred = false;
+  // Set when kiln kills the step (a deadline passed, a cancel): the message it ends with.
+  std::string kill_message;
 };
 
 struct WorkflowState {
@@ -95,6 +99,14 @@ struct WorkflowState {
   std::optional<Phase> main_phase;
   std::string main_message;
   bool cancel_requested = false;
+  // Timers started and not yet fired, by name: re-armed when a run is resumed.
+  std::map<std::string, Time> timers;
+  // Global outputs (outputs with a globalName): {{workflow.outputs.parameters.NAME}} and
+  // {{workflow.outputs.artifacts.NAME}}.
+  std::map<std::string, std::string> global_parameters;
+  std::map<std::string, ArtifactRef> global_artifacts;
+  // Nodes waiting for a parallelism limit, in the order they wait (first in, first started).
+  std::vector<std::string> deferred;
 };
 
 // ---- events: what happened -------------------------------------------------------------
@@ -118,7 +130,15 @@ struct TimerFired {
 struct CancelRequested {
   std::string message = "terminated by user";
 };
-using Event = std::variant<StartWorkflow, StepStarted, StepFinished, TimerFired, CancelRequested>;
+// The run continues in a new process (after a crash or kill): steps that were running are lost
+// (Error, then retried per their retryStrategy), steps decided but not started are launched
+// again, pending timers are re-armed.
+struct Resume {};
+using Event = std::variant<StartWorkflow, StepStarted, StepFinished, TimerFired, CancelRequested, Resume>;
+
+// Events as JSON, so a run can be recorded and replayed (see Replay in controller.h).
+nlohmann::json EventToJson(const Event& event);
+std::optional<Event> EventFromJson(const nlohmann::json& j);
 
 // ---- actions: what the driver must do -----------------------------------------------------
 // Runs one leaf step. Strings are already substituted ({{...}} resolved).
@@ -154,6 +174,10 @@ struct Transition {
   std::optional<Phase> main_phase;       // set when the main graph ends and the handler starts
   std::string main_message;
   bool cancel_requested = false;
+  std::vector<std::string> timers_fired;  // names to forget from WorkflowState::timers
+  std::map<std::string, std::string> global_parameters;  // set or replaced
+  std::map<std::string, ArtifactRef> global_artifacts;
+  std::optional<std::vector<std::string>> deferred;  // the new list when it changed
   Time now{};
   std::vector<Action> actions;
 };

@@ -4,6 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
+#include <fstream>
+
 #include "executor/internal/bwrap.h"
 #include "executor/process.h"
 #include "tests/executor/test_util.h"
@@ -68,6 +72,26 @@ TEST_CASE("bwrap argv: read-only host, private /tmp, binds, PID namespace", "[ex
         std::string::npos);
   sandbox.tmp_dir_on_host.clear();
   CHECK(internal::BwrapArgv("bwrap", sandbox, "", {"true"}).size() > 0);
+}
+
+TEST_CASE("a GPU step's sandbox binds the NVIDIA device nodes, and only those", "[executor][gpu]") {
+  char tmpl[] = "/tmp/kiln-dev-XXXXXX";
+  const std::string dev = ::mkdtemp(tmpl);
+  for (const char* name : {"nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-caps",
+                           "nvidia-modeset", "nvidia-foo", "null", "nvidiaX"}) {
+    std::ofstream(dev + "/" + name) << "";
+  }
+  const std::vector<std::string> nodes = NvidiaDeviceNodes(dev);
+  std::filesystem::remove_all(dev);
+  CHECK(nodes == std::vector<std::string>{dev + "/nvidia-caps", dev + "/nvidia-modeset", dev + "/nvidia-uvm",
+                                          dev + "/nvidia-uvm-tools", dev + "/nvidia0", dev + "/nvidia1",
+                                          dev + "/nvidiactl"});
+  Sandbox sandbox;
+  sandbox.devices = {"/dev/nvidiactl", "/dev/nvidia0"};
+  std::string joined;
+  for (const std::string& a : internal::BwrapArgv("bwrap", sandbox, "", {"true"})) joined += a + " ";
+  CHECK(joined.find("--dev /dev --proc /proc --dev-bind-try /dev/nvidiactl /dev/nvidiactl "
+                    "--dev-bind-try /dev/nvidia0 /dev/nvidia0 ") != std::string::npos);
 }
 
 TEST_CASE("sandboxed: a missing executable is 'executable not found'", "[executor]") {

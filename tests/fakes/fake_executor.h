@@ -24,8 +24,18 @@ class FakeExecutor {
     for (const dag::Diagnostic& d : diags.items()) INFO(d.ToString());
     REQUIRE_FALSE(diags.has_errors());
     for (const dag::Manifest& m : manifests_) library_.Add(m);
-    auto state = scheduler::NewWorkflow(manifests_.back(), library_, "uid-1", std::move(params));
+    params_ = std::move(params);
+    auto state = scheduler::NewWorkflow(manifests_.back(), library_, "uid-1", params_);
     REQUIRE(state.has_value());
+    state_ = std::move(*state);
+  }
+
+  // As a restarted `kiln run` does: a fresh state rebuilt by replaying every event delivered so
+  // far (the crashed process's state is dropped). The caller then sends Resume.
+  void Restart() {
+    auto state = scheduler::NewWorkflow(manifests_.back(), library_, "uid-1", params_);
+    REQUIRE(state.has_value());
+    scheduler::Replay(*state, library_, recorded_);
     state_ = std::move(*state);
   }
 
@@ -37,6 +47,10 @@ class FakeExecutor {
     CHECK(again.actions.size() == t.actions.size());
     CHECK(again.nodes.size() == t.nodes.size());
     scheduler::Apply(state_, t);
+    // Recorded as the driver records it, through its JSON form.
+    auto decoded = scheduler::EventFromJson(scheduler::EventToJson(event));
+    REQUIRE(decoded.has_value());
+    recorded_.push_back({std::move(*decoded), now_});
     for (const auto& a : t.actions) {
       if (const auto* l = std::get_if<scheduler::LaunchStep>(&a)) launched_.push_back(l->node);
     }
@@ -44,6 +58,9 @@ class FakeExecutor {
   }
 
   std::vector<scheduler::Action> Start() { return Send(scheduler::StartWorkflow{}); }
+
+  // Recorded events (each as it was decided), for replay.
+  const std::vector<scheduler::RecordedEvent>& recorded() const { return recorded_; }
 
   // The step started and ended with `exit_code` (and outputs / stdout).
   std::vector<scheduler::Action> Finish(const std::string& node, int exit_code = 0,
@@ -74,6 +91,8 @@ class FakeExecutor {
  private:
   std::vector<dag::Manifest> manifests_;
   dag::TemplateLibrary library_;
+  std::map<std::string, std::string> params_;
+  std::vector<scheduler::RecordedEvent> recorded_;
   scheduler::WorkflowState state_;
   scheduler::Time now_ = scheduler::Time{} + std::chrono::hours(24 * 365 * 56);  // a fixed instant
   std::vector<std::string> launched_;
