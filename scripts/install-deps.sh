@@ -11,7 +11,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   catch2 libcli11-dev libhowardhinnant-date-dev
   libssl-dev bubblewrap libbenchmark-dev
-  python3
+  python3 python3-kubernetes
 )
 
 missing=()

@@ -1,0 +1,48 @@
+// The Kubernetes REST surface: discovery, get/list/watch/create/update/patch/delete/
+// deletecollection on the resources of resources.h, /status and pods/log, Status errors, and
+// Table output for kubectl. Thread-safety: none; everything runs on the io_context thread.
+#ifndef KILN_TESTS_KUBESIM_APISERVER_H_
+#define KILN_TESTS_KUBESIM_APISERVER_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "http/server.h"
+#include "tests/kubesim/registry.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace kiln::kubesim {
+
+class Kubelet;
+
+struct ApiServerOptions {
+  std::string advertise_address;  // "127.0.0.1:PORT" for /api's serverAddressByClientCIDRs
+  std::chrono::milliseconds bookmark_interval{std::chrono::seconds(10)};
+};
+
+class ApiServer {
+ public:
+  ApiServer(boost::asio::io_context& io, Registry& registry, const Kubelet& kubelet,
+            ApiServerOptions options);
+  ~ApiServer();
+
+  // Answers one request (the http::Handler of the server).
+  void Handle(http::Request request, http::Responder responder);
+  void set_advertise_address(std::string address) { options_.advertise_address = std::move(address); }
+
+  // The 401 response for a missing or wrong token.
+  static http::Response UnauthorizedResponse();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  ApiServerOptions options_;
+};
+
+}  // namespace kiln::kubesim
+
+#endif  // KILN_TESTS_KUBESIM_APISERVER_H_

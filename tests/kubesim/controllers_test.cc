@@ -1,0 +1,196 @@
+// The emulated controllers in process, on one io_context run to idle: Job conditions, counts
+// and pod metadata compared field by field with the reference (shared/reference/kubernetes-api.md).
+#include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
+
+#include "tests/kubesim/cluster.h"
+#include "tests/kubesim/job_controller.h"
+#include "tests/kubesim/kubelet.h"
+#include "tests/kubesim/scheduler.h"
+
+namespace kiln::kubesim {
+namespace {
+
+struct Cluster {
+  explicit Cluster(const std::string& file) : store(1000), registry(store), kubelet(io, registry),
+                                              scheduler(io, registry), jobs(io, registry) {
+    registry.Bootstrap();
+    auto nodes = LoadCluster(std::string(KILN_SOURCE_DIR) + "/tests/kubesim/clusters/" + file);
+    REQUIRE(nodes);
+    for (json& n : *nodes) REQUIRE(registry.Create(Nodes(), "", std::move(n)));
+    kubelet.Start();
+    scheduler.Start();
+    jobs.Start();
+  }
+  // Runs every controller until nothing is left to do (simulated pods take no time unless
+  // their duration annotation says so).
+  void Settle() {
+    io.restart();
+    io.run();
+  }
+  boost::asio::io_context io;
+  Store store;
+  Registry registry;
+  Kubelet kubelet;
+  Scheduler scheduler;
+  JobController jobs;
+};
+
+json JobWith(const std::string& name, json annotations, json extra_spec = json::object()) {
+  json job = {{"apiVersion", "batch/v1"},
+              {"kind", "Job"},
+              {"metadata", {{"name", name}}},
+              {"spec",
+               {{"template",
+                 {{"metadata", {{"annotations", annotations}}},
+                  {"spec", {{"restartPolicy", "Never"},
+                            {"containers", {{{"name", "main"}, {"image", "busybox"}}}}}}}}}}};
+  job["spec"].update(extra_spec);
+  return job;
+}
+
+TEST_CASE("a succeeded Job gets SuccessCriteriaMet then Complete with the real texts", "[kubesim]") {
+  Cluster c("cpu-only.yaml");
+  REQUIRE(c.registry.Create(Jobs(), "default", JobWith("ok", json::object())));
+  c.Settle();
+  ObjectPtr job = c.store.Get(Jobs(), "default", "ok");
+  REQUIRE(job);
+  const json& status = (*job)["status"];
+  INFO(status.dump(1));
+  REQUIRE(status["conditions"].size() == 2);
+  const json& met = status["conditions"][0];
+  const json& complete = status["conditions"][1];
+  CHECK(met["type"] == "SuccessCriteriaMet");
+  CHECK(complete["type"] == "Complete");
+  for (const json* cond : {&met, &complete}) {
+    CHECK((*cond)["status"] == "True");
+    CHECK((*cond)["reason"] == "CompletionsReached");
+    CHECK((*cond)["message"] == "Reached expected number of succeeded pods");
+  }
+  CHECK(status["completionTime"] == complete["lastTransitionTime"]);
+  CHECK(status["succeeded"] == 1);
+  CHECK(status["ready"] == 0);
+  CHECK(status["terminating"] == 0);
+  CHECK(status["uncountedTerminatedPods"] == json::object());
+  CHECK_FALSE(status.contains("active"));
+  CHECK_FALSE(status.contains("failed"));
+
+  auto pods = c.store.List(Pods(), "default");
+  REQUIRE(pods.size() == 1);
+  const json& pod = *pods[0];
+  std::string uid = (*job)["metadata"]["uid"];
+  CHECK(pod["metadata"]["ownerReferences"] ==
+        json::parse(R"([{"apiVersion":"batch/v1","kind":"Job","name":"ok","uid":")" + uid +
+                    R"(","controller":true,"blockOwnerDeletion":true}])"));
+  CHECK(pod["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] == uid);
+  CHECK(pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "ok");
+  CHECK(pod["metadata"]["labels"]["controller-uid"] == uid);
+  CHECK(pod["metadata"]["labels"]["job-name"] == "ok");
+  CHECK_FALSE(pod["metadata"].contains("finalizers"));  // released once counted
+  CHECK(std::string(pod["metadata"]["generateName"]) == "ok-");
+  CHECK(pod["status"]["phase"] == "Succeeded");
+  const json& term = pod["status"]["containerStatuses"][0]["state"]["terminated"];
+  CHECK(term["exitCode"] == 0);
+  CHECK(term["reason"] == "Completed");
+  CHECK((*job)["spec"]["selector"] ==
+        json({{"matchLabels", {{"batch.kubernetes.io/controller-uid", uid}}}}));
+}
+
+TEST_CASE("a Job past its backoffLimit gets FailureTarget then Failed", "[kubesim]") {
+  Cluster c("cpu-only.yaml");
+  REQUIRE(c.registry.Create(Jobs(), "default",
+                            JobWith("bad", {{"kubesim.kiln.dev/exit-code", "3"},
+                                            {"kubesim.kiln.dev/termination-message", "boom"}},
+                                    {{"backoffLimit", 1}})));
+  c.Settle();
+  ObjectPtr job = c.store.Get(Jobs(), "default", "bad");
+  const json& status = (*job)["status"];
+  INFO(status.dump(1));
+  REQUIRE(status["conditions"].size() == 2);
+  CHECK(status["conditions"][0]["type"] == "FailureTarget");
+  CHECK(status["conditions"][1]["type"] == "Failed");
+  for (const json& cond : status["conditions"]) {
+    CHECK(cond["reason"] == "BackoffLimitExceeded");
+    CHECK(cond["message"] == "Job has reached the specified backoff limit");
+  }
+  CHECK(status["failed"] == 2);
+  CHECK_FALSE(status.contains("completionTime"));
+  auto pods = c.store.List(Pods(), "default");
+  REQUIRE(pods.size() == 2);
+  const json& term = (*pods[0])["status"]["containerStatuses"][0]["state"]["terminated"];
+  CHECK(term["exitCode"] == 3);
+  CHECK(term["reason"] == "Error");
+  CHECK(term["message"] == "boom");
+}
+
+TEST_CASE("a podFailurePolicy FailJob rule names the container, pod, code and rule", "[kubesim]") {
+  Cluster c("cpu-only.yaml");
+  json policy = {{"rules", {{{"action", "FailJob"},
+                             {"onExitCodes", {{"operator", "In"}, {"values", {42}}}}}}}};
+  REQUIRE(c.registry.Create(Jobs(), "default",
+                            JobWith("pfp", {{"kubesim.kiln.dev/exit-code", "42"}},
+                                    {{"podFailurePolicy", policy}})));
+  c.Settle();
+  ObjectPtr job = c.store.Get(Jobs(), "default", "pfp");
+  const json& conds = (*job)["status"]["conditions"];
+  REQUIRE(conds.size() == 2);
+  std::string pod = (*c.store.List(Pods(), "default")[0])["metadata"]["name"];
+  CHECK(conds[1]["type"] == "Failed");
+  CHECK(conds[1]["reason"] == "PodFailurePolicy");
+  CHECK(conds[1]["message"] == "Container main for pod default/" + pod +
+                                   " failed with exit code 42 matching FailJob rule at index 0");
+  CHECK((*job)["status"]["failed"] == 1);
+}
+
+TEST_CASE("a Job with activeDeadlineSeconds 0 fails with DeadlineExceeded", "[kubesim]") {
+  Cluster c("cpu-only.yaml");
+  REQUIRE(c.registry.Create(Jobs(), "default",
+                            JobWith("late", {{"kubesim.kiln.dev/duration", "1h"}},
+                                    {{"activeDeadlineSeconds", 0}})));
+  c.Settle();
+  const json& conds = (*c.store.Get(Jobs(), "default", "late"))["status"]["conditions"];
+  REQUIRE(conds.size() == 2);
+  CHECK(conds[0]["type"] == "FailureTarget");
+  CHECK(conds[1]["type"] == "Failed");
+  CHECK(conds[1]["reason"] == "DeadlineExceeded");
+  CHECK(conds[1]["message"] == "Job was active longer than specified deadline");
+}
+
+TEST_CASE("the scheduler places GPU pods and explains what does not fit", "[kubesim]") {
+  Cluster c("mixed-gpu.yaml");
+  json pod = {{"metadata", {{"name", "gpu"}}},
+              {"spec", {{"restartPolicy", "Never"},
+                        {"containers", {{{"name", "main"}, {"image", "cuda"},
+                                         {"resources", {{"limits", {{"nvidia.com/gpu", "2"}}}}}}}}}}};
+  REQUIRE(c.registry.Create(Pods(), "default", pod));
+  c.Settle();
+  ObjectPtr pending = c.store.Get(Pods(), "default", "gpu");
+  std::string message =
+      "0/5 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}, 3 "
+      "Insufficient nvidia.com/gpu. preemption: 0/5 nodes are available: 2 Preemption is not "
+      "helpful for scheduling, 3 No preemption victims found for incoming pod.";
+  CHECK((*pending)["status"]["phase"] == "Pending");
+  const json& cond = (*pending)["status"]["conditions"][0];
+  CHECK(cond["type"] == "PodScheduled");
+  CHECK(cond["status"] == "False");
+  CHECK(cond["reason"] == "Unschedulable");
+  CHECK(cond["message"] == message);
+  bool event = false;
+  for (const ObjectPtr& e : c.store.List(Events(), "default")) {
+    event |= (*e)["reason"] == "FailedScheduling" && (*e)["message"] == message &&
+             (*e)["type"] == "Warning";
+  }
+  CHECK(event);
+
+  pod["metadata"]["name"] = "gpu-tolerating";
+  pod["spec"]["tolerations"] = {{{"key", "nvidia.com/gpu"}, {"operator", "Exists"}, {"effect", "NoSchedule"}}};
+  pod["spec"]["nodeSelector"] = {{"nvidia.com/gpu.product", "NVIDIA-A100-SXM4-80GB"}};
+  REQUIRE(c.registry.Create(Pods(), "default", pod));
+  c.Settle();
+  ObjectPtr placed = c.store.Get(Pods(), "default", "gpu-tolerating");
+  CHECK(std::string((*placed)["spec"]["nodeName"]).starts_with("a100-"));
+  CHECK((*placed)["status"]["phase"] == "Succeeded");
+}
+
+}  // namespace
+}  // namespace kiln::kubesim

@@ -1,0 +1,115 @@
+// kubesim driven by kubectl, a client nobody here wrote.
+#include <catch2/catch.hpp>
+
+#include "tests/kubesim/test_util.h"
+
+#if KUBESIM_HAVE_KUBECTL
+namespace kiln::kubesim::testing {
+namespace {
+
+constexpr const char* kJobYaml = R"(apiVersion: batch/v1
+kind: Job
+metadata:
+  name: hello
+  labels: {revision: "1"}
+spec:
+  backoffLimit: 0
+  template:
+    metadata:
+      annotations:
+        kubesim.kiln.dev/duration: 1s
+        kubesim.kiln.dev/logs: "hello from kubesim"
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox:1.36
+        command: [echo, hello]
+)";
+
+TEST_CASE("kubectl lists the cluster's nodes, jobs and pods", "[kubesim][kubectl]") {
+  Kubesim sim("mixed-gpu.yaml");
+  CommandResult r = sim.Kubectl({"get", "nodes,jobs,pods"});
+  INFO(r.output << sim.log());
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output.find("node/a100-1") != std::string::npos);
+  CHECK(r.output.find("node/t4-1") != std::string::npos);
+  CHECK(r.output.find("Ready") != std::string::npos);
+  CHECK(r.output.find("v1.32.0-kubesim") != std::string::npos);
+}
+
+TEST_CASE("kubectl reports Status errors as the apiserver words them", "[kubesim][kubectl]") {
+  Kubesim sim("cpu-only.yaml");
+  CommandResult r = sim.Kubectl({"get", "job", "nope"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("Error from server (NotFound): jobs.batch \"nope\" not found") != std::string::npos);
+
+  std::string text = ReadFile(sim.kubeconfig());
+  text.replace(text.find("token: ") + 7, 4, "xxxx");
+  WriteFile(sim.dir() / "bad-kubeconfig", text);
+  r = Run({KUBECTL_PROGRAM, "--kubeconfig", sim.dir() / "bad-kubeconfig", "--cache-dir",
+           sim.dir() / "cache2", "get", "pods"},
+          sim.dir().path());
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("error: You must be logged in to the server (the server has asked for the client to provide credentials)") != std::string::npos);
+}
+
+TEST_CASE("kubectl applies a Job, watches its pod succeed, reads logs, describes, deletes",
+          "[kubesim][kubectl]") {
+  Kubesim sim("cpu-only.yaml");
+  WriteFile(sim.dir() / "job.yaml", kJobYaml);
+  // kubesim serves no OpenAPI documents, so client-side validation is off (docs/kubesim.md).
+  CommandResult r = sim.Kubectl({"apply", "--validate=false", "-f", sim.dir() / "job.yaml"});
+  INFO(r.output << sim.log());
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.output == "job.batch/hello created\n");
+
+  int fd = -1;
+  pid_t watcher = Spawn({KUBECTL_PROGRAM, "--kubeconfig", sim.kubeconfig(), "--cache-dir",
+                         sim.dir() / "kube-cache", "get", "pods", "-w"},
+                        "", &fd);
+  std::string seen;
+  try {
+    seen = ReadUntil(fd, "Completed", std::chrono::seconds(20));
+  } catch (const std::exception& e) {
+    FAIL(e.what());
+  }
+  ::kill(watcher, SIGTERM);
+  ::waitpid(watcher, nullptr, 0);
+  ::close(fd);
+  CHECK(seen.find("NAME") != std::string::npos);
+  CHECK(seen.find("hello-") != std::string::npos);
+
+  std::string updated = kJobYaml;
+  updated.replace(updated.find("revision: \"1\""), 13, "revision: \"2\"");
+  WriteFile(sim.dir() / "job.yaml", updated);
+  r = sim.Kubectl({"apply", "--validate=false", "-f", sim.dir() / "job.yaml"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.output == "job.batch/hello configured\n");
+  r = sim.Kubectl({"get", "job", "hello", "-o", "jsonpath={.metadata.labels.revision} {.status.conditions[*].type}"});
+  CHECK(r.output == "2 SuccessCriteriaMet Complete");
+
+  r = sim.Kubectl({"get", "jobs"});
+  CHECK(r.output.find("Complete") != std::string::npos);
+  CHECK(r.output.find("1/1") != std::string::npos);
+
+  r = sim.Kubectl({"logs", "job/hello"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.output == "hello from kubesim\n");
+
+  r = sim.Kubectl({"describe", "pod", "-l", "job-name=hello"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("Status:           Succeeded") != std::string::npos);
+  CHECK(r.output.find("Controlled By:  Job/hello") != std::string::npos);
+  CHECK(r.output.find("Successfully assigned default/hello-") != std::string::npos);
+
+  r = sim.Kubectl({"delete", "job", "hello"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.output == "job.batch \"hello\" deleted\n");
+  r = sim.Kubectl({"get", "jobs", "-o", "name"});
+  CHECK(r.output.empty());
+}
+
+}  // namespace
+}  // namespace kiln::kubesim::testing
+#endif  // KUBESIM_HAVE_KUBECTL

@@ -1,0 +1,51 @@
+// The emulated kubelet of every node: runs the pods bound to nodes by simulating their
+// containers from annotations (see docs/kubesim.md), writes pod status as a real kubelet does
+// (phase, conditions, containerStatuses with running/terminated states), keeps container logs
+// for pods/log, and finishes graceful deletions. Thread-safety: none; io_context thread only.
+#ifndef KILN_TESTS_KUBESIM_KUBELET_H_
+#define KILN_TESTS_KUBESIM_KUBELET_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/kubesim/registry.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
+namespace kiln::kubesim {
+
+// The annotations that script a simulated container (all containers of the pod).
+inline constexpr const char* kDurationAnnotation = "kubesim.kiln.dev/duration";
+inline constexpr const char* kExitCodeAnnotation = "kubesim.kiln.dev/exit-code";
+inline constexpr const char* kLogsAnnotation = "kubesim.kiln.dev/logs";
+inline constexpr const char* kMessageAnnotation = "kubesim.kiln.dev/termination-message";
+
+struct ContainerLog {
+  std::vector<std::pair<SysTime, std::string>> lines;  // without the trailing newline
+};
+
+class Kubelet {
+ public:
+  Kubelet(boost::asio::io_context& io, Registry& registry);
+  ~Kubelet();
+
+  // Subscribes to pod changes; call once before serving.
+  void Start();
+
+  // The log of `container` in the pod with `pod_uid` (current run), or nullptr when it has not
+  // started.
+  const ContainerLog* Log(const std::string& pod_uid, const std::string& container) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::kubesim
+
+#endif  // KILN_TESTS_KUBESIM_KUBELET_H_
