@@ -302,6 +302,8 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, bool json_
   options.sandbox = p.run.sandbox;
   if (gpus) {
     for (const executor::GpuInfo& g : *gpus) options.gpus.push_back(g.index);
+  } else {
+    std::fprintf(stderr, "warning: no GPU can be used by steps: %s\n", gpus.error().message().c_str());
   }
   executor::LocalStepRunner runner(io, options);
   if (!runner.sandbox_warning().empty()) std::fprintf(stderr, "warning: %s\n", runner.sandbox_warning().c_str());
