@@ -297,6 +297,7 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, bool json_
   executor::LocalOptions options;
   options.work_dir = WorkflowWorkDir(data_dir, uid);  // cli/data_dir.h: kiln logs reads there
   options.artifact_dir = data_dir + "/artifacts";
+  options.volume_dir = data_dir + "/volumes";
   std::error_code ec;
   fs::create_directories(options.artifact_dir, ec);
   options.sandbox = p.run.sandbox;

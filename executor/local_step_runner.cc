@@ -184,6 +184,86 @@ Result<void> LocalStepRunner::PlaceInputs(const scheduler::LaunchStep& step, con
   return {};
 }
 
+Result<std::vector<Bind>> LocalStepRunner::ResolveMounts(const scheduler::LaunchStep& step) const {
+  std::vector<Bind> out;
+  const dag::Json& c = step.container;
+  if (!c.contains("volumeMounts") || !c["volumeMounts"].is_array() || c["volumeMounts"].empty()) return out;
+  if (!sandboxed_) {
+    return MakeError(Code::kFailedPrecondition,
+                     "volumeMounts need the sandbox (bubblewrap) to place volumes at their mountPath; "
+                     "run without --no-sandbox on a machine where bwrap works");
+  }
+  for (const dag::Json& m : c["volumeMounts"]) {
+    const std::string name = m.value("name", "");
+    const std::string mount_path = m.value("mountPath", "");
+    const dag::Json* volume = nullptr;
+    for (const dag::Json& v : step.volumes) {
+      if (v.value("name", "") == name) volume = &v;
+    }
+    if (volume == nullptr) {
+      return MakeError(Code::kInvalidArgument, "volumeMount " + Quote(name) +
+                                                   ": no volume of that name in spec.volumes, the template's "
+                                                   "volumes or spec.volumeClaimTemplates");
+    }
+    std::string host;
+    if (volume->contains("emptyDir") || volume->value("kiln.dev/per-workflow", false)) {
+      host = options_.work_dir + "/volumes/" + name;
+    } else if (volume->contains("persistentVolumeClaim")) {
+      std::string claim = (*volume)["persistentVolumeClaim"].value("claimName", "");
+      if (claim.empty() || claim.find('/') != std::string::npos || claim == "..") {
+        return MakeError(Code::kInvalidArgument, "volume " + Quote(name) + ": persistentVolumeClaim needs a claimName");
+      }
+      host = (options_.volume_dir.empty() ? options_.work_dir + "/claims" : options_.volume_dir) + "/" + claim;
+    } else if (volume->contains("hostPath")) {
+      host = (*volume)["hostPath"].value("path", "");
+    } else {
+      std::string kind = "that";
+      for (auto it = volume->begin(); it != volume->end(); ++it) {
+        if (it.key() != "name") kind = it.key();
+      }
+      return MakeError(Code::kFailedPrecondition,
+                       "volume " + Quote(name) + ": " + kind +
+                           " volumes need Kubernetes; the local executor mounts emptyDir, "
+                           "persistentVolumeClaim (a directory under the data dir) and hostPath volumes");
+    }
+    std::string sub = m.value("subPath", "");
+    if (sub.find("..") != std::string::npos) {
+      return MakeError(Code::kInvalidArgument, "volumeMount " + Quote(name) + ": subPath must not contain '..'");
+    }
+    if (!sub.empty()) host += "/" + sub;
+    if (mount_path.empty() || mount_path[0] != '/') {
+      return MakeError(Code::kInvalidArgument, "volumeMount " + Quote(name) + ": mountPath must be absolute");
+    }
+    out.push_back(Bind{host, mount_path, m.value("readOnly", false)});
+  }
+  return out;
+}
+
+Result<void> LocalStepRunner::MountVolumes(const scheduler::LaunchStep& step, std::optional<Sandbox>* sandbox) {
+  auto mounts = ResolveMounts(step);
+  if (!mounts) return std::unexpected(mounts.error());
+  std::error_code ec;
+  for (const Bind& b : *mounts) {
+    if (!fs::exists(b.host_path, ec)) fs::create_directories(b.host_path, ec);
+    if (!*sandbox) sandbox->emplace();
+    (*sandbox)->binds.push_back(b);
+  }
+  return {};
+}
+
+std::string LocalStepRunner::OutputHostPath(const scheduler::LaunchStep& step, const std::string& dir,
+                                            const std::string& path) const {
+  if (auto mounts = ResolveMounts(step)) {
+    for (const Bind& b : *mounts) {
+      const std::string& m = b.sandbox_path;
+      if (path == m) return b.host_path;
+      std::string prefix = m.back() == '/' ? m : m + "/";
+      if (path.starts_with(prefix)) return b.host_path + "/" + path.substr(prefix.size());
+    }
+  }
+  return HostPath(dir, path);
+}
+
 LocalStepRunner::LocalStepRunner(boost::asio::io_context& io, LocalOptions options)
     : io_(io),
       options_(std::move(options)),
@@ -310,7 +390,9 @@ void LocalStepRunner::Run(Pending p, Grant grant) {
     spec.working_dir = sandboxed_ ? "/" : dir + "/tmp";
   }
   spec.log_path = dir + "/log";
-  if (auto placed = PlaceInputs(step, dir, &spec.sandbox); !placed) {
+  Result<void> placed = MountVolumes(step, &spec.sandbox);
+  if (placed) placed = PlaceInputs(step, dir, &spec.sandbox);
+  if (!placed) {
     scheduler::StepFinished f;
     f.node = step.node;
     f.error = true;
@@ -337,9 +419,18 @@ void LocalStepRunner::Run(Pending p, Grant grant) {
         if (!out.path.empty()) out_paths.push_back(out.path);
       }
       std::set<std::string> bound;
+      std::vector<std::string> mounts;  // outputs inside a volume are read from the volume
+      if (step.container.contains("volumeMounts") && step.container["volumeMounts"].is_array()) {
+        for (const dag::Json& m : step.container["volumeMounts"]) mounts.push_back(m.value("mountPath", ""));
+      }
       for (const std::string& out_path : out_paths) {
         fs::path parent = fs::path(out_path).parent_path();
         if (out_path == "/tmp" || out_path.starts_with("/tmp/")) continue;
+        if (std::any_of(mounts.begin(), mounts.end(), [&](const std::string& m) {
+              return !m.empty() && (out_path == m || out_path.starts_with(m.back() == '/' ? m : m + "/"));
+            })) {
+          continue;
+        }
         if (parent == "/") {
           // A file right under /: bind the file itself (binding a directory over / would hide
           // the host). It starts empty.
@@ -393,7 +484,7 @@ void LocalStepRunner::Finish(const std::string& node, const scheduler::LaunchSte
     for (const dag::Parameter& p : step.tmpl->outputs.parameters) {
       if (!p.value_from || p.value_from->path.empty()) continue;
       const std::string& path = p.value_from->path;
-      std::string host = HostPath(dir, path);
+      std::string host = OutputHostPath(step, dir, path);
       bool ok = false;
       std::string value = ReadFile(host, &ok);
       if (ok) {
@@ -408,7 +499,7 @@ void LocalStepRunner::Finish(const std::string& node, const scheduler::LaunchSte
     }
     for (const dag::Artifact& a : step.tmpl->outputs.artifacts) {
       if (a.path.empty()) continue;
-      std::string host = HostPath(dir, a.path);
+      std::string host = OutputHostPath(step, dir, a.path);
       std::error_code ec;
       if (!fs::exists(host, ec)) {
         if (!a.optional && r.exit_code == 0) {

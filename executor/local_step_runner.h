@@ -21,6 +21,10 @@ namespace kiln::executor {
 struct LocalOptions {
   std::string work_dir;      // per-step directories (logs, private /tmp, scripts) go below
   std::string artifact_dir;  // the local artifact repository: <sha256 hex> files
+  // Where persistentVolumeClaim volumes live: <volume_dir>/<claimName>, kept across workflows.
+  // Empty: <work_dir>/claims. emptyDir volumes and volumeClaimTemplates live per workflow, in
+  // <work_dir>/volumes/<name>.
+  std::string volume_dir;
   Capacity capacity;         // zero fields: detected
   std::vector<int> gpus;     // GPU indexes steps may use
   bool sandbox = true;       // use bubblewrap when it works
@@ -56,6 +60,14 @@ class LocalStepRunner : public scheduler::StepRunner {
               const ProcessResult& result, const std::function<void(scheduler::Event)>& report);
   void Admit();
   std::string StepDir(const std::string& node) const;
+  // The container's volumeMounts as binds (host directory -> mountPath); needs the sandbox.
+  // Errors name the mount and why.
+  Result<std::vector<Bind>> ResolveMounts(const scheduler::LaunchStep& step) const;
+  // Adds ResolveMounts' binds to `sandbox`, creating the host directories.
+  Result<void> MountVolumes(const scheduler::LaunchStep& step, std::optional<Sandbox>* sandbox);
+  // Where output `path` of `step` is on the host: in its volume when a volumeMount holds it.
+  std::string OutputHostPath(const scheduler::LaunchStep& step, const std::string& dir,
+                             const std::string& path) const;
   // Where `path` (inside the step) lives on the host for the step in `dir`.
   std::string HostPath(const std::string& dir, const std::string& path) const;
   Result<void> PlaceInputs(const scheduler::LaunchStep& step, const std::string& dir,

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <system_error>
 
 #include "executor/internal/bwrap.h"
@@ -146,6 +147,31 @@ std::vector<std::string> BwrapArgv(const std::string& bwrap_path, const Sandbox&
     add({"--tmpfs", "/tmp"});
   } else {
     add({"--bind", sandbox.tmp_dir_on_host, "/tmp"});
+  }
+  // A bind whose mount point does not exist inside a read-only host directory (a volume at
+  // /mnt/work when the host has /mnt but no /mnt/work): bwrap cannot create it there, so that
+  // directory becomes a tmpfs holding the host's entries again, plus the new mount point.
+  std::set<std::string> expanded;
+  for (const Bind& bind : sandbox.binds) {
+    const std::filesystem::path target(bind.sandbox_path);
+    if (bind.sandbox_path == "/tmp" || bind.sandbox_path.starts_with("/tmp/")) continue;
+    std::error_code exists_ec;
+    if (std::filesystem::exists(target, exists_ec)) continue;
+    std::filesystem::path dir = target.parent_path();
+    while (dir != "/" && !dir.empty() && !std::filesystem::exists(dir, exists_ec)) dir = dir.parent_path();
+    if (dir == "/" || dir.empty() || dir == "/tmp" || dir == "/proc" || dir == "/dev") continue;
+    if (!std::filesystem::is_directory(dir, exists_ec) || !expanded.insert(dir.string()).second) continue;
+    add({"--tmpfs", dir.string()});
+    for (const auto& entry : std::filesystem::directory_iterator(dir, exists_ec)) {
+      const std::string path = entry.path().string();
+      std::error_code link_ec;
+      if (entry.is_symlink(link_ec)) {
+        const auto link = std::filesystem::read_symlink(entry.path(), link_ec);
+        if (!link_ec) add({"--symlink", link.string(), path});
+        continue;
+      }
+      add({"--ro-bind-try", path, path});
+    }
   }
   for (const Bind& bind : sandbox.binds) {
     add({bind.read_only ? "--ro-bind" : "--bind", bind.host_path, bind.sandbox_path});

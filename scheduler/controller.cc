@@ -886,6 +886,24 @@ class Decider {
     if (!source) return source.error().message();
     launch->container = std::move(*rendered);
     launch->script_source = std::move(*source);
+    const dag::WorkflowSpec& spec = base_.manifest->spec;
+    dag::Json volumes = dag::Json::array();
+    for (const dag::Json* list : {&spec.volumes, &t.volumes}) {
+      if (!list->is_array()) continue;
+      auto r = RenderJson(*list, v);
+      if (!r) return r.error().message();
+      for (const dag::Json& vol : *r) volumes.push_back(vol);
+    }
+    if (spec.volume_claim_templates.is_array()) {
+      for (const dag::Json& pvc : spec.volume_claim_templates) {
+        std::string name = pvc.contains("metadata") ? pvc["metadata"].value("name", "") : "";
+        if (name.empty()) continue;
+        volumes.push_back({{"name", name},
+                           {"persistentVolumeClaim", {{"claimName", name}}},
+                           {"kiln.dev/per-workflow", true}});
+      }
+    }
+    launch->volumes = std::move(volumes);
     return std::nullopt;
   }
 

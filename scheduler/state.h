@@ -149,6 +149,10 @@ struct LaunchStep {
   std::string script_source;
   std::map<std::string, std::string> inputs;
   std::vector<InputArtifact> input_artifacts;
+  // The Kubernetes Volume objects the step's volumeMounts may name: the workflow's
+  // spec.volumes, the template's volumes, and one {name, persistentVolumeClaim: {claimName}}
+  // per spec.volumeClaimTemplates entry, marked "kiln.dev/per-workflow": true.
+  dag::Json volumes = dag::Json::array();
 
   bool operator==(const LaunchStep& o) const { return node == o.node && container == o.container; }
 };

@@ -55,7 +55,7 @@ TEST_CASE("bwrap's own failures become start errors", "[executor]") {
 TEST_CASE("bwrap argv: read-only host, private /tmp, binds, PID namespace", "[executor]") {
   Sandbox sandbox;
   sandbox.tmp_dir_on_host = "/var/kiln/tmp/step1";
-  sandbox.binds = {{"/host/vol", "/data", false}, {"/host/cfg", "/etc/cfg", true}};
+  sandbox.binds = {{"/host/vol", "/data", false}, {"/host/cfg", "/cfg", true}};
   const std::vector<std::string> argv =
       internal::BwrapArgv("/usr/bin/bwrap", sandbox, "/data", {"sh", "-c", "echo hi"});
   auto joined = [&] {
@@ -67,11 +67,25 @@ TEST_CASE("bwrap argv: read-only host, private /tmp, binds, PID namespace", "[ex
   CHECK(joined.find("--ro-bind-try /usr /usr ") != std::string::npos);
   CHECK(joined.find(
             "--dev /dev --proc /proc --bind /var/kiln/tmp/step1 /tmp "
-            "--bind /host/vol /data --ro-bind /host/cfg /etc/cfg --remount-ro / "
+            "--bind /host/vol /data --ro-bind /host/cfg /cfg --remount-ro / "
             "--unshare-pid --die-with-parent --new-session --chdir /data -- sh -c echo hi ") !=
         std::string::npos);
   sandbox.tmp_dir_on_host.clear();
   CHECK(internal::BwrapArgv("bwrap", sandbox, "", {"true"}).size() > 0);
+}
+
+TEST_CASE("bwrap argv: a mount point missing inside a host directory gets that directory as a tmpfs",
+          "[executor]") {
+  // /etc exists on every host, /etc/kiln-test-volume does not: bwrap could not create it inside the
+  // read-only /etc, so /etc becomes a tmpfs holding the host's entries again.
+  Sandbox sandbox;
+  sandbox.binds = {{"/host/vol", "/etc/kiln-test-volume", false}};
+  std::string joined;
+  for (const std::string& a : internal::BwrapArgv("bwrap", sandbox, "", {"true"})) joined += a + " ";
+  const size_t tmpfs = joined.find("--tmpfs /etc ");
+  REQUIRE(tmpfs != std::string::npos);
+  CHECK(joined.find("--ro-bind-try /etc/passwd /etc/passwd ", tmpfs) != std::string::npos);
+  CHECK(joined.find("--bind /host/vol /etc/kiln-test-volume ", tmpfs) != std::string::npos);
 }
 
 TEST_CASE("a GPU step's sandbox binds the NVIDIA device nodes, and only those", "[executor][gpu]") {
