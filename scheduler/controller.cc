@@ -1143,7 +1143,20 @@ class Decider {
         if (message.empty()) message = "terminated by user";
       }
       const dag::Manifest& m = *base_.manifest;
-      const dag::Template* handler = m.spec.on_exit.empty() ? nullptr : FindTemplate(m.spec.on_exit);
+      // The exit handler: spec.onExit, or spec.hooks.exit (the newer form, with arguments).
+      const dag::Template* handler = nullptr;
+      dag::Arguments handler_args;
+      const dag::WorkflowSpec* handler_scope = nullptr;
+      if (!m.spec.on_exit.empty()) {
+        handler = FindTemplate(m.spec.on_exit);
+      } else if (auto hook = m.spec.hooks.find("exit"); hook != m.spec.hooks.end()) {
+        dag::Invocation inv;
+        inv.template_name = hook->second.template_name;
+        if (hook->second.template_ref) inv.template_ref = hook->second.template_ref;
+        std::string error;
+        handler = Resolve(inv, nullptr, &handler_scope, &error);
+        handler_args = hook->second.arguments;
+      }
       if (handler == nullptr || Cancelled()) {
         FinishWorkflow(final, message);
         return;
@@ -1154,8 +1167,9 @@ class Decider {
       NodeState exit;
       exit.id = base_.name + ".onExit";
       exit.name = "onExit";
+      exit.scope = handler_scope;
       t_.exit_root = exit.id;
-      StartNode(std::move(exit), *handler, dag::Arguments{}, GlobalVars());
+      StartNode(std::move(exit), *handler, handler_args, GlobalVars());
       return;
     }
     const NodeState* exit = Get(ExitRoot());

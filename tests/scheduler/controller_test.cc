@@ -233,6 +233,24 @@ TEST_CASE("the exit handler sees workflow.status and the workflow ends as its ma
   CHECK(f.state().phase == Phase::kFailed);
 }
 
+TEST_CASE("spec.hooks.exit is the exit handler, with its arguments", "[scheduler]") {
+  FakeExecutor f(Wf(R"(  entrypoint: main
+  hooks:
+    exit:
+      template: echo
+      arguments: {parameters: [{name: msg, value: "done: {{workflow.status}}"}]}
+  templates:
+  - name: main
+    container: {image: busybox}
+)" + std::string(kEcho)));
+  f.Start();
+  auto actions = f.Finish("wf");
+  CHECK(Launches(actions) == V{"wf.onExit"});
+  CHECK(ArgsOf(actions, "wf.onExit") == R"(["echo","done: Succeeded"])");
+  f.Finish("wf.onExit");
+  CHECK(f.state().phase == Phase::kSucceeded);
+}
+
 TEST_CASE("cancel kills running steps and fails the workflow", "[scheduler]") {
   FakeExecutor f(Wf(R"(  entrypoint: main
   templates:
