@@ -664,6 +664,57 @@ class Parser {
       ParseRetryStrategy(*rs, r.FieldPath("retryStrategy"), &*s->retry_strategy);
     }
     r.Finish();
+    if (s->template_defaults) {
+      for (Template& t : s->templates) ApplyTemplateDefaults(*s->template_defaults, &t);
+    }
+  }
+
+  // spec.templateDefaults, as Argo applies them: every field a template leaves unset comes from
+  // the defaults; objects merge key by key (the template's keys win); lists are replaced whole.
+  static void MergeJson(const Json& defaults, Json* into) {
+    if (defaults.is_null()) return;
+    if (into->is_null()) {
+      *into = defaults;
+      return;
+    }
+    if (!defaults.is_object() || !into->is_object()) return;
+    for (auto it = defaults.begin(); it != defaults.end(); ++it) {
+      auto mine = into->find(it.key());
+      if (mine == into->end()) {
+        (*into)[it.key()] = it.value();
+      } else {
+        MergeJson(it.value(), &*mine);
+      }
+    }
+  }
+
+  static void ApplyTemplateDefaults(const Template& d, Template* t) {
+    if (!t->retry_strategy && d.retry_strategy) t->retry_strategy = d.retry_strategy;
+    if (!t->timeout && d.timeout) t->timeout = d.timeout;
+    if (!t->active_deadline_seconds && d.active_deadline_seconds) t->active_deadline_seconds = d.active_deadline_seconds;
+    if (!t->parallelism && d.parallelism) t->parallelism = d.parallelism;
+    if (!t->fail_fast && d.fail_fast) t->fail_fast = d.fail_fast;
+    if (!t->automount_service_account_token) t->automount_service_account_token = d.automount_service_account_token;
+    if (!t->priority) t->priority = d.priority;
+    if (t->service_account_name.empty()) t->service_account_name = d.service_account_name;
+    if (t->priority_class_name.empty()) t->priority_class_name = d.priority_class_name;
+    if (t->scheduler_name.empty()) t->scheduler_name = d.scheduler_name;
+    if (t->pod_spec_patch.empty()) t->pod_spec_patch = d.pod_spec_patch;
+    for (const auto& [k, v] : d.node_selector) t->node_selector.emplace(k, v);
+    for (Json Template::*field : {&Template::affinity, &Template::security_context, &Template::metadata,
+                                  &Template::memoize, &Template::metrics, &Template::synchronization,
+                                  &Template::executor, &Template::archive_location, &Template::pod_resources}) {
+      MergeJson(d.*field, &(t->*field));
+    }
+    for (Json Template::*field : {&Template::tolerations, &Template::volumes, &Template::init_containers,
+                                  &Template::sidecars, &Template::host_aliases}) {
+      if ((t->*field).is_null() || (t->*field).empty()) t->*field = d.*field;
+    }
+    // Container defaults apply to what runs a container: container and script templates.
+    if (d.container.is_object()) {
+      if (t->type == TemplateType::kContainer) MergeJson(d.container, &t->container);
+      if (t->type == TemplateType::kScript) MergeJson(d.container, &t->script.container);
+    }
   }
 
   void ParseCron(MapReader& r, CronSpec* c) {

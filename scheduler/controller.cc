@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <functional>
+#include <mutex>
 #include <type_traits>
+#include <unordered_set>
 
 #include "base/check.h"
 #include "base/strings.h"
@@ -46,6 +48,7 @@ std::string_view NodeTypeName(NodeType type) {
 nlohmann::json ArtifactRef::ToJson() const {
   nlohmann::json j = {{"kiln_artifact", sha256}, {"location", location}, {"size", size}, {"archived", archived}};
   if (raw_given) j["raw"] = raw;
+  if (!key.empty()) j["key"] = key;
   return j;
 }
 
@@ -61,6 +64,7 @@ std::optional<ArtifactRef> ArtifactRef::FromJson(std::string_view text) {
     r.raw = j.value("raw", "");
     r.raw_given = true;
   }
+  r.key = j.value("key", "");
   return r;
 }
 
@@ -84,6 +88,7 @@ nlohmann::json EventToJson(const Event& event) {
           j = {{"type", "TimerFired"}, {"timer", e.timer}};
         } else if constexpr (std::is_same_v<T, CancelRequested>) {
           j = {{"type", "CancelRequested"}, {"message", e.message}};
+          if (e.run_exit_handler) j["runExitHandler"] = true;
         } else {
           static_assert(std::is_same_v<T, Resume>);
           j["type"] = "Resume";
@@ -100,7 +105,7 @@ std::optional<Event> EventFromJson(const nlohmann::json& j) {
     if (type == "StartWorkflow") return StartWorkflow{};
     if (type == "StepStarted") return StepStarted{j.at("node")};
     if (type == "TimerFired") return TimerFired{j.at("timer")};
-    if (type == "CancelRequested") return CancelRequested{j.at("message")};
+    if (type == "CancelRequested") return CancelRequested{j.at("message"), j.value("runExitHandler", false)};
     if (type == "Resume") return Resume{};
     if (type == "StepFinished") {
       StepFinished e;
@@ -123,9 +128,130 @@ std::optional<Event> EventFromJson(const nlohmann::json& j) {
   return std::nullopt;
 }
 
+// What AdvanceDag needs of a dag template, derived once: tasks by name, the tasks that wait for
+// nothing, who waits for each task, and each task's parsed `depends`.
+struct DagIndex {
+  std::unordered_map<std::string, size_t> by_name;
+  std::vector<size_t> roots;
+  std::vector<std::vector<size_t>> dependents;
+  std::vector<std::optional<expr::DependsExpr>> depends;
+  std::vector<bool> depends_invalid;
+
+  explicit DagIndex(const dag::Template& t) {
+    const auto& tasks = t.dag.tasks;
+    dependents.resize(tasks.size());
+    depends.resize(tasks.size());
+    depends_invalid.resize(tasks.size(), false);
+    for (size_t i = 0; i < tasks.size(); ++i) by_name.emplace(tasks[i].name, i);
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      std::vector<std::string> waits_for;
+      if (tasks[i].has_depends) {
+        auto parsed = expr::ParseDepends(tasks[i].depends);
+        if (parsed) {
+          for (const expr::DependsRef& r : parsed->refs()) waits_for.push_back(r.task);
+          depends[i] = std::move(*parsed);
+        } else {
+          depends_invalid[i] = true;
+        }
+      } else {
+        waits_for = tasks[i].dependencies;
+      }
+      std::sort(waits_for.begin(), waits_for.end());
+      waits_for.erase(std::unique(waits_for.begin(), waits_for.end()), waits_for.end());
+      bool any = false;
+      for (const std::string& name : waits_for) {
+        auto it = by_name.find(name);
+        if (it == by_name.end()) continue;  // a validation error; the task never becomes ready
+        dependents[it->second].push_back(i);
+        any = true;
+      }
+      if (!any && waits_for.empty()) roots.push_back(i);
+    }
+  }
+};
+
+// Indexes are built on first use and kept for the life of the state (the manifest outlives it).
+struct TemplateIndexCache {
+  std::mutex mu;
+  std::unordered_map<const dag::Template*, std::unique_ptr<DagIndex>> dags;
+  std::optional<bool> has_hooks;
+
+  // Whether any template reachable from the workflow has step/task hooks, or the workflow has
+  // hooks other than `exit` (when none does, no event pays for looking).
+  bool HasHooks(const dag::Manifest& m) {
+    std::lock_guard lock(mu);
+    if (!has_hooks) {
+      bool any = false;
+      for (const auto& [name, hook] : m.spec.hooks) any = any || name != "exit";
+      // Templates from elsewhere (templateRef, workflowTemplateRef, inline) are not scanned: with
+      // any of them, assume hooks.
+      auto consider = [&](const dag::Invocation& inv) {
+        any = any || !inv.on_exit.empty() || !inv.hooks.empty() || inv.template_ref || inv.inline_template;
+      };
+      for (const dag::Template& t : m.spec.templates) {
+        for (const auto& group : t.steps) {
+          for (const dag::Invocation& inv : group) consider(inv);
+        }
+        for (const dag::Invocation& inv : t.dag.tasks) consider(inv);
+      }
+      has_hooks = any || m.spec.workflow_template_ref.has_value();
+    }
+    return *has_hooks;
+  }
+
+  const DagIndex& For(const dag::Template& t) {
+    std::lock_guard lock(mu);
+    auto& slot = dags[&t];
+    if (!slot) slot = std::make_unique<DagIndex>(t);
+    return *slot;
+  }
+};
+
+const std::vector<std::string>& WorkflowState::ChildrenOf(const std::string& id) const {
+  static const std::vector<std::string> kNone;
+  auto it = children.find(id);
+  return it == children.end() ? kNone : it->second;
+}
+
 namespace {
 
-using Vars = std::map<std::string, std::string>;
+// Template variables. A dag's variables resolve its tasks' ones (`tasks.NAME.*`) on demand, so
+// invoking a task costs time in proportion to the siblings it names, not to the dag's size.
+struct Vars : std::map<std::string, std::string> {
+  // Adds the variables of the sibling called `name` (if any) to `into`.
+  std::function<void(const std::string& name, std::map<std::string, std::string>& into)> add_sibling;
+  // Adds every sibling's variables to `into` (an expression names `tasks` as a whole).
+  std::function<void(std::map<std::string, std::string>& into)> add_all_siblings;
+  std::string lazy_prefix;  // "tasks."
+};
+
+// The sibling names an expression refers to as `tasks.NAME` or `tasks['NAME']`; nullopt when
+// it uses `tasks` in another way (then every sibling is needed).
+std::optional<std::vector<std::string>> NamedSiblings(std::string_view text, std::string_view word) {
+  std::vector<std::string> names;
+  auto name_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; };
+  for (size_t at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
+    if (at > 0 && name_char(text[at - 1])) continue;  // "subtasks"
+    size_t i = at + word.size();
+    if (i < text.size() && text[i] == '.') {
+      size_t b = ++i;
+      while (i < text.size() && name_char(text[i])) ++i;
+      if (i == b) return std::nullopt;
+      names.emplace_back(text.substr(b, i - b));
+    } else if (i + 1 < text.size() && text[i] == '[' && (text[i + 1] == '\'' || text[i + 1] == '"')) {
+      char quote = text[i + 1];
+      size_t b = i + 2;
+      size_t e = text.find(quote, b);
+      if (e == std::string_view::npos) return std::nullopt;
+      names.emplace_back(text.substr(b, e - b));
+    } else if (i < text.size() && name_char(text[i])) {
+      continue;  // "tasksX": another word
+    } else {
+      return std::nullopt;
+    }
+  }
+  return names;
+}
 
 bool IsFailure(Phase p) { return p == Phase::kFailed || p == Phase::kError; }
 
@@ -135,18 +261,43 @@ Result<std::string> Render(std::string_view text, const Vars& vars) {
   if (text.find("{{") == std::string_view::npos) return std::string(text);
   std::optional<Error> failure;
   std::optional<nlohmann::json> env;
+  std::map<std::string, std::string> extra;  // siblings' variables, resolved on demand
+  std::unordered_set<std::string> loaded;
   auto out = expr::Substitute(text, [&](const expr::TemplateTag& tag) -> std::optional<std::string> {
     if (!tag.is_expression) {
       auto it = vars.find(tag.body);
-      if (it == vars.end()) return std::nullopt;
-      return it->second;
+      if (it != vars.end()) return it->second;
+      if (!vars.add_sibling || !std::string_view(tag.body).starts_with(vars.lazy_prefix)) return std::nullopt;
+      size_t b = vars.lazy_prefix.size();
+      std::string name = tag.body.substr(b, tag.body.find('.', b) - b);
+      if (loaded.insert(name).second) vars.add_sibling(name, extra);
+      auto jt = extra.find(tag.body);
+      if (jt == extra.end()) return std::nullopt;
+      return jt->second;
     }
     auto program = expr::ParseExpr(tag.body);
     if (!program) {
       failure = Error(Code::kInvalidArgument, "invalid expression " + Quote(tag.body) + ": " + program.error().message);
       return std::nullopt;
     }
-    if (!env) env = expr::BuildEnv(vars);
+    if (!env) {
+      if (!vars.add_sibling) {
+        env = expr::BuildEnv(vars);
+      } else {
+        // Every sibling the text names (in any tag), or all of them.
+        std::map<std::string, std::string> all = vars;
+        std::string word = vars.lazy_prefix.substr(0, vars.lazy_prefix.size() - 1);
+        if (auto names = NamedSiblings(text, word)) {
+          for (const std::string& name : *names) {
+            if (loaded.insert(name).second) vars.add_sibling(name, extra);
+          }
+        } else {
+          vars.add_all_siblings(extra);
+        }
+        for (const auto& [k, v] : extra) all.emplace(k, v);
+        env = expr::BuildEnv(all);
+      }
+    }
     auto value = expr::Evaluate(*program, *env);
     if (!value) {
       failure = Error(Code::kInvalidArgument, "cannot evaluate " + Quote(tag.body) + ": " + value.error());
@@ -178,16 +329,55 @@ Result<dag::Json> RenderJson(const dag::Json& j, const Vars& vars) {
   return j;
 }
 
+// A node's children as a transition sees them: the state's, then those created in it.
+class ChildView {
+ public:
+  ChildView(const std::vector<std::string>& before, const std::vector<std::string>* added)
+      : before_(before), added_(added) {}
+  size_t size() const { return before_.size() + (added_ ? added_->size() : 0); }
+  bool empty() const { return size() == 0; }
+  const std::string& operator[](size_t i) const { return i < before_.size() ? before_[i] : (*added_)[i - before_.size()]; }
+  const std::string& back() const { return (*this)[size() - 1]; }
+
+  class Iterator {
+   public:
+    Iterator(const ChildView* v, size_t i) : v_(v), i_(i) {}
+    const std::string& operator*() const { return (*v_)[i_]; }
+    Iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator!=(const Iterator& o) const { return i_ != o.i_; }
+
+   private:
+    const ChildView* v_;
+    size_t i_;
+  };
+  Iterator begin() const { return Iterator(this, 0); }
+  Iterator end() const { return Iterator(this, size()); }
+
+ private:
+  const std::vector<std::string>& before_;
+  const std::vector<std::string>* added_;
+};
+
 class Decider {
  public:
   Decider(const WorkflowState& base, const dag::TemplateLibrary& library, Time now)
       : base_(base), library_(library), now_(now) {
     t_.now = now;
+    if (base.index) {
+      index_ = base.index.get();
+    } else {
+      own_index_ = std::make_unique<TemplateIndexCache>();
+      index_ = own_index_.get();
+    }
   }
 
   Transition Run(const Event& event) {
     std::visit([this](const auto& e) { On(e); }, event);
     if (!Deferred().empty()) AdmitDeferred();
+    if (index_->HasHooks(*base_.manifest)) EvaluateHooks();
     for (auto& [id, node] : overlay_) t_.nodes.push_back(std::move(node));
     std::sort(t_.nodes.begin(), t_.nodes.end(), [](const NodeState& a, const NodeState& b) { return a.id < b.id; });
     return std::move(t_);
@@ -211,8 +401,37 @@ class Decider {
   NodeState& Create(NodeState node) {
     std::string id = node.id;
     // A deferred node exists already: it is being started, not created.
-    if (!node.parent.empty() && Get(id) == nullptr) Mut(node.parent).children.push_back(id);
+    const NodeState* existing = Get(id);
+    if (existing == nullptr) {
+      t_.created.push_back(id);
+      if (!node.parent.empty()) added_[node.parent].push_back(id);
+    } else {
+      // Replacing a node (a deferred one starting): its old phase no longer counts.
+      Count(existing->parent, existing->phase, -1);
+    }
+    Count(node.parent, node.phase, +1);
     return overlay_.insert_or_assign(id, std::move(node)).first->second;
+  }
+  ChildView Children(const std::string& id) const {
+    auto it = added_.find(id);
+    return ChildView(base_.ChildrenOf(id), it == added_.end() ? nullptr : &it->second);
+  }
+  // How many of the node's children are done and failed, this transition included.
+  ChildTally Tally(const std::string& id) const {
+    ChildTally t;
+    if (auto it = base_.tallies.find(id); it != base_.tallies.end()) t = it->second;
+    if (auto it = delta_.find(id); it != delta_.end()) {
+      t.done += it->second.done;
+      t.failed += it->second.failed;
+    }
+    return t;
+  }
+  // Adds (sign +1) or removes (-1) a child in `phase` to its parent's tally.
+  void Count(const std::string& parent, Phase phase, int sign) {
+    if (parent.empty() || !IsDone(phase)) return;
+    ChildTally& d = delta_[parent];
+    d.done += sign;
+    if (IsFailure(phase)) d.failed += sign;
   }
   const std::vector<std::string>& Deferred() const { return t_.deferred ? *t_.deferred : base_.deferred; }
   std::vector<std::string>& MutDeferred() {
@@ -220,13 +439,25 @@ class Decider {
     return *t_.deferred;
   }
   Phase WorkflowPhase() const { return t_.workflow_phase.value_or(base_.phase); }
-  bool Cancelled() const { return base_.cancel_requested || t_.cancel_requested; }
+  // Whether the main graph is being cancelled. The exit handler, once started, is not: only a
+  // cancel that arrives while it runs stops it.
+  bool Cancelled() const {
+    if (!ExitRoot().empty()) return base_.exit_handler_cancelled || t_.exit_handler_cancelled;
+    return base_.cancel_requested || t_.cancel_requested;
+  }
+  bool CancelRunsExitHandler() const { return base_.cancel_runs_exit_handler || t_.cancel_runs_exit_handler; }
   const std::string& Root() const { return t_.root ? *t_.root : base_.root; }
   const std::string& ExitRoot() const { return t_.exit_root ? *t_.exit_root : base_.exit_root; }
 
   // Moves a node to a phase, stamping times; the one place node phases change.
   void SetPhase(NodeState& n, Phase phase, std::string message = {}) {
     if (n.phase == phase && message.empty()) return;
+    Count(n.parent, n.phase, -1);
+    Count(n.parent, phase, +1);
+    if (IsDone(phase) && !IsDone(n.phase) && !n.parent.empty()) {
+      newly_done_[n.parent].push_back(n.id);
+      if (!n.hook && index_->HasHooks(*base_.manifest)) exit_hooks_due_.push_back(n.id);
+    }
     if (phase == Phase::kRunning && n.started == Time{}) n.started = now_;
     if (IsDone(phase)) {
       if (n.started == Time{}) n.started = now_;
@@ -237,7 +468,12 @@ class Decider {
   }
 
   // ---- variables ---------------------------------------------------------------------------
-  Vars GlobalVars() const {
+  // The workflow's variables; kept for the transition until something they show changes.
+  const Vars& GlobalVars() const {
+    if (!globals_ || MainPhase()) globals_ = ComputeGlobalVars();  // failures change as nodes do
+    return *globals_;
+  }
+  Vars ComputeGlobalVars() const {
     Vars v;
     v["workflow.name"] = base_.name;
     v["workflow.namespace"] = base_.namespace_;
@@ -272,56 +508,73 @@ class Decider {
     return v;
   }
 
-  // Variables where a dag/steps node invokes its children: its inputs plus finished siblings.
+  // The variables of one finished (or running) child `c` as its siblings see them.
+  void AddChildVars(std::map<std::string, std::string>& v, const NodeState& c, const char* prefix) const {
+    std::string base = prefix + c.name + ".";
+    v[base + "status"] = std::string(PhaseName(c.phase));
+    if (c.exit_code) {
+      v[base + "exitCode"] = std::to_string(*c.exit_code);
+      v[base + "outputs.exitCode"] = std::to_string(*c.exit_code);
+    }
+    v[base + "id"] = c.id;
+    if (c.result) v[base + "outputs.result"] = *c.result;
+    for (const auto& [k, val] : c.outputs) v[base + "outputs.parameters." + k] = val;
+    for (const auto& [k, a] : c.output_artifacts) v[base + "outputs.artifacts." + k] = a.ToJson().dump();
+    if (c.type == NodeType::kTaskGroup) {
+      // Fan-out: outputs.parameters is a JSON list of each child's output object.
+      nlohmann::json params = nlohmann::json::array();
+      for (const std::string& gc : Children(c.id)) {
+        const NodeState& child = *Get(gc);
+        nlohmann::json o = nlohmann::json::object();
+        for (const auto& [k, val] : child.outputs) o[k] = val;
+        params.push_back(o);
+      }
+      v[base + "outputs.parameters"] = params.dump();
+      // Argo aggregates each output parameter, and the results, into JSON lists.
+      std::map<std::string, nlohmann::json> by_name;
+      nlohmann::json results = nlohmann::json::array();
+      bool any_result = false;
+      for (const std::string& gc : Children(c.id)) {
+        const NodeState& child = *Get(gc);
+        for (const auto& [k, val] : child.outputs) {
+          auto [it, inserted] = by_name.try_emplace(k, nlohmann::json::array());
+          it->second.push_back(val);
+        }
+        if (child.result) {
+          auto parsed = nlohmann::json::parse(*child.result, nullptr, false);
+          results.push_back(parsed.is_discarded() ? nlohmann::json(*child.result) : parsed);
+          any_result = true;
+        }
+      }
+      for (const auto& [k, list] : by_name) v[base + "outputs.parameters." + k] = list.dump();
+      if (any_result) v[base + "outputs.result"] = results.dump();
+    }
+  }
+
+  // Variables where a dag/steps node invokes its children: its inputs plus its children's
+  // (`steps.NAME.*` or `tasks.NAME.*`). A dag's are resolved on demand (see Vars).
   Vars InvocationVars(const NodeState& owner) const {
     Vars v = BodyVars(owner);
-    const char* prefix = owner.type == NodeType::kDag ? "tasks." : "steps.";
+    if (owner.type == NodeType::kDag) {
+      std::string owner_id = owner.id;
+      v.lazy_prefix = "tasks.";
+      v.add_sibling = [this, owner_id](const std::string& name, std::map<std::string, std::string>& into) {
+        const NodeState* c = Get(owner_id + "." + name);
+        if (c && c->parent == owner_id) AddChildVars(into, *c, "tasks.");
+      };
+      v.add_all_siblings = [this, owner_id](std::map<std::string, std::string>& into) {
+        for (const std::string& cid : Children(owner_id)) AddChildVars(into, *Get(cid), "tasks.");
+      };
+      return v;
+    }
     std::function<void(const NodeState&)> add = [&](const NodeState& c) {
       if (c.type == NodeType::kStepGroup) {
-        for (const std::string& gc : c.children) add(*Get(gc));
+        for (const std::string& gc : Children(c.id)) add(*Get(gc));
         return;
       }
-      std::string base = prefix + c.name + ".";
-      v[base + "status"] = std::string(PhaseName(c.phase));
-      if (c.exit_code) {
-        v[base + "exitCode"] = std::to_string(*c.exit_code);
-        v[base + "outputs.exitCode"] = std::to_string(*c.exit_code);
-      }
-      v[base + "id"] = c.id;
-      if (c.result) v[base + "outputs.result"] = *c.result;
-      for (const auto& [k, val] : c.outputs) v[base + "outputs.parameters." + k] = val;
-      for (const auto& [k, a] : c.output_artifacts) v[base + "outputs.artifacts." + k] = a.ToJson().dump();
-      if (c.type == NodeType::kTaskGroup) {
-        // Fan-out: outputs.parameters is a JSON list of each child's output object.
-        nlohmann::json params = nlohmann::json::array();
-        for (const std::string& gc : c.children) {
-          const NodeState& child = *Get(gc);
-          nlohmann::json o = nlohmann::json::object();
-          for (const auto& [k, val] : child.outputs) o[k] = val;
-          params.push_back(o);
-        }
-        v[base + "outputs.parameters"] = params.dump();
-        // Argo aggregates each output parameter, and the results, into JSON lists.
-        std::map<std::string, nlohmann::json> by_name;
-        nlohmann::json results = nlohmann::json::array();
-        bool any_result = false;
-        for (const std::string& gc : c.children) {
-          const NodeState& child = *Get(gc);
-          for (const auto& [k, val] : child.outputs) {
-            auto [it, inserted] = by_name.try_emplace(k, nlohmann::json::array());
-            it->second.push_back(val);
-          }
-          if (child.result) {
-            auto parsed = nlohmann::json::parse(*child.result, nullptr, false);
-            results.push_back(parsed.is_discarded() ? nlohmann::json(*child.result) : parsed);
-            any_result = true;
-          }
-        }
-        for (const auto& [k, list] : by_name) v[base + "outputs.parameters." + k] = list.dump();
-        if (any_result) v[base + "outputs.result"] = results.dump();
-      }
+      AddChildVars(v, c, "steps.");
     };
-    for (const std::string& cid : owner.children) add(*Get(cid));
+    for (const std::string& cid : Children(owner.id)) add(*Get(cid));
     return v;
   }
 
@@ -385,8 +638,51 @@ class Decider {
     return inputs;
   }
 
-  // Input artifacts: from an argument's `from`/`fromExpression` (a finished step's output) or
-  // raw data; optional ones may be missing.
+  // The key of a key-only artifact: `s3: {key: K}` (likewise gcs and oss, or azure's `blob`)
+  // with no bucket, container or endpoint, which Argo resolves in the default artifact
+  // repository. For kiln run that is the executor's local repository.
+  static std::optional<std::string> KeyOnlyKey(const dag::Artifact& a) {
+    const bool azure = a.storage_kind == "azure";
+    if (!azure && a.storage_kind != "s3" && a.storage_kind != "gcs" && a.storage_kind != "oss") return std::nullopt;
+    const char* field = azure ? "blob" : "key";
+    if (!a.storage.is_object() || !a.storage.contains(field) || !a.storage[field].is_string()) return std::nullopt;
+    for (const char* location : {"bucket", "container", "endpoint"}) {
+      if (a.storage.contains(location)) return std::nullopt;
+    }
+    return a.storage[field].get<std::string>();
+  }
+
+  // A key-only artifact's key with its tags resolved; the executor's repository checks what
+  // the key may name. Errors name the artifact and the key.
+  static Result<std::string> RenderKey(const std::string& direction, const dag::Artifact& a, const std::string& key,
+                                       const Vars& vars) {
+    auto rendered = Render(key, vars);
+    if (!rendered) {
+      return MakeError(Code::kInvalidArgument,
+                       direction + " artifact " + Quote(a.name) + ": key " + Quote(key) + ": " + rendered.error().message());
+    }
+    if (rendered->empty() || rendered->find("{{") != std::string::npos) {
+      return MakeError(Code::kInvalidArgument, direction + " artifact " + Quote(a.name) + ": key " + Quote(key) +
+                                                   " does not resolve to a key (it gives " + Quote(*rendered) + ")");
+    }
+    return *rendered;
+  }
+
+  // The rendered keys of a step's key-only output artifacts (LaunchStep::output_artifact_keys);
+  // an error message when one cannot be rendered.
+  static std::optional<std::string> RenderOutputKeys(const dag::Template& t, const Vars& body, LaunchStep* launch) {
+    for (const dag::Artifact& a : t.outputs.artifacts) {
+      auto key = KeyOnlyKey(a);
+      if (!key || a.path.empty()) continue;
+      auto rendered = RenderKey("output", a, *key, body);
+      if (!rendered) return rendered.error().message();
+      launch->output_artifact_keys[a.name] = *rendered;
+    }
+    return std::nullopt;
+  }
+
+  // Input artifacts: from an argument's `from`/`fromExpression` (a finished step's output), raw
+  // data, or a key-only artifact's key (fetched by the executor); optional ones may be missing.
   Result<std::vector<InputArtifact>> ResolveInputArtifacts(const dag::Template& t, const dag::Arguments& args,
                                                            const Vars& caller) {
     std::vector<InputArtifact> out;
@@ -414,6 +710,22 @@ class Decider {
           if (!data) return std::unexpected(data.error());
           r.raw = *data;
           r.raw_given = true;
+          return std::optional<ArtifactRef>(r);
+        }
+        if (auto key = KeyOnlyKey(src)) {
+          // A key on the template's own input may use its input parameters, as in Argo.
+          Vars vars = caller;
+          if (&src == &a && key->find("inputs.parameters") != std::string::npos) {
+            if (auto inputs = ResolveInputs(t, args, caller)) {
+              for (const auto& [k, val] : *inputs) vars["inputs.parameters." + k] = val;
+            }
+          }
+          auto rendered = RenderKey("input", a, *key, vars);
+          if (!rendered) return std::unexpected(rendered.error());
+          ArtifactRef r;
+          r.key = *rendered;
+          const dag::Json& archive = src.archive.is_object() ? src.archive : a.archive;
+          r.archived = !(archive.is_object() && archive.contains("none"));
           return std::optional<ArtifactRef>(r);
         }
         if (!src.storage_kind.empty()) {
@@ -447,6 +759,7 @@ class Decider {
     if (!Root().empty()) return;  // already started (a replayed event)
     const dag::Manifest& m = *base_.manifest;
     t_.workflow_phase = Phase::kRunning;
+    globals_.reset();
     if (m.spec.active_deadline_seconds) {
       try {
         int64_t secs = std::stoll(*m.spec.active_deadline_seconds);
@@ -474,7 +787,8 @@ class Decider {
       p.value = v;
       args.parameters.push_back(std::move(p));
     }
-    StartNode(std::move(root), *t, args, GlobalVars());
+    Vars globals = GlobalVars();  // a copy: starting nodes may change the workflow's variables
+    StartNode(std::move(root), *t, args, globals);
   }
 
   void On(const StepStarted& e) {
@@ -491,7 +805,11 @@ class Decider {
     node.outputs = e.outputs;
     node.result = e.result;
     node.output_artifacts = e.artifacts;
+    bool missing = false;
     if (node.tmpl) {
+      for (const dag::Parameter& p : node.tmpl->outputs.parameters) missing = missing || !node.outputs.count(p.name);
+    }
+    if (missing) {
       // Output parameters the executor did not provide: their valueFrom.default, or expression.
       Vars v = BodyVars(node);
       if (e.result) v["outputs.result"] = *e.result;
@@ -533,6 +851,7 @@ class Decider {
       if (IsDone(WorkflowPhase()) || Cancelled()) return;
       CancelRequested stop;
       stop.message = "Step exceeded its deadline";
+      stop.run_exit_handler = true;  // as Argo does: the exit handler runs after a deadline
       On(stop);
     } else if (e.timer.starts_with("deadline:")) {
       std::string id = e.timer.substr(9);
@@ -551,8 +870,13 @@ class Decider {
 
   void On(const CancelRequested& e) {
     if (IsDone(WorkflowPhase()) || Cancelled()) return;
-    t_.cancel_requested = true;
-    t_.workflow_message = e.message;
+    if (!ExitRoot().empty()) {
+      t_.exit_handler_cancelled = true;  // the handler is stopped too; the workflow keeps its message
+    } else {
+      t_.cancel_requested = true;
+      if (e.run_exit_handler) t_.cancel_runs_exit_handler = true;
+      t_.workflow_message = e.message;
+    }
     DropDeferred("", Phase::kFailed, e.message);
     bool running = false;
     for (const auto& [id, base_node] : base_.nodes) {
@@ -698,12 +1022,12 @@ class Decider {
     std::function<void(const NodeState&)> count = [&](const NodeState& c) {
       if (c.type == NodeType::kStepGroup || c.type == NodeType::kTaskGroup) {
         if (IsDone(c.phase)) return;
-        for (const std::string& gc : c.children) count(*Get(gc));
+        for (const std::string& gc : Children(c.id)) count(*Get(gc));
         return;
       }
       if (c.id != except && !c.deferred && !IsDone(c.phase)) ++n;
     };
-    for (const std::string& cid : owner.children) count(*Get(cid));
+    for (const std::string& cid : Children(owner.id)) count(*Get(cid));
     return n;
   }
 
@@ -721,7 +1045,7 @@ class Decider {
 
   // Why `node` must wait (a parallelism limit is reached), or nullopt when it may start.
   std::optional<std::string> Blocked(const NodeState& node) const {
-    if (const NodeState* owner = Owner(node); owner && owner->tmpl) {
+    if (const NodeState* owner = Owner(node); owner && owner->tmpl && owner->tmpl->parallelism) {
       if (auto limit = Limit(owner->tmpl->parallelism, BodyVars(*owner))) {
         if (ActiveUnits(*owner, node.id) >= *limit) {
           return "waiting: parallelism " + std::to_string(*limit) + " of template " + Quote(owner->template_name) +
@@ -729,7 +1053,7 @@ class Decider {
         }
       }
     }
-    if (TypeOf(*node.tmpl, node.parent) == NodeType::kPod) {
+    if (base_.manifest->spec.parallelism && TypeOf(*node.tmpl, node.parent) == NodeType::kPod) {
       if (auto limit = Limit(base_.manifest->spec.parallelism, GlobalVars())) {
         if (ActivePods(node.id) >= *limit) {
           return "waiting: workflow parallelism " + std::to_string(*limit) + " reached";
@@ -849,6 +1173,7 @@ class Decider {
   void ArmDeadline(const std::string& id) {
     const NodeState& n = *Get(id);
     const dag::Template& t = *n.tmpl;
+    if (!t.timeout && !t.active_deadline_seconds) return;
     Vars v = BodyVars(n);
     std::optional<Duration> limit;
     auto consider = [&](const std::string& text, bool seconds) {
@@ -904,16 +1229,17 @@ class Decider {
       }
     }
     launch->volumes = std::move(volumes);
-    return std::nullopt;
+    return RenderOutputKeys(t, v, launch);
   }
 
   void StartAttempt(const std::string& retry_id) {
     const NodeState& r = *Get(retry_id);
+    size_t n = Children(retry_id).size();
     NodeState attempt;
-    attempt.id = retry_id + "(" + std::to_string(r.children.size()) + ")";
-    attempt.name = r.name + "(" + std::to_string(r.children.size()) + ")";
+    attempt.id = retry_id + "(" + std::to_string(n) + ")";
+    attempt.name = r.name + "(" + std::to_string(n) + ")";
     attempt.parent = retry_id;
-    attempt.attempt = static_cast<int>(r.children.size());
+    attempt.attempt = static_cast<int>(n);
     attempt.inputs = r.inputs;
     attempt.input_artifacts = r.input_artifacts;
     attempt.tmpl = r.tmpl;
@@ -1111,8 +1437,122 @@ class Decider {
     Advance(gid);
   }
 
+  // ---- lifecycle hooks ------------------------------------------------------------------------
+  // The invocation of a step or task node, when it may carry hooks: not a retry attempt, not a
+  // fan-out item (the fan-out group runs them once), not a hook.
+  const dag::Invocation* HookedInvocation(const NodeState& n) const {
+    if (n.hook || n.parent.empty()) return nullptr;
+    const NodeState* p = Get(n.parent);
+    if (!p || (p->type != NodeType::kStepGroup && p->type != NodeType::kDag)) return nullptr;
+    const dag::Invocation* inv = InvocationOf(n);
+    if (!inv || (inv->on_exit.empty() && inv->hooks.empty())) return nullptr;
+    return inv;
+  }
+
+  // The steps/dag node whose variables a child's hooks see.
+  const NodeState* OwnerOf(const NodeState& n) const {
+    const NodeState* p = Get(n.parent);
+    if (p && p->type == NodeType::kStepGroup) p = Get(p->parent);
+    return p;
+  }
+
+  // Starts hook `suffix` of node `n` ("onExit", "hooks.<name>") as its sibling, once.
+  void StartHook(const NodeState& n, const std::string& suffix, const std::string& template_name,
+                 const dag::Boxed<dag::TemplateRef>& ref, const dag::Arguments& args) {
+    std::string id = n.id + "." + suffix;
+    if (Get(id) != nullptr) return;
+    const NodeState* owner = OwnerOf(n);
+    if (owner == nullptr) return;
+    dag::Invocation inv;
+    inv.template_name = template_name;
+    if (ref) inv.template_ref = ref;
+    const dag::WorkflowSpec* scope = nullptr;
+    std::string error;
+    const dag::Template* t = Resolve(inv, owner->scope, &scope, &error);
+    NodeState h;
+    h.id = id;
+    h.name = n.name + "." + suffix;
+    h.parent = n.parent;
+    h.scope = scope;
+    h.hook = true;
+    if (t == nullptr) {
+      SetPhase(Create(std::move(h)), Phase::kError, error);
+      return;
+    }
+    Vars vars = InvocationVars(*owner);
+    StartNode(std::move(h), *t, args, vars);
+  }
+
+  // A step or task that finished runs its exit hook (`onExit`, or `hooks.exit`) next to it; its
+  // step group or dag waits for the hook.
+  void StartExitHooks() {
+    std::vector<std::string> due = std::move(exit_hooks_due_);
+    exit_hooks_due_.clear();
+    for (const std::string& id : due) {
+      const NodeState* n = Get(id);
+      if (n == nullptr) continue;
+      const dag::Invocation* inv = HookedInvocation(*n);
+      if (inv == nullptr) continue;
+      NodeState copy = *n;  // StartHook creates nodes: `n` may move
+      if (!inv->on_exit.empty()) {
+        StartHook(copy, "onExit", inv->on_exit, dag::Boxed<dag::TemplateRef>(), dag::Arguments());
+      }
+      for (const dag::LifecycleHook& h : inv->hooks) {
+        if (h.name == "exit") StartHook(copy, "onExit", h.template_name, h.template_ref, h.arguments);
+      }
+    }
+  }
+
+  // Hooks with an `expression` (step/task level and workflow level) start the first time their
+  // expression is true after a change.
+  void EvaluateHooks() {
+    if (IsDone(WorkflowPhase()) || Cancelled()) return;
+    std::vector<std::string> changed;
+    for (const auto& [id, n] : overlay_) {
+      if (!n.hook && HookedInvocation(n) != nullptr) changed.push_back(id);
+    }
+    std::sort(changed.begin(), changed.end());
+    for (const std::string& id : changed) {
+      NodeState n = *Get(id);
+      const dag::Invocation* inv = HookedInvocation(n);
+      const NodeState* owner = OwnerOf(n);
+      if (inv == nullptr || owner == nullptr) continue;
+      for (const dag::LifecycleHook& h : inv->hooks) {
+        if (h.name == "exit" || h.expression.empty() || Get(n.id + ".hooks." + h.name)) continue;
+        auto ok = Render("{{=" + h.expression + "}}", InvocationVars(*owner));
+        if (ok && *ok == "true") StartHook(n, "hooks." + h.name, h.template_name, h.template_ref, h.arguments);
+      }
+    }
+    const dag::WorkflowSpec& spec = base_.manifest->spec;
+    for (const auto& [name, hook] : spec.hooks) {
+      if (name == "exit" || hook.expression.empty()) continue;
+      std::string id = base_.name + ".hooks." + name;
+      if (Get(id) != nullptr) continue;
+      auto ok = Render("{{=" + hook.expression + "}}", GlobalVars());
+      if (!ok || *ok != "true") continue;
+      dag::Invocation inv;
+      inv.template_name = hook.template_name;
+      if (hook.template_ref) inv.template_ref = hook.template_ref;
+      const dag::WorkflowSpec* scope = nullptr;
+      std::string error;
+      const dag::Template* t = Resolve(inv, nullptr, &scope, &error);
+      NodeState h;
+      h.id = id;
+      h.name = "hooks." + name;
+      h.scope = scope;
+      h.hook = true;
+      if (t == nullptr) {
+        SetPhase(Create(std::move(h)), Phase::kError, error);
+        continue;
+      }
+      Vars globals = GlobalVars();
+      StartNode(std::move(h), *t, hook.arguments, globals);
+    }
+  }
+
   // ---- advancing containers when a child changed ---------------------------------------------
   void Advance(const std::string& id) {
+    if (!exit_hooks_due_.empty()) StartExitHooks();
     if (id.empty()) {
       RootDone();
       return;
@@ -1134,6 +1574,10 @@ class Decider {
   void RootDone() {
     const NodeState* root = Get(Root());
     if (!root || !IsDone(root->phase)) return;
+    for (const auto& [name, hook] : base_.manifest->spec.hooks) {
+      const NodeState* h = Get(base_.name + ".hooks." + name);
+      if (h && !IsDone(h->phase)) return;  // the workflow ends once its running hooks have
+    }
     if (ExitRoot().empty()) {
       Phase final = root->phase == Phase::kSkipped || root->phase == Phase::kOmitted ? Phase::kSucceeded : root->phase;
       std::string message = root->message;
@@ -1157,19 +1601,21 @@ class Decider {
         handler = Resolve(inv, nullptr, &handler_scope, &error);
         handler_args = hook->second.arguments;
       }
-      if (handler == nullptr || Cancelled()) {
+      if (handler == nullptr || (Cancelled() && !CancelRunsExitHandler())) {
         FinishWorkflow(final, message);
         return;
       }
       // Run the exit handler; {{workflow.status}} and {{workflow.failures}} describe the main graph.
       t_.main_phase = final;
+      globals_.reset();
       t_.main_message = message;
       NodeState exit;
       exit.id = base_.name + ".onExit";
       exit.name = "onExit";
       exit.scope = handler_scope;
       t_.exit_root = exit.id;
-      StartNode(std::move(exit), *handler, handler_args, GlobalVars());
+      Vars globals = GlobalVars();  // a copy: starting nodes may change the workflow's variables
+      StartNode(std::move(exit), *handler, handler_args, globals);
       return;
     }
     const NodeState* exit = Get(ExitRoot());
@@ -1199,13 +1645,15 @@ class Decider {
 
   void FinishWorkflow(Phase phase, std::string message) {
     t_.workflow_phase = phase;
+    globals_.reset();
     t_.workflow_message = std::move(message);
   }
 
   void AdvanceRetry(const std::string& id) {
     const NodeState& r = *Get(id);
-    if (r.children.empty()) return;
-    const NodeState& last = *Get(r.children.back());
+    ChildView children = Children(id);
+    if (children.empty()) return;
+    const NodeState& last = *Get(children.back());
     if (!IsDone(last.phase)) return;
     if (last.phase == Phase::kSucceeded || Cancelled() || !ShouldRetry(r, last)) {
       NodeState& m = Mut(id);
@@ -1214,7 +1662,7 @@ class Decider {
       m.output_artifacts = last.output_artifacts;
       m.exit_code = last.exit_code;
       std::string message = last.message;
-      if (last.phase != Phase::kSucceeded && !Cancelled() && r.children.size() > 1) {
+      if (last.phase != Phase::kSucceeded && !Cancelled() && children.size() > 1) {
         message = "No more retries left: " + message;
       }
       SetPhase(m, last.phase, message);
@@ -1235,7 +1683,7 @@ class Decider {
           }
         }
         double ms = std::chrono::duration<double, std::milli>(*base).count();
-        for (size_t k = 1; k < r.children.size(); ++k) ms *= factor;
+        for (size_t k = 1; k < children.size(); ++k) ms *= factor;
         const std::optional<std::string>& cap = rs.backoff->max_duration ? rs.backoff->max_duration : rs.backoff->cap;
         if (cap) {
           auto c = dag::ParseDuration(*cap);
@@ -1262,7 +1710,7 @@ class Decider {
         limit = 0;
       }
     }
-    int64_t retries_done = static_cast<int64_t>(r.children.size()) - 1;
+    int64_t retries_done = static_cast<int64_t>(Children(r.id).size()) - 1;
     if (limit >= 0 && retries_done >= limit) return false;
     switch (rs.retry_policy) {
       case dag::RetryPolicy::kAlways: break;
@@ -1293,21 +1741,21 @@ class Decider {
   // A StepGroup or TaskGroup: done when every child is; failed when any failed (unless the
   // child's invocation says continueOn).
   void AdvanceGroup(const std::string& id) {
-    const NodeState& g = *Get(id);
-    bool all_done = true, failed = false;
+    ChildView children = Children(id);
+    ChildTally tally = Tally(id);
+    if (tally.done < static_cast<int64_t>(children.size())) return;
+    bool failed = false;
     std::string message;
-    for (const std::string& cid : g.children) {
-      const NodeState& c = *Get(cid);
-      if (!IsDone(c.phase)) {
-        all_done = false;
-        continue;
-      }
-      if (IsFailure(c.phase) && !ContinuesOn(c)) {
-        failed = true;
-        if (message.empty()) message = "child '" + c.id + "' failed";
+    if (tally.failed > 0) {
+      for (const std::string& cid : children) {
+        const NodeState& c = *Get(cid);
+        if (IsFailure(c.phase) && !c.hook && !ContinuesOn(c)) {
+          failed = true;
+          message = "child '" + c.id + "' failed";
+          break;
+        }
       }
     }
-    if (!all_done) return;
     NodeState& m = Mut(id);
     SetPhase(m, failed ? Phase::kFailed : Phase::kSucceeded, message);
     Advance(m.parent);
@@ -1331,9 +1779,9 @@ class Decider {
       return nullptr;
     }
     if (owner->type == NodeType::kDag && owner->tmpl) {
-      for (const dag::Invocation& s : owner->tmpl->dag.tasks) {
-        if (s.name == n.name) return &s;
-      }
+      const DagIndex& index = index_->For(*owner->tmpl);
+      auto it = index.by_name.find(n.name);
+      if (it != index.by_name.end()) return &owner->tmpl->dag.tasks[it->second];
     }
     return nullptr;
   }
@@ -1347,8 +1795,9 @@ class Decider {
 
   void AdvanceSteps(const std::string& id) {
     const NodeState& s = *Get(id);
-    if (s.children.empty()) return;
-    const NodeState& group = *Get(s.children.back());
+    ChildView children = Children(id);
+    if (children.empty()) return;
+    const NodeState& group = *Get(children.back());
     if (!IsDone(group.phase)) return;
     size_t next = static_cast<size_t>(group.group) + 1;
     if (IsFailure(group.phase) || Cancelled()) {
@@ -1368,83 +1817,114 @@ class Decider {
     Advance(m.parent);
   }
 
+  // Starts the dag's tasks that became ready (their dependencies done and satisfied) or omits
+  // the unsatisfied ones, looking only at the dependents of children that finished; the dag is
+  // done when every task it started is. Re-entrant calls (a task ending at once) return: the
+  // outer call sees what they would have.
   void AdvanceDag(const std::string& id) {
-    const NodeState& d = *Get(id);
-    const dag::Template& t = *d.tmpl;
+    if (!advancing_.insert(id).second) return;
+    const dag::Template& t = *Get(id)->tmpl;
+    const DagIndex& index = index_->For(t);
     bool fail_fast = t.dag.fail_fast.value_or(true);
+    // The tasks to look at: every root when the dag starts, then dependents of finished children.
+    std::vector<size_t> candidates;
+    if (Children(id).empty()) candidates = index.roots;
+    for (;;) {
+      if (auto it = newly_done_.find(id); it != newly_done_.end()) {
+        std::vector<std::string> done = std::move(it->second);
+        newly_done_.erase(it);
+        for (const std::string& cid : done) {
+          auto task = index.by_name.find(Get(cid)->name);
+          if (task == index.by_name.end()) continue;
+          const auto& deps = index.dependents[task->second];
+          candidates.insert(candidates.end(), deps.begin(), deps.end());
+        }
+      }
+      if (IsDone(Get(id)->phase)) break;
+      bool stop = Cancelled() || (fail_fast && AnyFailure(id));
+      if (!stop && candidates.empty()) break;
+      if (stop) {
+        candidates.clear();
+        if (!Deferred().empty()) {
+          for (const std::string& g : DropDeferred(id, Phase::kOmitted, "omitted: a task failed (failFast)")) {
+            Advance(g);
+          }
+        }
+        break;
+      }
+      std::sort(candidates.begin(), candidates.end());  // in the order tasks are written
+      candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+      std::vector<size_t> batch = std::move(candidates);
+      candidates.clear();
+      std::optional<Vars> vars;
+      for (size_t i : batch) {
+        const dag::Invocation& task = t.dag.tasks[i];
+        std::string cid = id + "." + task.name;
+        if (Get(cid) != nullptr) continue;  // started already
+        std::optional<bool> ready = index.depends_invalid[i] ? std::optional<bool>(false) : Satisfied(id, index, i, task);
+        if (!ready) continue;
+        if (!*ready) {
+          NodeState n;
+          n.id = cid;
+          n.name = task.name;
+          n.parent = id;
+          n.type = NodeType::kSkipped;
+          n.template_name = task.template_name;
+          SetPhase(Create(std::move(n)), Phase::kOmitted, "omitted: depends condition not met");
+        } else {
+          if (!vars) vars = InvocationVars(*Get(id));
+          Invoke(id, task, cid, task.name, *vars);
+        }
+        if (IsDone(Get(id)->phase)) break;
+      }
+    }
+    advancing_.erase(id);
+    // Done when every started task is done (nothing more can start then).
+    const NodeState& cur = *Get(id);
+    if (IsDone(cur.phase)) return;
+    ChildView children = Children(id);
+    ChildTally tally = Tally(id);
+    if (tally.done < static_cast<int64_t>(children.size())) return;
     bool any_failed = false;
-    std::map<std::string, const NodeState*> by_name;
-    for (const std::string& cid : d.children) {
-      const NodeState* c = Get(cid);
-      by_name[c->name] = c;
-      if (IsDone(c->phase) && IsFailure(c->phase) && !ContinuesOn(*c)) any_failed = true;
-    }
-    bool stop = (any_failed && fail_fast) || Cancelled();
-    if (stop && !Deferred().empty()) {
-      for (const std::string& g : DropDeferred(id, Phase::kOmitted, "omitted: a task failed (failFast)")) Advance(g);
-      if (IsDone(Get(id)->phase)) return;
-    }
-    if (!stop) {
-      // Start every task whose dependencies are all done and satisfied; omit the unsatisfied.
-      bool progressed = true;
-      while (progressed) {
-        progressed = false;
-        const NodeState& cur = *Get(id);
-        Vars vars;
-        bool vars_ready = false;
-        for (const dag::Invocation& task : t.dag.tasks) {
-          if (by_name.count(task.name)) continue;
-          std::optional<bool> ready = DependenciesSatisfied(task, by_name);
-          if (!ready) continue;
-          if (!vars_ready) {
-            vars = InvocationVars(cur);
-            vars_ready = true;
-          }
-          std::string cid = id + "." + task.name;
-          if (!*ready) {
-            NodeState n;
-            n.id = cid;
-            n.name = task.name;
-            n.parent = id;
-            n.type = NodeType::kSkipped;
-            n.template_name = task.template_name;
-            SetPhase(Create(std::move(n)), Phase::kOmitted, "omitted: depends condition not met");
-          } else {
-            Invoke(id, task, cid, task.name, vars);
-          }
-          by_name[task.name] = Get(cid);  // unordered_map: pointers survive later inserts
-          progressed = true;
+    std::string message;
+    if (tally.failed > 0) {
+      for (const std::string& cid : children) {
+        const NodeState& c = *Get(cid);
+        if (IsFailure(c.phase) && !c.hook && !ContinuesOn(c)) {
+          any_failed = true;
+          message = "task '" + c.id + "' failed";
+          break;
         }
       }
     }
-    // Done when every started task is done and nothing more can start.
-    const NodeState& cur = *Get(id);
-    bool all_done = true;
-    any_failed = false;
-    std::string message;
-    for (const std::string& cid : cur.children) {
-      const NodeState& c = *Get(cid);
-      if (!IsDone(c.phase)) all_done = false;
-      else if (IsFailure(c.phase) && !ContinuesOn(c)) {
-        any_failed = true;
-        if (message.empty()) message = "task '" + c.id + "' failed";
-      }
-    }
-    if (!all_done) return;
     NodeState& m = Mut(id);
     FinishTemplateOutputs(m);
     SetPhase(m, any_failed || Cancelled() ? Phase::kFailed : Phase::kSucceeded, message);
     Advance(m.parent);
   }
 
+  // Whether a child of `id` failed (Failed or Error, without continueOn).
+  bool AnyFailure(const std::string& id) const {
+    if (Tally(id).failed == 0) return false;
+    for (const std::string& cid : Children(id)) {
+      const NodeState& c = *Get(cid);
+      if (IsFailure(c.phase) && !c.hook && !ContinuesOn(c)) return true;
+    }
+    return false;
+  }
+
   // nullopt: some dependency is not done; true/false: run or omit.
-  std::optional<bool> DependenciesSatisfied(const dag::Invocation& task,
-                                            const std::map<std::string, const NodeState*>& by_name) const {
+  std::optional<bool> Satisfied(const std::string& dag_id, const DagIndex& index, size_t i,
+                                const dag::Invocation& task) const {
     using Outcome = expr::DependsExpr::Outcome;
+    auto child = [&](std::string_view name) -> const NodeState* {
+      const NodeState* c = Get(dag_id + "." + std::string(name));
+      return c && c->parent == dag_id ? c : nullptr;
+    };
     auto outcome = [&](std::string_view name) -> std::optional<Outcome> {
-      auto it = by_name.find(std::string(name));
-      if (it == by_name.end() || !IsDone(it->second->phase)) return std::nullopt;
-      const NodeState& c = *it->second;
+      const NodeState* found = child(name);
+      if (found == nullptr || !IsDone(found->phase)) return std::nullopt;
+      const NodeState& c = *found;
       Outcome o{};
       switch (c.phase) {
         case Phase::kSucceeded: o.phase = Outcome::Phase::kSucceeded; break;
@@ -1454,8 +1934,9 @@ class Decider {
         default: o.phase = Outcome::Phase::kOmitted; break;
       }
       if (c.type == NodeType::kTaskGroup) {
-        bool any = false, all_failed = !c.children.empty();
-        for (const std::string& gc : c.children) {
+        ChildView kids = Children(c.id);
+        bool any = false, all_failed = !kids.empty();
+        for (const std::string& gc : kids) {
           const NodeState* g = Get(gc);
           if (g->phase == Phase::kSucceeded) any = true;
           if (!IsFailure(g->phase)) all_failed = false;
@@ -1465,16 +1946,12 @@ class Decider {
       }
       return o;
     };
-    if (task.has_depends) {
-      auto parsed = expr::ParseDepends(task.depends);
-      if (!parsed) return false;
-      return parsed->Evaluate(outcome);
-    }
+    if (task.has_depends) return index.depends[i]->Evaluate(outcome);
     for (const std::string& dep : task.dependencies) {
       auto o = outcome(dep);
       if (!o) return std::nullopt;
       // dependencies: run when each finished Succeeded/Skipped (or failed with continueOn).
-      const NodeState& c = *by_name.at(dep);
+      const NodeState& c = *child(dep);
       if (!(c.phase == Phase::kSucceeded || c.phase == Phase::kSkipped || c.phase == Phase::kOmitted ||
             ContinuesOn(c))) {
         return false;
@@ -1489,12 +1966,18 @@ class Decider {
     for (const dag::Parameter& p : n.tmpl->outputs.parameters) {
       if (p.global_name.empty()) continue;
       auto it = n.outputs.find(p.name);
-      if (it != n.outputs.end()) t_.global_parameters[p.global_name] = it->second;
+      if (it != n.outputs.end()) {
+        t_.global_parameters[p.global_name] = it->second;
+        globals_.reset();
+      }
     }
     for (const dag::Artifact& a : n.tmpl->outputs.artifacts) {
       if (a.global_name.empty()) continue;
       auto it = n.output_artifacts.find(a.name);
-      if (it != n.output_artifacts.end()) t_.global_artifacts[a.global_name] = it->second;
+      if (it != n.output_artifacts.end()) {
+        t_.global_artifacts[a.global_name] = it->second;
+        globals_.reset();
+      }
     }
   }
 
@@ -1532,6 +2015,17 @@ class Decider {
   Time now_;
   Transition t_;
   std::unordered_map<std::string, NodeState> overlay_;
+  // Children created in this transition, by parent, in creation order.
+  std::unordered_map<std::string, std::vector<std::string>> added_;
+  // Changes to the state's tallies made in this transition.
+  std::unordered_map<std::string, ChildTally> delta_;
+  // Children that finished in this transition, by parent, not yet looked at by AdvanceDag.
+  std::unordered_map<std::string, std::vector<std::string>> newly_done_;
+  std::unordered_set<std::string> advancing_;  // dags AdvanceDag is working on (no re-entry)
+  std::vector<std::string> exit_hooks_due_;    // nodes that finished; their exit hooks start next
+  mutable std::optional<Vars> globals_;  // GlobalVars(), until reset
+  TemplateIndexCache* index_ = nullptr;
+  std::unique_ptr<TemplateIndexCache> own_index_;
 };
 
 }  // namespace
@@ -1542,6 +2036,7 @@ Result<WorkflowState> NewWorkflow(const dag::Manifest& manifest, const dag::Temp
   WorkflowState s;
   s.uid = std::move(uid);
   s.manifest = &manifest;
+  s.index = std::make_shared<TemplateIndexCache>();
   s.namespace_ = manifest.metadata.namespace_.empty() ? "default" : manifest.metadata.namespace_;
   s.name = manifest.metadata.name.empty() ? manifest.metadata.generate_name + s.uid.substr(0, 5)
                                           : manifest.metadata.name;
@@ -1587,7 +2082,24 @@ Transition Decide(const WorkflowState& state, const dag::TemplateLibrary& librar
 }
 
 void Apply(WorkflowState& state, const Transition& t) {
-  for (const NodeState& n : t.nodes) state.nodes.insert_or_assign(n.id, n);
+  auto count = [&](const std::string& parent, Phase phase, int sign) {
+    if (parent.empty() || !IsDone(phase)) return;
+    ChildTally& tally = state.tallies[parent];
+    tally.done += sign;
+    if (IsFailure(phase)) tally.failed += sign;
+  };
+  for (const NodeState& n : t.nodes) {
+    auto [it, inserted] = state.nodes.try_emplace(n.id, n);
+    if (!inserted) {
+      count(it->second.parent, it->second.phase, -1);
+      it->second = n;
+    }
+    count(n.parent, n.phase, +1);
+  }
+  for (const std::string& id : t.created) {
+    auto it = state.nodes.find(id);
+    if (it != state.nodes.end() && !it->second.parent.empty()) state.children[it->second.parent].push_back(id);
+  }
   if (t.root) state.root = *t.root;
   if (t.exit_root) state.exit_root = *t.exit_root;
   if (t.main_phase) {
@@ -1595,6 +2107,8 @@ void Apply(WorkflowState& state, const Transition& t) {
     state.main_message = t.main_message;
   }
   if (t.cancel_requested) state.cancel_requested = true;
+  if (t.cancel_runs_exit_handler) state.cancel_runs_exit_handler = true;
+  if (t.exit_handler_cancelled) state.exit_handler_cancelled = true;
   for (const std::string& name : t.timers_fired) state.timers.erase(name);
   for (const auto& [k, v] : t.global_parameters) state.global_parameters[k] = v;
   for (const auto& [k, a] : t.global_artifacts) state.global_artifacts[k] = a;

@@ -28,6 +28,7 @@ void Driver::Handle(const Event& event) {
   if (done_) return;
   Transition t = Decide(state_, library_, event, clock_());
   if (t.nodes.empty() && !t.workflow_phase && t.actions.empty() && !t.root && !t.cancel_requested &&
+      !t.exit_handler_cancelled &&
       t.timers_fired.empty()) {
     return;
   }

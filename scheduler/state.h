@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -36,6 +37,10 @@ struct ArtifactRef {
   bool archived = false;   // a directory stored as tar.gz (Argo's default archive)
   std::string raw;         // inline content (raw artifacts); location empty then
   bool raw_given = false;
+  // A key-only artifact's key in the default artifact repository (rendered). An output keeps
+  // its sha256 too; an input to fetch by key has no sha256, and `archived` then says whether a
+  // tar.gz found there is unpacked (false: `archive: {none: {}}`).
+  std::string key;
 
   nlohmann::json ToJson() const;
   static std::optional<ArtifactRef> FromJson(std::string_view text);
@@ -71,7 +76,6 @@ struct NodeState {
   std::optional<std::string> result;           // outputs.result (stdout, bounded)
   std::map<std::string, ArtifactRef> output_artifacts;
   std::vector<InputArtifact> input_artifacts;
-  std::vector<std::string> children;           // in creation order
   std::string item;          // the loop item (rendered) for fan-out children; "" otherwise
   bool has_item = false;
   int group = -1;            // steps: the group index of a StepGroup node
@@ -79,7 +83,21 @@ struct NodeState {
   bool deferred = false;
   // Set when kiln kills the step (a deadline passed, a cancel): the message it ends with.
   std::string kill_message;
+  // A lifecycle hook's node ("<node>.onExit", "<node>.hooks.<name>", "<wf>.hooks.<name>"): its
+  // parent waits for it, but its failure does not fail the parent.
+  bool hook = false;
 };
+
+// How many of a node's children are done, and how many of those ended Failed or Error.
+struct ChildTally {
+  int64_t done = 0;
+  int64_t failed = 0;
+  bool operator==(const ChildTally&) const = default;
+};
+
+// What the controller derives once from the manifest's templates (per dag template: tasks by
+// name, who waits for whom, parsed `depends`); defined in controller.cc.
+struct TemplateIndexCache;
 
 struct WorkflowState {
   std::string uid;
@@ -99,6 +117,8 @@ struct WorkflowState {
   std::optional<Phase> main_phase;
   std::string main_message;
   bool cancel_requested = false;
+  bool cancel_runs_exit_handler = false;  // the cancel was a stop: the exit handler runs
+  bool exit_handler_cancelled = false;    // a cancel arrived while the exit handler ran
   // Timers started and not yet fired, by name: re-armed when a run is resumed.
   std::map<std::string, Time> timers;
   // Global outputs (outputs with a globalName): {{workflow.outputs.parameters.NAME}} and
@@ -107,6 +127,18 @@ struct WorkflowState {
   std::map<std::string, ArtifactRef> global_artifacts;
   // Nodes waiting for a parallelism limit, in the order they wait (first in, first started).
   std::vector<std::string> deferred;
+
+  // Derived by Apply from the nodes (never recorded; a replay rebuilds them), so that no event
+  // costs time in proportion to the size of the workflow:
+  //   children: each node's children, in creation order;
+  //   tallies:  per node, how many of its children are done and failed.
+  std::unordered_map<std::string, std::vector<std::string>> children;
+  std::unordered_map<std::string, ChildTally> tallies;
+  // Built lazily by Decide; shared by copies of the state (they share the manifest).
+  std::shared_ptr<TemplateIndexCache> index;
+
+  // The node's children in creation order (empty when it has none).
+  const std::vector<std::string>& ChildrenOf(const std::string& id) const;
 };
 
 // ---- events: what happened -------------------------------------------------------------
@@ -129,6 +161,8 @@ struct TimerFired {
 };
 struct CancelRequested {
   std::string message = "terminated by user";
+  // Argo's `stop` (and a workflow deadline): the exit handler still runs. Otherwise `terminate`.
+  bool run_exit_handler = false;
 };
 // The run continues in a new process (after a crash or kill): steps that were running are lost
 // (Error, then retried per their retryStrategy), steps decided but not started are launched
@@ -153,6 +187,8 @@ struct LaunchStep {
   // spec.volumes, the template's volumes, and one {name, persistentVolumeClaim: {claimName}}
   // per spec.volumeClaimTemplates entry, marked "kiln.dev/per-workflow": true.
   dag::Json volumes = dag::Json::array();
+  // Key-only output artifacts: the rendered key each is also stored under, by artifact name.
+  std::map<std::string, std::string> output_artifact_keys;
 
   bool operator==(const LaunchStep& o) const { return node == o.node && container == o.container; }
 };
@@ -171,6 +207,7 @@ using Action = std::variant<LaunchStep, KillStep, StartTimer>;
 // every node that was created or changed, with its new value, and the workflow's own fields.
 struct Transition {
   std::vector<NodeState> nodes;          // new values of created or changed nodes
+  std::vector<std::string> created;      // ids of the nodes created, in creation order
   std::optional<Phase> workflow_phase;   // when the workflow's phase changes
   std::string workflow_message;
   std::optional<std::string> root;       // set when the entrypoint node is created
@@ -178,6 +215,8 @@ struct Transition {
   std::optional<Phase> main_phase;       // set when the main graph ends and the handler starts
   std::string main_message;
   bool cancel_requested = false;
+  bool cancel_runs_exit_handler = false;
+  bool exit_handler_cancelled = false;
   std::vector<std::string> timers_fired;  // names to forget from WorkflowState::timers
   std::map<std::string, std::string> global_parameters;  // set or replaced
   std::map<std::string, ArtifactRef> global_artifacts;

@@ -257,4 +257,46 @@ TEST_CASE("documents of other kinds are skipped with a note", "[dag][parse]") {
         "CronWorkflow and WorkflowEventBinding (did you mean \"Workflow\"?)");
 }
 
+TEST_CASE("templateDefaults fill what each template leaves unset", "[dag][parse]") {
+  Diagnostics d;
+  auto ms = Parse(R"y(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: td}
+spec:
+  entrypoint: a
+  templateDefaults:
+    timeout: 30s
+    retryStrategy: {limit: "2"}
+    nodeSelector: {pool: cpu, zone: a}
+    container:
+      imagePullPolicy: IfNotPresent
+      env: [{name: MODE, value: default}]
+  templates:
+  - name: a
+    container: {image: busybox, command: [echo]}
+  - name: b
+    timeout: 5s
+    nodeSelector: {pool: gpu}
+    container: {image: busybox, env: [{name: OWN, value: "1"}]}
+  - name: s
+    script: {image: python, command: [python], source: "print(1)"}
+)y", &d);
+  REQUIRE(ms.size() == 1);
+  CHECK(!d.has_errors());
+  const auto& ts = ms[0].spec.templates;
+  REQUIRE(ts.size() == 3);
+  CHECK(ts[0].timeout == "30s");
+  REQUIRE(ts[0].retry_strategy);
+  CHECK(ts[0].retry_strategy->limit == "2");
+  CHECK(ts[0].node_selector.at("pool") == "cpu");
+  CHECK(ts[0].container["imagePullPolicy"] == "IfNotPresent");
+  CHECK(ts[0].container["image"] == "busybox");
+  CHECK(ts[1].timeout == "5s");                        // the template's own value wins
+  CHECK(ts[1].node_selector.at("pool") == "gpu");      // maps merge key by key
+  CHECK(ts[1].node_selector.at("zone") == "a");
+  CHECK(ts[1].container["env"].size() == 1);           // lists are replaced whole
+  CHECK(ts[1].container["env"][0]["name"] == "OWN");
+  CHECK(ts[2].script.container["imagePullPolicy"] == "IfNotPresent");
+}
+
 }  // namespace kiln::dag

@@ -43,7 +43,7 @@ std::string Shape(const WorkflowState& s) {
   std::map<std::string, std::string> rows;
   for (const auto& [id, n] : s.nodes) {
     std::string row = std::string(PhaseName(n.phase)) + "|" + n.message + "|";
-    for (const std::string& c : n.children) row += c + ",";
+    for (const std::string& c : s.ChildrenOf(id)) row += c + ",";
     for (const auto& [k, v] : n.outputs) row += k + "=" + v + ";";
     rows[id] = row;
   }
@@ -227,6 +227,67 @@ TEST_CASE("workflow activeDeadlineSeconds stops every step and fails the workflo
   CHECK(f.node("wf[0].b").message == "Step exceeded its deadline");
   CHECK(f.state().phase == Phase::kFailed);
   CHECK(f.state().message == "Step exceeded its deadline");
+}
+
+TEST_CASE("the exit handler runs after a workflow deadline, and sees the failure", "[scheduler][deadline]") {
+  FakeExecutor f(Wf(R"(  entrypoint: main
+  activeDeadlineSeconds: 30
+  onExit: bye
+  templates:
+  - name: main
+    steps:
+    - - {name: a, template: echo}
+  - name: bye
+    container: {image: busybox, command: [echo, "{{workflow.status}}"]}
+)" + std::string(kEcho)));
+  f.Start();
+  f.Send(StepStarted{"wf[0].a"});
+  CHECK(Kills(f.Send(TimerFired{"deadline:workflow"})) == V{"wf[0].a"});
+  auto actions = f.Finish("wf[0].a", 143);
+  REQUIRE(Launches(actions) == V{"wf.onExit"});
+  const auto* launch = std::get_if<LaunchStep>(&actions[0]);
+  REQUIRE(launch != nullptr);
+  CHECK(launch->container["command"][1] == "Failed");
+  CHECK(f.state().phase == Phase::kRunning);
+  f.Finish("wf.onExit");
+  CHECK(f.node("wf.onExit").phase == Phase::kSucceeded);
+  CHECK(f.state().phase == Phase::kFailed);
+  CHECK(f.state().message == "Step exceeded its deadline");
+}
+
+TEST_CASE("terminate skips the exit handler; a cancel while it runs stops it", "[scheduler][deadline]") {
+  const std::string spec = Wf(R"(  entrypoint: main
+  activeDeadlineSeconds: 30
+  onExit: bye
+  templates:
+  - name: main
+    steps:
+    - - {name: a, template: echo}
+  - name: bye
+    container: {image: busybox, command: [echo, bye]}
+)" + std::string(kEcho));
+  {
+    FakeExecutor f(spec);
+    f.Start();
+    f.Send(StepStarted{"wf[0].a"});
+    CHECK(Kills(f.Send(CancelRequested{})) == V{"wf[0].a"});
+    CHECK(Launches(f.Finish("wf[0].a", 143)).empty());
+    CHECK(f.state().phase == Phase::kFailed);
+    CHECK(f.state().message == "terminated by user");
+  }
+  {
+    FakeExecutor f(spec);
+    f.Start();
+    f.Send(StepStarted{"wf[0].a"});
+    f.Send(TimerFired{"deadline:workflow"});
+    REQUIRE(Launches(f.Finish("wf[0].a", 143)) == V{"wf.onExit"});
+    f.Send(StepStarted{"wf.onExit"});
+    CHECK(Kills(f.Send(CancelRequested{})) == V{"wf.onExit"});
+    f.Finish("wf.onExit", 143);
+    CHECK(f.node("wf.onExit").phase == Phase::kFailed);
+    CHECK(f.state().phase == Phase::kFailed);
+    CHECK(f.state().message == "Step exceeded its deadline");
+  }
 }
 
 TEST_CASE("template parallelism limits a fan-out; the rest wait in order", "[scheduler][parallelism]") {
