@@ -4,6 +4,8 @@
 //   <data>/kiln.db                                   the store (store/sqlite_store.h)
 //   <data>/workflows/<uid>/steps/<hex>/log           a step's log (executor/local_step_runner.h)
 //   <data>/artifacts/<sha256>                        the local artifact repository
+//   <data>/artifacts/keys/<key>                      its key-only artifacts
+//                                                    (executor/local_artifact_repository.h)
 //
 // Thread-safety: the functions are thread-safe; a returned store is as thread-safe as
 // SqliteStore (store/sqlite_store.h).

@@ -18,8 +18,10 @@
 #include "base/strings.h"
 #include "cli/commands.h"
 #include "cli/data_dir.h"
+#include "cli/live_tree.h"
 #include "dag/lint.h"
 #include "executor/gpu.h"
+#include "executor/local_artifact_repository.h"
 #include "executor/local_step_runner.h"
 #include "scheduler/driver.h"
 #include "store/sqlite_store.h"
@@ -42,7 +44,17 @@ struct RunFlags {
   std::string output = "text";
   bool no_sandbox = false;
   bool fresh = false;
+  bool no_tree = false;
 };
+
+// How a run shows its progress: the live tree (on a terminal), one line per transition (off a
+// terminal, or --no-tree; tests read these lines), or nothing until the final JSON (-o json).
+enum class Progress { kTree, kLines, kJson };
+
+Progress ProgressOf(const std::string& output, bool no_tree) {
+  if (output == "json") return Progress::kJson;
+  return !no_tree && StdoutIsCapableTerminal() ? Progress::kTree : Progress::kLines;
+}
 
 std::string RandomId(size_t n, const char* alphabet) {
   std::random_device rd;
@@ -279,7 +291,9 @@ store::EventRecord EventRow(const std::string& uid, int64_t at, std::string kind
 }
 
 // Runs (or continues) `p.state` to its end, recording every transition. Returns the exit code.
-int Drive(Prepared& p, store::Store& st, const std::string& data_dir, bool json_out, bool resume) {
+int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress progress,
+          bool resume) {
+  const bool json_out = progress == Progress::kJson;
   scheduler::WorkflowState& state = *p.state;
   const std::string uid = state.uid;
   RunLock lock;
@@ -296,17 +310,17 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, bool json_
   auto gpus = executor::DetectGpus();
   executor::LocalOptions options;
   options.work_dir = WorkflowWorkDir(data_dir, uid);  // cli/data_dir.h: kiln logs reads there
-  options.artifact_dir = data_dir + "/artifacts";
   options.volume_dir = data_dir + "/volumes";
   std::error_code ec;
-  fs::create_directories(options.artifact_dir, ec);
+  fs::create_directories(data_dir + "/artifacts", ec);
   options.sandbox = p.run.sandbox;
   if (gpus) {
     for (const executor::GpuInfo& g : *gpus) options.gpus.push_back(g.index);
   } else {
     std::fprintf(stderr, "warning: no GPU can be used by steps: %s\n", gpus.error().message().c_str());
   }
-  executor::LocalStepRunner runner(io, options);
+  executor::LocalArtifactRepository artifacts(data_dir + "/artifacts");  // cli/data_dir.h
+  executor::LocalStepRunner runner(io, options, artifacts);
   if (!runner.sandbox_warning().empty()) std::fprintf(stderr, "warning: %s\n", runner.sandbox_warning().c_str());
 
   auto recorder = [&](const scheduler::WorkflowState& before, const scheduler::Event& event,
@@ -336,7 +350,7 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, bool json_
         }
         for (const scheduler::InputArtifact& a : n.input_artifacts) {
           if (a.ref.raw_given) continue;
-          b.artifact_inserts.push_back({uid, n.id, a.name, "input", "file://" + a.ref.location, a.ref.sha256, a.ref.size});
+          b.artifact_inserts.push_back({uid, n.id, a.name, "input", a.ref.location.empty() ? "key:" + a.ref.key : "file://" + a.ref.location, a.ref.sha256, a.ref.size});
         }
       }
     }
@@ -384,8 +398,11 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, bool json_
     return st.Apply(b);
   };
   std::map<std::string, Phase> shown;
+  std::unique_ptr<LiveTree> live;  // Progress::kTree; made once the driver exists
   auto observer = [&](const scheduler::WorkflowState& after, const scheduler::Transition& t) {
-    if (!json_out) {
+    if (live) {
+      live->Changed();
+    } else if (!json_out) {
       for (const NodeState& n : t.nodes) {
         if (n.type != scheduler::NodeType::kPod && n.type != scheduler::NodeType::kSkipped &&
             n.type != scheduler::NodeType::kSuspend) {
@@ -399,9 +416,15 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, bool json_
       }
       std::fflush(stdout);
     }
-    if (scheduler::IsDone(after.phase)) io.stop();
+    if (scheduler::IsDone(after.phase)) {
+      if (live) live->Finish();
+      io.stop();
+    }
   };
   scheduler::Driver driver(io, state, p.library, runner, recorder, observer);
+  if (progress == Progress::kTree) {
+    live = std::make_unique<LiveTree>(io, state, [&driver] { return !driver.done(); });
+  }
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& e, int) {
     if (!e) driver.Post(scheduler::CancelRequested{});
@@ -409,6 +432,7 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, bool json_
   if (resume) driver.Resume();
   driver.Start();
   if (!driver.done()) io.run();
+  if (live) live->Finish();  // the final tree stays on screen, above the summary
   if (driver.error()) {
     std::fprintf(stderr, "kiln: stopped: cannot record a transition: %s\n", driver.error()->ToString().c_str());
     return 1;
@@ -534,7 +558,8 @@ Result<void> Rebuild(Prepared& p, store::Store& st, const store::WorkflowRecord&
   return {};
 }
 
-int ResumeRecorded(store::Store& st, const std::string& data_dir, const store::WorkflowRecord& w, bool json_out) {
+int ResumeRecorded(store::Store& st, const std::string& data_dir, const store::WorkflowRecord& w,
+                   Progress progress) {
   if (RunLock::Held(WorkflowWorkDir(data_dir, w.uid))) {
     std::fprintf(stderr, "kiln: workflow %s is being run by another kiln process; nothing to resume\n", w.name.c_str());
     return 1;
@@ -550,7 +575,7 @@ int ResumeRecorded(store::Store& st, const std::string& data_dir, const store::W
                 p.state->message.c_str());
     return p.state->phase == Phase::kSucceeded ? 0 : 1;
   }
-  return Drive(p, st, data_dir, json_out, /*resume=*/true);
+  return Drive(p, st, data_dir, progress, /*resume=*/true);
 }
 
 int RunWorkflow(const RunFlags& flags) {
@@ -599,7 +624,7 @@ int RunWorkflow(const RunFlags& flags) {
         }
         std::fprintf(stderr, "kiln run: resuming workflow %s (uid %s), left unfinished by an earlier run of %s; "
                      "pass --fresh to start a new one\n", w.name.c_str(), w.uid.c_str(), flags.file.c_str());
-        return ResumeRecorded(st, data_dir, w, flags.output == "json");
+        return ResumeRecorded(st, data_dir, w, ProgressOf(flags.output, flags.no_tree));
       }
     }
   }
@@ -639,7 +664,7 @@ int RunWorkflow(const RunFlags& flags) {
     std::fprintf(stderr, "kiln run: cannot record the workflow: %s\n", ok.error().ToString().c_str());
     return 1;
   }
-  return Drive(p, st, data_dir, flags.output == "json", /*resume=*/false);
+  return Drive(p, st, data_dir, ProgressOf(flags.output, flags.no_tree), /*resume=*/false);
 }
 
 struct ResumeFlags {
@@ -647,6 +672,7 @@ struct ResumeFlags {
   std::string data_dir;
   std::string namespace_;
   std::string output = "text";
+  bool no_tree = false;
 };
 
 int ResumeWorkflow(const ResumeFlags& flags) {
@@ -661,7 +687,7 @@ int ResumeWorkflow(const ResumeFlags& flags) {
     std::fprintf(stderr, "kiln resume: %s\n", w.error().message().c_str());
     return 1;
   }
-  return ResumeRecorded(**db, data_dir, *w, flags.output == "json");
+  return ResumeRecorded(**db, data_dir, *w, ProgressOf(flags.output, flags.no_tree));
 }
 
 }  // namespace
@@ -681,6 +707,9 @@ void RegisterRun(CLI::App& app) {
   cmd->add_flag("--no-sandbox", flags->no_sandbox, "Run steps as plain processes, without bubblewrap");
   cmd->add_flag("--fresh", flags->fresh,
                 "Start a new run even when an earlier run of the same file was left unfinished (killed)");
+  cmd->add_flag("--no-tree", flags->no_tree,
+                "On a terminal, print one line per step transition instead of the live tree of "
+                "nodes (off a terminal, lines are always printed)");
   cmd->callback([flags] { SetExitCode(RunWorkflow(*flags)); });
 }
 
@@ -693,6 +722,8 @@ void RegisterResume(CLI::App& app) {
   cmd->add_option("--data-dir", flags->data_dir, "The data directory of the run (default $KILN_DATA_DIR or ~/.local/share/kiln)");
   cmd->add_option("-n,--namespace", flags->namespace_, "The workflow's namespace, when its name is used in several");
   cmd->add_option("-o,--output", flags->output, "Output format")->check(CLI::IsMember({"text", "json"}));
+  cmd->add_flag("--no-tree", flags->no_tree,
+                "On a terminal, print one line per step transition instead of the live tree");
   cmd->callback([flags] { SetExitCode(ResumeWorkflow(*flags)); });
 }
 

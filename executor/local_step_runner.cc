@@ -1,10 +1,8 @@
 #include "executor/local_step_runner.h"
 
-#include <openssl/evp.h>
 #include <openssl/sha.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <filesystem>
 #include <fstream>
@@ -61,58 +59,6 @@ std::string TrimTrailingNewlines(std::string s) {
   return s;
 }
 
-extern "C" char** environ;
-
-// Runs `tar` with `args`, waiting for it. Returns its error output's gist on failure.
-Result<void> Tar(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  std::string tar = "tar";
-  argv.push_back(tar.data());
-  std::vector<std::string> copy = args;
-  for (std::string& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawnp(&pid, "tar", nullptr, nullptr, argv.data(), environ) != 0) {
-    return MakeError(Code::kInternal, "cannot run tar (is it installed?)");
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return MakeError(Code::kInternal,
-                     "tar " + (args.empty() ? std::string() : args[0]) + " failed");
-  }
-  return {};
-}
-
-Result<std::string> Sha256File(const std::string& path, int64_t* size) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return MakeError(Code::kNotFound, "cannot read " + path);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  char buf[1 << 16];
-  *size = 0;
-  while (in) {
-    in.read(buf, sizeof buf);
-    std::streamsize n = in.gcount();
-    if (n > 0) {
-      EVP_DigestUpdate(ctx, buf, static_cast<size_t>(n));
-      *size += n;
-    }
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, digest, &len);
-  EVP_MD_CTX_free(ctx);
-  static const char* kHex = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 15];
-  }
-  return hex;
-}
-
 }  // namespace
 
 std::string LocalStepRunner::HostPath(const std::string& dir, const std::string& path) const {
@@ -122,59 +68,37 @@ std::string LocalStepRunner::HostPath(const std::string& dir, const std::string&
   return dir + "/out" + path;
 }
 
-Result<scheduler::ArtifactRef> LocalStepRunner::Store(const std::string& host_path) {
-  std::error_code ec;
-  scheduler::ArtifactRef ref;
-  std::string file = host_path;
-  std::string archive;
-  if (fs::is_directory(host_path, ec)) {
-    // Argo's default archive for a directory: tar.gz.
-    archive = options_.artifact_dir + "/.incoming-" + std::to_string(::getpid()) + "-" +
-              std::to_string(reinterpret_cast<uintptr_t>(&ref));
-    if (auto ok = Tar({"-czf", archive, "-C", host_path, "."}); !ok)
-      return std::unexpected(ok.error());
-    file = archive;
-    ref.archived = true;
-  }
-  auto hex = Sha256File(file, &ref.size);
-  if (!hex) return std::unexpected(hex.error());
-  ref.sha256 = *hex;
-  ref.location = options_.artifact_dir + "/" + *hex;
-  if (!fs::exists(ref.location, ec)) {
-    std::string tmp = ref.location + ".part";
-    fs::copy_file(file, tmp, fs::copy_options::overwrite_existing, ec);
-    if (!ec) fs::rename(tmp, ref.location, ec);
-    if (ec)
-      return MakeError(Code::kUnavailable,
-                       "cannot store artifact in " + options_.artifact_dir + ": " + ec.message());
-  }
-  if (!archive.empty()) fs::remove(archive, ec);
+Result<scheduler::ArtifactRef> LocalStepRunner::StoreOutput(const scheduler::LaunchStep& step,
+                                                            const dag::Artifact& a,
+                                                            const std::string& host_path) {
+  auto fail = [&](const Error& e) {
+    return MakeError(e.code(), "output artifact " + Quote(a.name) + ": " + e.message());
+  };
+  auto ref = artifacts_.Put(host_path);
+  if (!ref) return fail(ref.error());
+  auto key = step.output_artifact_keys.find(a.name);
+  if (key == step.output_artifact_keys.end()) return ref;
+  auto archive = ArchiveOf(a.archive);
+  if (!archive) return fail(archive.error());
+  if (auto ok = artifacts_.PutKey(key->second, host_path, *archive); !ok) return fail(ok.error());
+  ref->key = key->second;
   return ref;
 }
 
 Result<void> LocalStepRunner::PlaceInputs(const scheduler::LaunchStep& step, const std::string& dir,
                                           std::optional<Sandbox>* sandbox) {
-  std::error_code ec;
   for (const scheduler::InputArtifact& a : step.input_artifacts) {
     if (a.path.empty()) continue;
     std::string host = sandboxed_ && !(a.path == "/tmp" || a.path.starts_with("/tmp/"))
                            ? dir + "/in" + a.path
                            : HostPath(dir, a.path);
-    fs::create_directories(fs::path(host).parent_path(), ec);
-    if (a.ref.raw_given) {
-      std::ofstream(host, std::ios::binary) << a.ref.raw;
-    } else if (a.ref.archived) {
-      fs::create_directories(host, ec);
-      if (auto ok = Tar({"-xzf", a.ref.location, "-C", host}); !ok) {
-        return MakeError(Code::kInternal,
-                         "input artifact " + Quote(a.name) + ": cannot unpack " + a.ref.location);
-      }
-    } else {
-      fs::copy_file(a.ref.location, host, fs::copy_options::overwrite_existing, ec);
-      if (ec) {
-        return MakeError(Code::kNotFound, "input artifact " + Quote(a.name) + ": cannot copy " +
-                                              a.ref.location + ": " + ec.message());
-      }
+    if (auto ok = artifacts_.Get(a.ref, host); !ok) {
+      // An optional input whose key holds nothing is left out, as Argo does.
+      const bool optional = step.tmpl && std::any_of(step.tmpl->inputs.artifacts.begin(),
+                                                     step.tmpl->inputs.artifacts.end(),
+                                                     [&](const dag::Artifact& x) { return x.name == a.name && x.optional; });
+      if (optional && !a.ref.key.empty() && ok.error().code() == Code::kNotFound) continue;
+      return MakeError(ok.error().code(), "input artifact " + Quote(a.name) + ": " + ok.error().message());
     }
     if (sandboxed_ && !(a.path == "/tmp" || a.path.starts_with("/tmp/"))) {
       if (!*sandbox) sandbox->emplace();
@@ -264,9 +188,11 @@ std::string LocalStepRunner::OutputHostPath(const scheduler::LaunchStep& step, c
   return HostPath(dir, path);
 }
 
-LocalStepRunner::LocalStepRunner(boost::asio::io_context& io, LocalOptions options)
+LocalStepRunner::LocalStepRunner(boost::asio::io_context& io, LocalOptions options,
+                                 ArtifactRepository& artifacts)
     : io_(io),
       options_(std::move(options)),
+      artifacts_(artifacts),
       runner_(io),
       pool_(
           [&] {
@@ -440,6 +366,14 @@ void LocalStepRunner::Run(Pending p, Grant grant) {
           sb.binds.push_back(Bind{host, out_path, false});
           continue;
         }
+        // A parent the host lacks (/mnt/out for /mnt/out/part.json) is the step's to create, as
+        // in a container image without it: bind the nearest directory the host has (/mnt), so
+        // the step's mkdir succeeds; under / the missing top directory itself.
+        if (parent.is_absolute() && !fs::exists(parent, ec)) {
+          fs::path top = parent;  // the highest directory the host lacks
+          while (top.parent_path() != "/" && !fs::exists(top.parent_path(), ec)) top = top.parent_path();
+          parent = top.parent_path() == "/" ? top : top.parent_path();
+        }
         if (!bound.insert(parent.string()).second) continue;
         if (parent.empty()) continue;
         std::string host = dir + "/out" + parent.string();
@@ -447,6 +381,12 @@ void LocalStepRunner::Run(Pending p, Grant grant) {
         sb.binds.push_back(Bind{host, parent.string(), false});
       }
     }
+    // bwrap mounts in order: a directory before what is bound inside it (an input file inside
+    // an output directory, a volume inside /mnt), or it would hide them.
+    std::stable_sort(sb.binds.begin(), sb.binds.end(), [](const Bind& x, const Bind& y) {
+      auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/'); };
+      return depth(x.sandbox_path) < depth(y.sandbox_path);
+    });
   }
   std::string node = step.node;
   auto report = p.report;
@@ -509,10 +449,10 @@ void LocalStepRunner::Finish(const std::string& node, const scheduler::LaunchSte
         }
         continue;
       }
-      auto ref = Store(host);
+      auto ref = StoreOutput(step, a, host);
       if (!ref) {
         f.error = true;
-        f.message = "output artifact " + Quote(a.name) + ": " + ref.error().message();
+        f.message = ref.error().message();
         continue;
       }
       f.artifacts[a.name] = *ref;

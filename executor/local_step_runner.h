@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "executor/artifact_repository.h"
 #include "executor/process.h"
 #include "executor/resources.h"
 #include "scheduler/step_runner.h"
@@ -20,7 +21,6 @@ namespace kiln::executor {
 
 struct LocalOptions {
   std::string work_dir;      // per-step directories (logs, private /tmp, scripts) go below
-  std::string artifact_dir;  // the local artifact repository: <sha256 hex> files
   // Where persistentVolumeClaim volumes live: <volume_dir>/<claimName>, kept across workflows.
   // Empty: <work_dir>/claims. emptyDir volumes and volumeClaimTemplates live per workflow, in
   // <work_dir>/volumes/<name>.
@@ -33,7 +33,9 @@ struct LocalOptions {
 
 class LocalStepRunner : public scheduler::StepRunner {
  public:
-  LocalStepRunner(boost::asio::io_context& io, LocalOptions options);
+  // Input artifacts are placed from `artifacts`, output artifacts stored there (and under their
+  // key for key-only ones); it must outlive the runner.
+  LocalStepRunner(boost::asio::io_context& io, LocalOptions options, ArtifactRepository& artifacts);
 
   void Launch(const scheduler::LaunchStep& step,
               std::function<void(scheduler::Event)> report) override;
@@ -72,10 +74,14 @@ class LocalStepRunner : public scheduler::StepRunner {
   std::string HostPath(const std::string& dir, const std::string& path) const;
   Result<void> PlaceInputs(const scheduler::LaunchStep& step, const std::string& dir,
                            std::optional<Sandbox>* sandbox);
-  Result<scheduler::ArtifactRef> Store(const std::string& host_path);
+  // Stores output artifact `a` from `host_path`: content-addressed, and under its key when
+  // step.output_artifact_keys has one. Errors name the artifact (and the key).
+  Result<scheduler::ArtifactRef> StoreOutput(const scheduler::LaunchStep& step, const dag::Artifact& a,
+                                             const std::string& host_path);
 
   boost::asio::io_context& io_;
   LocalOptions options_;
+  ArtifactRepository& artifacts_;
   ProcessRunner runner_;
   ResourcePool pool_;
   bool sandboxed_ = false;
