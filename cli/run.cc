@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "base/strings.h"
@@ -530,19 +531,34 @@ Result<void> Rebuild(Prepared& p, store::Store& st, const store::WorkflowRecord&
   p.run.sandbox = run->value("sandbox", true);
   p.spec_text = w.spec;
   p.created = w.created_at;
-  // The manifest as it was recorded (the file may have changed since); templates are read again.
-  std::string snapshot = fs::temp_directory_path().string() + "/kiln-resume-" + w.uid + ".yaml";
+  // The manifest and the --templates files as they were recorded (the files may have changed
+  // since, and the run must go on with what it started with).
+  const fs::path scratch = fs::temp_directory_path() / ("kiln-resume-" + w.uid);
+  std::error_code ec;
+  fs::remove_all(scratch, ec);
+  fs::create_directories(scratch / "templates", ec);
+  if (ec) return MakeError(Code::kUnavailable, "cannot create " + scratch.string() + ": " + ec.message());
+  std::string snapshot = (scratch / "workflow.yaml").string();
   {
     std::ofstream out(snapshot, std::ios::trunc);
     out << w.spec;
   }
   std::string templates = p.run.templates;
-  if (!templates.empty() && !fs::exists(templates)) {
+  if (auto files = run->find("template_files"); files != run->end() && files->is_array()) {
+    size_t i = 0;
+    for (const auto& f : *files) {
+      std::string name = std::to_string(i++) + "-" + fs::path(f.value("path", "t.yaml")).filename().string();
+      std::ofstream out(scratch / "templates" / name, std::ios::trunc);
+      out << f.value("text", "");
+    }
+    templates = files->empty() ? "" : (scratch / "templates").string();
+  } else if (!templates.empty() && !fs::exists(templates)) {
+    // Recorded by an older kiln, which kept only the path.
     std::fprintf(stderr, "warning: --templates %s of the original run no longer exists\n", templates.c_str());
     templates.clear();
   }
   auto wf = LoadWorkflow(p, snapshot, templates, p.run.file.empty() ? w.name : p.run.file, "resumed");
-  fs::remove(snapshot);
+  fs::remove_all(scratch, ec);
   if (!wf) return std::unexpected(wf.error());
   p.manifest = std::make_unique<dag::Manifest>(**wf);
   p.manifest->metadata.name = w.name;
@@ -653,8 +669,16 @@ int RunWorkflow(const RunFlags& flags) {
   store::Batch first;
   first.workflow_upsert = WorkflowRecordOf(*p.state, p.spec_text, p.created);
   store::EventRecord run = EventRow(uid, p.created, "Run");
+  // The --templates files' text, so that a resume runs the templates this run started with.
+  nlohmann::json template_files = nlohmann::json::array();
+  std::set<std::string> seen;
+  for (const dag::Manifest& m : p.lint.manifests) {
+    if (m.file == flags.file || !seen.insert(m.file).second) continue;
+    template_files.push_back({{"path", Absolute(m.file)}, {"text", ReadText(m.file)}});
+  }
   run.data_json = nlohmann::json{{"file", p.run.file},
                                  {"templates", p.run.templates},
+                                 {"template_files", template_files},
                                  {"entrypoint", p.run.entrypoint},
                                  {"sandbox", p.run.sandbox},
                                  {"overrides", *params}}

@@ -68,6 +68,7 @@ struct TempDir {
   // Writes `text` to path/name and returns the file's path.
   std::string Write(const std::string& name, const std::string& text) const {
     std::filesystem::path p = path / name;
+    std::filesystem::create_directories(p.parent_path());
     std::ofstream(p, std::ios::binary) << text;
     return p.string();
   }

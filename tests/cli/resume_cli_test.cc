@@ -49,13 +49,18 @@ std::string Sql(const std::string& db, const std::string& query) {
 }
 
 // Starts `kiln run` in the background; returns its pid.
-pid_t Spawn(const std::string& file, const std::string& data) {
+pid_t Spawn(const std::string& file, const std::string& data, const std::string& templates = "") {
   std::fflush(stdout);  // or the child's freopen flushes Catch's buffered output a second time
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::freopen("/dev/null", "w", stdout);
-    ::execl(KILN_BINARY, "kiln", "run", file.c_str(), "--data-dir", data.c_str(), static_cast<char*>(nullptr));
+    if (templates.empty()) {
+      ::execl(KILN_BINARY, "kiln", "run", file.c_str(), "--data-dir", data.c_str(), static_cast<char*>(nullptr));
+    } else {
+      ::execl(KILN_BINARY, "kiln", "run", file.c_str(), "--data-dir", data.c_str(), "--templates",
+              templates.c_str(), static_cast<char*>(nullptr));
+    }
     ::_exit(127);
   }
   return pid;
@@ -72,9 +77,9 @@ bool WaitFor(const std::string& db, const std::string& query, const std::string&
   return false;
 }
 
-void KillMidRun(const TempDir& d, const std::string& file) {
+void KillMidRun(const TempDir& d, const std::string& file, const std::string& templates = "") {
   std::string db = d.Path("data/kiln.db");
-  pid_t pid = Spawn(file, d.Path("data"));
+  pid_t pid = Spawn(file, d.Path("data"), templates);
   // The slow step's first attempt is running: kiln recorded its StepStarted.
   bool running = WaitFor(db, "select phase from nodes where id='resume-me[1].slow(0)'", "Running");
   ::kill(pid, SIGKILL);
@@ -127,6 +132,35 @@ TEST_CASE("kill -9 mid-run, then the same kiln run again: it resumes the unfinis
   CHECK(r.exit_code == 0);
   CHECK(r.output.find("resuming workflow resume-me") != std::string::npos);
   CheckCompletedOnce(d);
+}
+
+TEST_CASE("kiln resume runs the --templates the run started with, even once they changed", "[cli][resume]") {
+  TempDir d;
+  // The same workflow, its last step called through templateRef.
+  std::string wf = kWorkflow;
+  wf.replace(wf.find("{name: last, template: quick}"), std::string("{name: last, template: quick}").size(),
+             "{name: last, templateRef: {name: lib, template: finish}}");
+  std::string file = d.Write("wf.yaml", wf);
+  const char* lib = R"(apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: lib}
+spec:
+  templates:
+  - name: finish
+    container: {image: busybox, command: [sh, -c, "echo RECORDED-VERSION"]}
+)";
+  d.Write("lib/lib.yaml", lib);
+  KillMidRun(d, file, d.Path("lib"));
+  // The template file changes after the crash; the resumed run keeps the recorded one.
+  d.Write("lib/lib.yaml", std::string(lib).replace(std::string(lib).find("RECORDED-VERSION"), 16, "CHANGED-VERSION!"));
+  KilnRun r = Kiln("resume resume-me --data-dir " + d.Path("data"));
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CheckCompletedOnce(d);
+  std::string db = d.Path("data/kiln.db");
+  std::string launch = Sql(db, "select data_json from events where kind='Launch' and node_id='resume-me[2].last'");
+  CHECK(launch.find("RECORDED-VERSION") != std::string::npos);
+  CHECK(launch.find("CHANGED-VERSION") == std::string::npos);
 }
 
 TEST_CASE("kiln resume of an unknown workflow says what to do", "[cli][resume]") {
