@@ -1,6 +1,7 @@
 #include "scheduler/controller.h"
 
 #include <algorithm>
+#include <charconv>
 #include <functional>
 #include <mutex>
 #include <type_traits>
@@ -308,6 +309,20 @@ Result<std::string> Render(std::string_view text, const Vars& vars) {
   if (!out) return MakeError(Code::kInvalidArgument, "invalid template " + Quote(text) + ": " + out.error().message);
   if (failure) return std::unexpected(*failure);
   return *out;
+}
+
+// An integer field that may be templated ("3", "{{inputs.parameters.n}}"): rendered, then read
+// whole (surrounding spaces allowed); nullopt when it does not render to an integer.
+std::optional<int64_t> RenderInt(const std::string& text, const Vars& vars) {
+  auto r = Render(text, vars);
+  if (!r) return std::nullopt;
+  std::string_view v = *r;
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || v.empty()) return std::nullopt;
+  return n;
 }
 
 // Renders every string inside a JSON value.
@@ -761,10 +776,9 @@ class Decider {
     t_.workflow_phase = Phase::kRunning;
     globals_.reset();
     if (m.spec.active_deadline_seconds) {
-      try {
-        int64_t secs = std::stoll(*m.spec.active_deadline_seconds);
-        if (secs > 0) t_.actions.push_back(StartTimer{"deadline:workflow", now_ + std::chrono::seconds(secs)});
-      } catch (...) {
+      auto secs = RenderInt(*m.spec.active_deadline_seconds, GlobalVars());
+      if (secs && *secs > 0) {
+        t_.actions.push_back(StartTimer{"deadline:workflow", now_ + std::chrono::seconds(*secs)});
       }
     }
     NodeState root;
@@ -997,14 +1011,8 @@ class Decider {
   // ---- parallelism ---------------------------------------------------------------------------
   static std::optional<int64_t> Limit(const std::optional<std::string>& text, const Vars& vars) {
     if (!text) return std::nullopt;
-    auto r = Render(*text, vars);
-    if (!r) return std::nullopt;
-    try {
-      int64_t n = std::stoll(*r);
-      return n > 0 ? std::optional<int64_t>(n) : std::nullopt;
-    } catch (...) {
-      return std::nullopt;
-    }
+    auto n = RenderInt(*text, vars);
+    return n && *n > 0 ? n : std::nullopt;
   }
 
   // The steps/dag node whose template's parallelism applies to `node` (its nearest ancestor,
@@ -1177,14 +1185,11 @@ class Decider {
     Vars v = BodyVars(n);
     std::optional<Duration> limit;
     auto consider = [&](const std::string& text, bool seconds) {
-      auto r = Render(text, v);
-      if (!r) return;
       std::optional<Duration> d;
       if (seconds) {
-        try {
-          d = std::chrono::seconds(std::stoll(*r));
-        } catch (...) {
-        }
+        if (auto n = RenderInt(text, v)) d = std::chrono::seconds(*n);
+      } else if (auto r = Render(text, v); !r) {
+        return;
       } else if (auto parsed = dag::ParseDuration(*r)) {
         d = std::chrono::duration_cast<Duration>(*parsed);
       }
@@ -1202,6 +1207,7 @@ class Decider {
     Vars v = BodyVars(node);
     launch->node = node.id;
     launch->tmpl = &t;
+    launch->attempt = node.attempt;
     launch->inputs = node.inputs;
     launch->input_artifacts = node.input_artifacts;
     const dag::Json& c = t.type == dag::TemplateType::kScript ? t.script.container : t.container;
@@ -1384,11 +1390,9 @@ class Decider {
       if (!v) return dflt;
       auto r = Render(*v, vars);
       if (!r) return std::unexpected(r.error());
-      try {
-        return std::stoll(*r);
-      } catch (...) {
-        return MakeError(Code::kInvalidArgument, "withSequence value " + Quote(*r) + " is not an integer");
-      }
+      auto n = RenderInt(*r, vars);
+      if (!n) return MakeError(Code::kInvalidArgument, "withSequence value " + Quote(*r) + " is not an integer");
+      return *n;
     };
     auto start = num(s.start, 0);
     if (!start) return std::unexpected(start.error());
@@ -1703,12 +1707,7 @@ class Decider {
     const dag::RetryStrategy& rs = *r.tmpl->retry_strategy;
     int64_t limit = -1;  // no limit given: retry forever, as Argo does
     if (rs.limit) {
-      auto rendered = Render(*rs.limit, BodyVars(r));
-      try {
-        limit = rendered ? std::stoll(*rendered) : 0;
-      } catch (...) {
-        limit = 0;
-      }
+      limit = RenderInt(*rs.limit, BodyVars(r)).value_or(0);
     }
     int64_t retries_done = static_cast<int64_t>(Children(r.id).size()) - 1;
     if (limit >= 0 && retries_done >= limit) return false;

@@ -179,6 +179,7 @@ std::optional<Event> EventFromJson(const nlohmann::json& j);
 struct LaunchStep {
   std::string node;
   const dag::Template* tmpl = nullptr;
+  int attempt = 0;          // the node's attempt number (NodeState::attempt)
   dag::Json container;      // the container (or script's container) with tags resolved
   std::string script_source;
   std::map<std::string, std::string> inputs;
