@@ -107,6 +107,29 @@ inline std::vector<std::string> Launches(const std::vector<scheduler::Action>& a
   return out;
 }
 
+// The nodes `actions` kill, in order.
+inline std::vector<std::string> Kills(const std::vector<scheduler::Action>& actions) {
+  std::vector<std::string> out;
+  for (const auto& a : actions) {
+    if (const auto* k = std::get_if<scheduler::KillStep>(&a)) out.push_back(k->node);
+  }
+  return out;
+}
+
+// The timers `actions` start, in order.
+inline std::vector<scheduler::StartTimer> Timers(const std::vector<scheduler::Action>& actions) {
+  std::vector<scheduler::StartTimer> out;
+  for (const auto& a : actions) {
+    if (const auto* t = std::get_if<scheduler::StartTimer>(&a)) out.push_back(*t);
+  }
+  return out;
+}
+
+// A Workflow named "wf" whose spec is `body` (lines indented by two spaces).
+inline std::string Wf(const std::string& body) {
+  return "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: wf}\nspec:\n" + body;
+}
+
 }  // namespace kiln::testing
 
 #endif  // KILN_TESTS_FAKES_FAKE_EXECUTOR_H_

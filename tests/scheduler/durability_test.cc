@@ -8,35 +8,18 @@
 namespace kiln::scheduler {
 
 using testing::FakeExecutor;
+using testing::Wf;
+using testing::Kills;
+using testing::Timers;
 using testing::Launches;
 using V = std::vector<std::string>;
 
 namespace {
 
-std::string Wf(const std::string& body) {
-  return "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: wf}\nspec:\n" + body;
-}
-
 const char* kEcho = R"(
   - name: echo
     container: {image: busybox, command: [echo, hi]}
 )";
-
-std::vector<std::string> Kills(const std::vector<Action>& actions) {
-  std::vector<std::string> out;
-  for (const auto& a : actions) {
-    if (const auto* k = std::get_if<KillStep>(&a)) out.push_back(k->node);
-  }
-  return out;
-}
-
-std::vector<StartTimer> Timers(const std::vector<Action>& actions) {
-  std::vector<StartTimer> out;
-  for (const auto& a : actions) {
-    if (const auto* t = std::get_if<StartTimer>(&a)) out.push_back(*t);
-  }
-  return out;
-}
 
 // Every node's id, phase, message and children: what a replay must reproduce.
 std::string Shape(const WorkflowState& s) {

@@ -8,14 +8,11 @@
 namespace kiln::scheduler {
 
 using testing::FakeExecutor;
+using testing::Wf;
 using testing::Launches;
 using V = std::vector<std::string>;
 
 namespace {
-
-std::string Wf(const std::string& body) {
-  return "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: wf}\nspec:\n" + body;
-}
 
 const char* kTemplates = R"(
   - name: echo

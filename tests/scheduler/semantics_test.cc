@@ -9,22 +9,12 @@
 namespace kiln::scheduler {
 
 using testing::FakeExecutor;
+using testing::Wf;
+using testing::Timers;
 using testing::Launches;
 using V = std::vector<std::string>;
 
 namespace {
-
-std::string Wf(const std::string& body) {
-  return "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: wf}\nspec:\n" + body;
-}
-
-std::vector<StartTimer> Timers(const std::vector<Action>& actions) {
-  std::vector<StartTimer> out;
-  for (const auto& a : actions) {
-    if (const auto* t = std::get_if<StartTimer>(&a)) out.push_back(*t);
-  }
-  return out;
-}
 
 const LaunchStep* LaunchOf(const std::vector<Action>& actions, const std::string& node) {
   for (const auto& a : actions) {
