@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +23,7 @@
 #include "cli/live_tree.h"
 #include "dag/lint.h"
 #include "executor/gpu.h"
+#include "executor/kubernetes_step_runner.h"
 #include "executor/local_artifact_repository.h"
 #include "executor/local_step_runner.h"
 #include "scheduler/driver.h"
@@ -44,8 +46,13 @@ struct RunFlags {
   std::string templates;
   std::string output = "text";
   bool no_sandbox = false;
+  std::string executor = "local";  // local | kubernetes
+  std::string kubeconfig;
+  std::string kube_context;
+  std::string kube_namespace;
   bool fresh = false;
   bool no_tree = false;
+  std::string durability = "full";
 };
 
 // How a run shows its progress: the live tree (on a terminal), one line per transition (off a
@@ -216,6 +223,11 @@ struct RunRecord {
   std::string templates;  // absolute path given to --templates, or ""
   std::string entrypoint;
   bool sandbox = true;
+  // --executor kubernetes: where the Jobs go (kubeconfig path, context, namespace override).
+  std::string executor = "local";
+  std::string kubeconfig;
+  std::string kube_context;
+  std::string kube_namespace;
 };
 
 // A workflow ready to drive: its manifests (owned here, so the state's pointers stay valid),
@@ -308,7 +320,31 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
   }
 
   boost::asio::io_context io;
-  auto gpus = executor::DetectGpus();
+  // The Kubernetes executor: one Job per step attempt (executor/kubernetes_step_runner.h).
+  std::unique_ptr<kube::Client> kube_client;
+  std::unique_ptr<scheduler::StepRunner> kube_runner;
+  if (p.run.executor == "kubernetes") {
+    auto config = kube::LoadKubeconfig(p.run.kubeconfig, p.run.kube_context);
+    if (!config) {
+      std::fprintf(stderr, "kiln: %s\n", config.error().ToString().c_str());
+      return 1;
+    }
+    if (!p.run.kube_namespace.empty()) config->namespace_ = p.run.kube_namespace;
+    auto client = kube::Client::Create(io, *config);
+    if (!client) {
+      std::fprintf(stderr, "kiln: %s\n", client.error().ToString().c_str());
+      return 1;
+    }
+    kube_client = std::move(*client);
+    executor::KubernetesOptions ko;
+    ko.job.namespace_ = config->namespace_;
+    ko.job.workflow = state.name;
+    ko.job.workflow_uid = uid;
+    ko.job.spec = state.manifest ? &state.manifest->spec : nullptr;
+    kube_runner = std::make_unique<executor::KubernetesStepRunner>(*kube_client, std::move(ko));
+  }
+  auto gpus = kube_runner ? Result<std::vector<executor::GpuInfo>>(std::vector<executor::GpuInfo>{})
+                          : executor::DetectGpus();
   executor::LocalOptions options;
   options.work_dir = WorkflowWorkDir(data_dir, uid);  // cli/data_dir.h: kiln logs reads there
   options.volume_dir = data_dir + "/volumes";
@@ -321,8 +357,11 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
     std::fprintf(stderr, "warning: no GPU can be used by steps: %s\n", gpus.error().message().c_str());
   }
   executor::LocalArtifactRepository artifacts(data_dir + "/artifacts");  // cli/data_dir.h
-  executor::LocalStepRunner runner(io, options, artifacts);
-  if (!runner.sandbox_warning().empty()) std::fprintf(stderr, "warning: %s\n", runner.sandbox_warning().c_str());
+  executor::LocalStepRunner local_runner(io, options, artifacts);
+  if (!kube_runner && !local_runner.sandbox_warning().empty()) {
+    std::fprintf(stderr, "warning: %s\n", local_runner.sandbox_warning().c_str());
+  }
+  scheduler::StepRunner& runner = kube_runner ? *kube_runner : static_cast<scheduler::StepRunner&>(local_runner);
 
   auto recorder = [&](const scheduler::WorkflowState& before, const scheduler::Event& event,
                       const scheduler::Transition& t) -> Result<void> {
@@ -491,7 +530,8 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
 }
 
 // Opens (creating when needed) the store of a data directory `kiln run` writes to.
-Result<std::unique_ptr<store::SqliteStore>> OpenWritableStore(const std::string& data_dir) {
+Result<std::unique_ptr<store::SqliteStore>> OpenWritableStore(const std::string& data_dir,
+                                                               const std::string& durability) {
   std::error_code ec;
   fs::create_directories(data_dir, ec);
   if (ec || ::access(data_dir.c_str(), W_OK) != 0) {
@@ -499,7 +539,9 @@ Result<std::unique_ptr<store::SqliteStore>> OpenWritableStore(const std::string&
                                                     (ec ? ec.message() : std::string("not writable")) +
                                                     "; pass a writable --data-dir");
   }
-  return store::SqliteStore::Open(DatabasePath(data_dir));
+  store::SqliteOptions options;
+  options.durability = durability == "process" ? store::Durability::kNormal : store::Durability::kFull;
+  return store::SqliteStore::Open(DatabasePath(data_dir), options);
 }
 
 // Rebuilds workflow `w` from the store: its manifest text, how it was run, and its recorded
@@ -529,6 +571,10 @@ Result<void> Rebuild(Prepared& p, store::Store& st, const store::WorkflowRecord&
   p.run.templates = run->value("templates", "");
   p.run.entrypoint = run->value("entrypoint", "");
   p.run.sandbox = run->value("sandbox", true);
+  p.run.executor = run->value("executor", "local");
+  p.run.kubeconfig = run->value("kubeconfig", "");
+  p.run.kube_context = run->value("context", "");
+  p.run.kube_namespace = run->value("namespace", "");
   p.spec_text = w.spec;
   p.created = w.created_at;
   // The manifest and the --templates files as they were recorded (the files may have changed
@@ -610,7 +656,7 @@ int RunWorkflow(const RunFlags& flags) {
 
   // 2. The data directory and the store.
   std::string data_dir = ResolveDataDir(flags.data_dir);
-  auto db = OpenWritableStore(data_dir);
+  auto db = OpenWritableStore(data_dir, flags.durability);
   if (!db) {
     std::fprintf(stderr, "kiln run: %s\n", db.error().message().c_str());
     return 1;
@@ -621,6 +667,21 @@ int RunWorkflow(const RunFlags& flags) {
   p.run.templates = flags.templates.empty() ? "" : Absolute(flags.templates);
   p.run.entrypoint = flags.entrypoint;
   p.run.sandbox = !flags.no_sandbox;
+  p.run.executor = flags.executor;
+  p.run.kubeconfig = flags.kubeconfig.empty() ? "" : Absolute(flags.kubeconfig);
+  p.run.kube_context = flags.kube_context;
+  p.run.kube_namespace = flags.kube_namespace;
+  if (p.run.executor == "kubernetes" && p.run.kubeconfig.empty()) {
+    const char* env = std::getenv("KUBECONFIG");
+    const char* home = std::getenv("HOME");
+    p.run.kubeconfig = env && *env ? env : home ? std::string(home) + "/.kube/config" : "";
+  }
+  if (p.run.executor == "kubernetes") {  // a bad kubeconfig stops the run before it is recorded
+    if (auto config = kube::LoadKubeconfig(p.run.kubeconfig, p.run.kube_context); !config) {
+      std::fprintf(stderr, "kiln run: %s\n", config.error().ToString().c_str());
+      return 1;
+    }
+  }
 
   // 3. The same run left unfinished (killed): continue it rather than start again.
   if (!flags.fresh) {
@@ -681,6 +742,10 @@ int RunWorkflow(const RunFlags& flags) {
                                  {"template_files", template_files},
                                  {"entrypoint", p.run.entrypoint},
                                  {"sandbox", p.run.sandbox},
+                                 {"executor", p.run.executor},
+                                 {"kubeconfig", p.run.kubeconfig},
+                                 {"context", p.run.kube_context},
+                                 {"namespace", p.run.kube_namespace},
                                  {"overrides", *params}}
                       .dump();
   first.events.push_back(std::move(run));
@@ -729,6 +794,16 @@ void RegisterRun(CLI::App& app) {
   cmd->add_option("--templates", flags->templates, "A file or directory of WorkflowTemplates for templateRef");
   cmd->add_option("-o,--output", flags->output, "Output format")->check(CLI::IsMember({"text", "json"}));
   cmd->add_flag("--no-sandbox", flags->no_sandbox, "Run steps as plain processes, without bubblewrap");
+  cmd->add_option("--executor", flags->executor, "Where steps run: local (host processes) or kubernetes (one Job per step)")
+      ->check(CLI::IsMember({"local", "kubernetes"}));
+  cmd->add_option("--kubeconfig", flags->kubeconfig,
+                  "The kubeconfig for --executor kubernetes (default $KUBECONFIG or ~/.kube/config)");
+  cmd->add_option("--context", flags->kube_context, "The kubeconfig context (default its current-context)");
+  cmd->add_option("--namespace", flags->kube_namespace, "The namespace for the Jobs (default the context's)");
+  cmd->add_option("--durability", flags->durability,
+                  "full: every transition is fsynced before its actions (survives power loss); process: "
+                  "survives kill -9 of kiln but not an OS crash, and costs less per step")
+      ->check(CLI::IsMember({"full", "process"}));
   cmd->add_flag("--fresh", flags->fresh,
                 "Start a new run even when an earlier run of the same file was left unfinished (killed)");
   cmd->add_flag("--no-tree", flags->no_tree,

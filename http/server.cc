@@ -314,6 +314,11 @@ class ResponderImpl : public Responder::Impl {
     session->StartStream(status, std::move(headers));
     return std::make_shared<StreamHandle<S>>(std::move(session));
   }
+  void Abort() override {
+    if (!session_) return;
+    auto session = std::move(session_);
+    session->Close();
+  }
 
  private:
   std::shared_ptr<Session<S>> session_;

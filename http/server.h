@@ -89,6 +89,8 @@ class Responder {
     virtual ~Impl() = default;
     virtual void Send(Response response) = 0;
     virtual std::shared_ptr<StreamWriter> Stream(int status, std::vector<Header> headers) = 0;
+    // Closes the connection without an answer. Implementations that cannot answer 503.
+    virtual void Abort() { Send(Response::Text(503, "connection dropped\n")); }
   };
   explicit Responder(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -97,6 +99,9 @@ class Responder {
   std::shared_ptr<StreamWriter> Stream(int status, std::vector<Header> headers) const {
     return impl_->Stream(status, std::move(headers));
   }
+  // Instead of Send or Stream: closes the connection without answering, as a dropped connection
+  // does (kubesim's fault injection). The client sees EOF before any response byte.
+  void Abort() const { impl_->Abort(); }
 
  private:
   std::shared_ptr<Impl> impl_;

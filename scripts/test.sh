@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run every test: once in a normal build with -Werror, once
-# under AddressSanitizer + UndefinedBehaviorSanitizer. Prints ctest's summaries.
+# under AddressSanitizer + UndefinedBehaviorSanitizer, with a throwaway PostgreSQL server for the
+# store tests (scripts/with-postgres.sh). Prints ctest's summaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
+
+# The store tests run against PostgreSQL too. Unless KILN_TEST_POSTGRES_URL names a server
+# already, a throwaway one runs on loopback for both test runs below, and is stopped when this
+# script exits, whether the tests passed or not.
+if [ -z "${KILN_TEST_POSTGRES_URL:-}" ]; then
+  # shellcheck source=scripts/with-postgres.sh
+  source ./scripts/with-postgres.sh
+fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
 

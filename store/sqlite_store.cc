@@ -13,6 +13,7 @@
 
 #include "store/internal/continue_token.h"
 #include "store/internal/schema.h"
+#include "store/internal/statements.h"
 
 namespace kiln::store {
 
@@ -20,48 +21,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kWorkflowColumns =
-    "uid, name, namespace, kind, spec, parameters_json, phase, message, created_at, started_at, "
-    "finished_at";
-constexpr std::string_view kNodeColumns =
-    "workflow_uid, id, parent_id, display_name, template_name, type, phase, attempt, started_at, "
-    "finished_at, exit_code, message, inputs_json, outputs_json";
-constexpr std::string_view kParameterColumns = "workflow_uid, node_id, kind, name, value";
-constexpr std::string_view kArtifactColumns =
-    "workflow_uid, node_id, direction, name, uri, sha256, size";
-constexpr std::string_view kEventColumns =
-    "seq, workflow_uid, node_id, at, kind, from_phase, to_phase, message, data_json";
-
-constexpr char kUpsertWorkflow[] =
-    "INSERT INTO workflows (uid, name, namespace, kind, spec, parameters_json, phase, message, "
-    "created_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (uid) DO UPDATE SET name = excluded.name, namespace = excluded.namespace, "
-    "kind = excluded.kind, spec = excluded.spec, parameters_json = excluded.parameters_json, "
-    "phase = excluded.phase, message = excluded.message, created_at = excluded.created_at, "
-    "started_at = excluded.started_at, finished_at = excluded.finished_at";
-constexpr char kUpsertNode[] =
-    "INSERT INTO nodes (workflow_uid, id, parent_id, display_name, template_name, type, phase, "
-    "attempt, started_at, finished_at, exit_code, message, inputs_json, outputs_json) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (workflow_uid, id) DO UPDATE SET parent_id = excluded.parent_id, "
-    "display_name = excluded.display_name, template_name = excluded.template_name, "
-    "type = excluded.type, phase = excluded.phase, attempt = excluded.attempt, "
-    "started_at = excluded.started_at, finished_at = excluded.finished_at, "
-    "exit_code = excluded.exit_code, message = excluded.message, "
-    "inputs_json = excluded.inputs_json, outputs_json = excluded.outputs_json";
-constexpr char kUpsertParameter[] =
-    "INSERT INTO parameters (workflow_uid, node_id, kind, name, value) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (workflow_uid, node_id, kind, name) DO UPDATE SET value = excluded.value";
-constexpr char kUpsertArtifact[] =
-    "INSERT INTO artifacts (workflow_uid, node_id, direction, name, uri, sha256, size) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (workflow_uid, node_id, direction, name) DO UPDATE SET uri = excluded.uri, "
-    "sha256 = excluded.sha256, size = excluded.size";
-constexpr char kInsertEvent[] =
-    "INSERT INTO events (seq, workflow_uid, node_id, at, kind, from_phase, to_phase, message, "
-    "data_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-constexpr char kReadEventSeq[] = "SELECT value FROM kiln_counters WHERE name = 'event_seq'";
-constexpr char kWriteEventSeq[] = "UPDATE kiln_counters SET value = ? WHERE name = 'event_seq'";
+// The shared statements (store/internal/statements.h) in SQLite's dialect.
+const internal::Statements& Sql() { return internal::StatementsFor(internal::Dialect::kSqlite); }
 
 constexpr std::string_view kSqliteMagic{"SQLite format 3\0", 16};
 
@@ -460,7 +421,7 @@ Result<void> SqliteStore::Migrate() {
       }
     }
     {
-      auto stmt = Prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+      auto stmt = Prepare(Sql().insert_migration);
       if (!stmt) {
         RollbackLocked();
         return std::unexpected(stmt.error());
@@ -487,7 +448,7 @@ Result<int> SqliteStore::SchemaVersion() {
 }
 
 Result<int> SqliteStore::SchemaVersionLocked() {
-  auto stmt = Prepare("SELECT MAX(version) FROM schema_migrations");
+  auto stmt = Prepare(Sql().schema_version);
   if (!stmt) return std::unexpected(stmt.error());
   int rc = stmt->Step();
   if (rc != SQLITE_ROW) return std::unexpected(SqliteError(rc, "read the schema version"));
@@ -581,7 +542,7 @@ Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
 
   if (batch.workflow_upsert) {
     const WorkflowRecord& w = *batch.workflow_upsert;
-    auto stmt = Prepare(kUpsertWorkflow);
+    auto stmt = Prepare(Sql().upsert_workflow);
     if (!stmt) return std::unexpected(stmt.error());
     int rc = stmt->Bind()
                  .Text(w.uid)
@@ -607,7 +568,7 @@ Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
   }
 
   for (const NodeRecord& n : batch.node_upserts) {
-    auto stmt = Prepare(kUpsertNode);
+    auto stmt = Prepare(Sql().upsert_node);
     if (!stmt) return std::unexpected(stmt.error());
     int rc = stmt->Bind()
                  .Text(n.workflow_uid)
@@ -630,7 +591,7 @@ Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
   }
 
   for (const ParameterRecord& p : batch.parameter_upserts) {
-    auto stmt = Prepare(kUpsertParameter);
+    auto stmt = Prepare(Sql().upsert_parameter);
     if (!stmt) return std::unexpected(stmt.error());
     int rc = stmt->Bind()
                  .Text(p.workflow_uid)
@@ -647,7 +608,7 @@ Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
   }
 
   for (const ArtifactRecord& a : batch.artifact_inserts) {
-    auto stmt = Prepare(kUpsertArtifact);
+    auto stmt = Prepare(Sql().upsert_artifact);
     if (!stmt) return std::unexpected(stmt.error());
     int rc = stmt->Bind()
                  .Text(a.workflow_uid)
@@ -670,14 +631,14 @@ Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
     // commit order even when several processes share the file.
     int64_t seq = 0;
     {
-      auto stmt = Prepare(kReadEventSeq);
+      auto stmt = Prepare(Sql().read_event_seq);
       if (!stmt) return std::unexpected(stmt.error());
       int rc = stmt->Step();
       if (rc != SQLITE_ROW) return std::unexpected(SqliteError(rc, "read the event counter"));
       seq = sqlite3_column_int64(stmt->get(), 0);
     }
     for (const EventRecord& e : batch.events) {
-      auto stmt = Prepare(kInsertEvent);
+      auto stmt = Prepare(Sql().insert_event);
       if (!stmt) return std::unexpected(stmt.error());
       int rc = stmt->Bind()
                    .Int(++seq)
@@ -695,7 +656,7 @@ Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
         return failed(rc, e.kind + " event of node " + Quote(e.node_id), e.workflow_uid);
       }
     }
-    auto stmt = Prepare(kWriteEventSeq);
+    auto stmt = Prepare(Sql().write_event_seq);
     if (!stmt) return std::unexpected(stmt.error());
     int rc = stmt->Bind().Int(seq).rc();
     if (rc == SQLITE_OK) rc = stmt->Step();
@@ -721,17 +682,13 @@ Result<std::optional<WorkflowRecord>> SqliteStore::QueryOneWorkflow(std::string_
 }
 
 Result<std::optional<WorkflowRecord>> SqliteStore::GetWorkflow(const std::string& uid) {
-  static const std::string sql =
-      "SELECT " + std::string(kWorkflowColumns) + " FROM workflows WHERE uid = ?";
-  return QueryOneWorkflow(sql, uid, "");
+  return QueryOneWorkflow(Sql().get_workflow, uid, "");
 }
 
 Result<std::optional<WorkflowRecord>> SqliteStore::FindWorkflow(const std::string& namespace_,
                                                                 const std::string& name) {
   if (name.empty()) return std::nullopt;
-  static const std::string sql = "SELECT " + std::string(kWorkflowColumns) +
-                                 " FROM workflows WHERE namespace = ? AND name = ?";
-  return QueryOneWorkflow(sql, namespace_, name);
+  return QueryOneWorkflow(Sql().find_workflow, namespace_, name);
 }
 
 Result<WorkflowPage> SqliteStore::ListWorkflows(const WorkflowFilter& filter) {
@@ -741,12 +698,9 @@ Result<WorkflowPage> SqliteStore::ListWorkflows(const WorkflowFilter& filter) {
     if (!key) return std::unexpected(key.error());
     after = std::move(*key);
   }
-  std::string sql = "SELECT " + std::string(kWorkflowColumns) + " FROM workflows WHERE 1 = 1";
-  if (!filter.namespace_.empty()) sql += " AND namespace = ?";
-  if (!filter.phase.empty()) sql += " AND phase = ?";
-  if (after) sql += " AND (created_at < ? OR (created_at = ? AND uid < ?))";
-  sql += " ORDER BY created_at DESC, uid DESC";
-  if (filter.limit > 0) sql += " LIMIT ?";
+  std::string sql =
+      internal::ListWorkflowsSql(internal::Dialect::kSqlite, !filter.namespace_.empty(),
+                                 !filter.phase.empty(), after.has_value(), filter.limit > 0);
 
   std::lock_guard lock(mu_);
   auto stmt = Prepare(sql);
@@ -776,8 +730,7 @@ Result<WorkflowPage> SqliteStore::ListWorkflows(const WorkflowFilter& filter) {
 }
 
 Result<std::vector<NodeRecord>> SqliteStore::ListNodes(const std::string& uid) {
-  static const std::string sql =
-      "SELECT " + std::string(kNodeColumns) + " FROM nodes WHERE workflow_uid = ? ORDER BY id";
+  const std::string& sql = Sql().list_nodes;
   std::lock_guard lock(mu_);
   auto stmt = Prepare(sql);
   if (!stmt) return std::unexpected(stmt.error());
@@ -792,9 +745,7 @@ Result<std::vector<NodeRecord>> SqliteStore::ListNodes(const std::string& uid) {
 }
 
 Result<std::vector<ParameterRecord>> SqliteStore::ListParameters(const std::string& uid) {
-  static const std::string sql = "SELECT " + std::string(kParameterColumns) +
-                                 " FROM parameters WHERE workflow_uid = ? "
-                                 "ORDER BY node_id, kind, name";
+  const std::string& sql = Sql().list_parameters;
   std::lock_guard lock(mu_);
   auto stmt = Prepare(sql);
   if (!stmt) return std::unexpected(stmt.error());
@@ -809,9 +760,7 @@ Result<std::vector<ParameterRecord>> SqliteStore::ListParameters(const std::stri
 }
 
 Result<std::vector<ArtifactRecord>> SqliteStore::ListArtifacts(const std::string& uid) {
-  static const std::string sql = "SELECT " + std::string(kArtifactColumns) +
-                                 " FROM artifacts WHERE workflow_uid = ? "
-                                 "ORDER BY node_id, direction, name";
+  const std::string& sql = Sql().list_artifacts;
   std::lock_guard lock(mu_);
   auto stmt = Prepare(sql);
   if (!stmt) return std::unexpected(stmt.error());
@@ -827,9 +776,7 @@ Result<std::vector<ArtifactRecord>> SqliteStore::ListArtifacts(const std::string
 
 Result<std::vector<EventRecord>> SqliteStore::ListEvents(const std::string& uid, int64_t after_seq,
                                                          int limit) {
-  static const std::string sql = "SELECT " + std::string(kEventColumns) +
-                                 " FROM events WHERE workflow_uid = ? AND seq > ? "
-                                 "ORDER BY seq LIMIT ?";
+  const std::string& sql = Sql().list_events;
   std::lock_guard lock(mu_);
   auto stmt = Prepare(sql);
   if (!stmt) return std::unexpected(stmt.error());
@@ -849,7 +796,7 @@ Result<void> SqliteStore::DeleteWorkflow(const std::string& uid) {
   if (auto r = Exec("BEGIN IMMEDIATE", "begin a transaction"); !r) return r;
   auto deleted = [&]() -> Result<void> {
     {
-      auto stmt = Prepare("SELECT uid FROM workflows WHERE uid = ?");
+      auto stmt = Prepare(Sql().workflow_exists);
       if (!stmt) return std::unexpected(stmt.error());
       int rc = stmt->Bind().Text(uid).rc();
       if (rc == SQLITE_OK) rc = stmt->Step();
@@ -859,11 +806,7 @@ Result<void> SqliteStore::DeleteWorkflow(const std::string& uid) {
       if (rc != SQLITE_ROW) return std::unexpected(SqliteError(rc, "delete workflow"));
     }
     // Children first: the foreign keys refuse a workflow that still has rows.
-    for (const char* sql :
-         {"DELETE FROM events WHERE workflow_uid = ?",
-          "DELETE FROM artifacts WHERE workflow_uid = ?",
-          "DELETE FROM parameters WHERE workflow_uid = ?",
-          "DELETE FROM nodes WHERE workflow_uid = ?", "DELETE FROM workflows WHERE uid = ?"}) {
+    for (const std::string& sql : Sql().delete_workflow) {
       auto stmt = Prepare(sql);
       if (!stmt) return std::unexpected(stmt.error());
       int rc = stmt->Bind().Text(uid).rc();

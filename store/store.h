@@ -1,14 +1,14 @@
 // The store: where kiln keeps workflows, their nodes, parameters, artifacts and the event log.
 // `Store` is the interface the scheduler and the API use; SqliteStore (store/sqlite_store.h) is
-// the embedded implementation, and a PostgreSQL one will satisfy the same contract
-// (docs/store.md says what it must do).
+// the embedded implementation, PostgresStore (store/postgres_store.h) the one on a server; both
+// keep the same contract (docs/store.md) and pass the same tests (tests/store/store_test.cc).
 //
 // Durability contract: when Apply() returns success, the whole batch is on stable storage and
 // survives a kill -9 of the process (and, with the default settings, a power loss). The
 // scheduler persists a transition with Apply() before it performs the transition's actions.
 //
-// Thread-safety: every implementation is safe to call from several threads at once; calls
-// serialize internally.
+// Thread-safety: every implementation is safe to call from several threads at once (SQLite
+// serializes the calls; PostgreSQL runs them on a pool of connections).
 #ifndef KILN_STORE_STORE_H_
 #define KILN_STORE_STORE_H_
 

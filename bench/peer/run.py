@@ -53,6 +53,10 @@ def engines(kiln):
         ("kiln --no-sandbox, private.yaml", "argo", f"{k} --no-sandbox private.yaml", "rc"),
         ("kiln (sandbox), private.yaml", "argo", f"{k} private.yaml", "private"),
         ("kiln (sandbox), private.yaml, cpu: 1", "argo", f"{k} private-cpu1.yaml", "private"),
+        ("kiln --no-sandbox --durability process, private.yaml", "argo",
+         f"{k} --no-sandbox --durability process private.yaml", "rc"),
+        ("kiln (sandbox) --durability process, private.yaml", "argo",
+         f"{k} --durability process private.yaml", "private"),
     ]
 
 

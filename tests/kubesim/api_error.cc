@@ -93,7 +93,8 @@ ApiError UnsupportedMediaType() {
 }
 
 ApiError InternalError(const std::string& message) {
-  return {500, "InternalError", "Internal error occurred: " + message, {}};
+  return {500, "InternalError", "Internal error occurred: " + message,
+          {{"causes", json::array({{{"message", message}}})}}};
 }
 
 ApiError TooManyRequests(int retry_after_seconds) {

@@ -5,7 +5,9 @@
 #include <boost/beast/core/detail/base64.hpp>
 
 #include "http/router.h"
+#include "tests/kubesim/audit.h"
 #include "tests/kubesim/kubelet.h"
+#include "tests/kubesim/openapi.h"
 #include "tests/kubesim/patch.h"
 #include "tests/kubesim/selectors.h"
 #include "tests/kubesim/table.h"
@@ -126,6 +128,88 @@ struct ListQuery {
   }
 };
 
+// The apiserver's RequestInfoFactory: the verb and the object a request names.
+RequestInfo ResolveRequestInfo(const Request& req) {
+  RequestInfo info;
+  std::string method = req.method;
+  for (char& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  info.verb = method;
+  std::vector<std::string> parts = http::SplitPath(req.path);
+  if (parts.empty() || (parts[0] != "api" && parts[0] != "apis")) return info;
+  size_t at = 0;
+  if (parts[0] == "api" && parts.size() >= 2) {
+    info.api_version = parts[1];
+    at = 2;
+  } else if (parts[0] == "apis" && parts.size() >= 3) {
+    info.api_group = parts[1];
+    info.api_version = parts[2];
+    at = 3;
+  }
+  if (at == 0 || parts.size() <= at) return info;
+  parts.erase(parts.begin(), parts.begin() + static_cast<long>(at));
+  if (parts[0] == "namespaces" && parts.size() >= 2) {
+    info.ns = parts[1];
+    if (parts.size() >= 3) parts.erase(parts.begin(), parts.begin() + 2);
+  }
+  info.is_resource = true;
+  info.resource = parts[0];
+  if (parts.size() >= 2) info.name = parts[1];
+  if (parts.size() >= 3) info.subresource = parts[2];
+  bool collection = info.name.empty();
+  if (method == "get") {
+    auto watch = req.GetQuery("watch");
+    info.verb = !collection ? "get" : (watch && ParseBool(*watch).value_or(false)) ? "watch" : "list";
+  } else if (method == "post") {
+    info.verb = "create";
+  } else if (method == "put") {
+    info.verb = "update";
+  } else if (method == "delete") {
+    info.verb = collection ? "deletecollection" : "delete";
+  }
+  return info;
+}
+
+// Records each request's answer in the audit log, then passes it on.
+class AuditingResponder : public http::Responder::Impl {
+ public:
+  AuditingResponder(Responder inner, AuditLog& log, Request request, RequestInfo info)
+      : inner_(std::move(inner)), log_(log), request_(std::move(request)), info_(std::move(info)),
+        received_(std::chrono::system_clock::now()), start_(std::chrono::steady_clock::now()) {}
+  void Send(Response response) override {
+    Record("ResponseComplete", response.status);
+    inner_.Send(std::move(response));
+  }
+  std::shared_ptr<http::StreamWriter> Stream(int status, std::vector<http::Header> headers) override {
+    Record("ResponseStarted", status);
+    return inner_.Stream(status, std::move(headers));
+  }
+  void Abort() override {
+    Record("ResponseComplete", 0);
+    inner_.Abort();
+  }
+
+ private:
+  void Record(const std::string& stage, int code) {
+    log_.Record(request_, info_, received_, std::chrono::steady_clock::now() - start_, stage, code);
+  }
+  Responder inner_;
+  AuditLog& log_;
+  Request request_;
+  RequestInfo info_;
+  SysTime received_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// The strict decoding error of the apiserver's create and update handlers.
+ApiError StrictDecodingError(const ResourceInfo& r, const std::vector<std::string>& unknown) {
+  std::string message = r.kind + " in version \"" + r.version + "\" cannot be handled as a " + r.kind +
+                        ": strict decoding error: ";
+  for (size_t i = 0; i < unknown.size(); ++i) {
+    message += (i ? ", " : "") + std::string("unknown field \"") + unknown[i] + "\"";
+  }
+  return BadRequest(message);
+}
+
 }  // namespace
 
 struct ApiServer::Impl {
@@ -136,10 +220,16 @@ struct ApiServer::Impl {
   Registry& registry;
   const Kubelet& kubelet;
   ApiServerOptions& options;
+  Faults faults;
+  // The endWatch/expireWatch rule of the request being dispatched (Watch runs synchronously
+  // inside Handle).
+  std::optional<FaultRule> watch_fault;
 
   Store& store() { return registry.store(); }
 
   void Handle(Request req, Responder res);
+  void Dispatch(Request& req, Responder& res);
+  void HandleFaults(Request& req, Responder& res);
   void HandleResource(Request& req, Responder& res, const Target& t);
   ApiResult<ListQuery> ParseListQuery(const Request& req, const ResourceInfo& r);
   void List(Request& req, Responder& res, const Target& t);
@@ -163,7 +253,63 @@ void ApiServer::Handle(Request request, Responder responder) {
 
 Response ApiServer::UnauthorizedResponse() { return ErrorResponse(Unauthorized()); }
 
+Faults& ApiServer::faults() { return impl_->faults; }
+
 void ApiServer::Impl::Handle(Request req, Responder res) {
+  RequestInfo info = ResolveRequestInfo(req);
+  if (options.audit != nullptr) {
+    if (info.verb == "create" && info.name.empty()) {
+      // The audit Event names the object being created, from the request body.
+      json body = json::parse(req.body, nullptr, false);
+      if (body.is_object()) info.name = Str(body, {"metadata", "name"});
+    }
+    Request slim;
+    slim.target = req.target;
+    slim.remote = req.remote;
+    if (auto agent = req.GetHeader("User-Agent")) slim.headers.push_back({"User-Agent", std::string(*agent)});
+    res = Responder(std::make_shared<AuditingResponder>(std::move(res), *options.audit,
+                                                        std::move(slim), info));
+  }
+  if (req.path == "/kubesim/faults") return HandleFaults(req, res);
+  watch_fault.reset();
+  if (info.is_resource) {
+    if (std::optional<FaultRule> rule = faults.Match(info)) {
+      switch (rule->action) {
+        case FaultAction::kDrop:
+          return res.Abort();
+        case FaultAction::kThrottle: {
+          // API priority and fairness rejects before decoding, in plain text.
+          Response out = Response::Text(429, "Too many requests, please try again later.\n");
+          out.SetHeader("Retry-After", std::to_string(rule->retry_after_seconds));
+          return res.Send(std::move(out));
+        }
+        case FaultAction::kEndWatch:
+        case FaultAction::kExpireWatch:
+          watch_fault = std::move(rule);
+          break;
+        default:
+          return res.Send(ErrorResponse(FaultError(*rule)));
+      }
+    }
+  }
+  Dispatch(req, res);
+}
+
+void ApiServer::Impl::HandleFaults(Request& req, Responder& res) {
+  if (req.method == "GET") return res.Send(JsonResponse(200, faults.ToJson()));
+  if (req.method == "DELETE") {
+    faults.Clear();
+    return res.Send(JsonResponse(200, faults.ToJson()));
+  }
+  if (req.method != "POST" && req.method != "PUT") return res.Send(ErrorResponse(MethodNotAllowed()));
+  json spec = json::parse(req.body, nullptr, false);
+  if (spec.is_discarded()) return res.Send(ErrorResponse(BadRequest("faults: the body is not JSON")));
+  auto set = faults.Set(spec);
+  if (!set) return res.Send(ErrorResponse(set.error()));
+  res.Send(JsonResponse(200, faults.ToJson()));
+}
+
+void ApiServer::Impl::Dispatch(Request& req, Responder& res) {
   const std::string& path = req.path;
   std::vector<std::string> segs = http::SplitPath(path);
   if (path == "/version" || path == "/version/") {
@@ -181,6 +327,14 @@ void ApiServer::Impl::Handle(Request req, Responder res) {
   }
   if (path == "/healthz" || path == "/livez" || path == "/readyz") {
     return res.Send(Response::Text(200, "ok"));
+  }
+  if (req.method == "GET" && (path == "/openapi/v3" || path == "/openapi/v3/")) {
+    return res.Send(JsonResponse(200, OpenApiV3Index()));
+  }
+  if (req.method == "GET" && path.starts_with("/openapi/v3/")) {
+    if (auto doc = OpenApiV3Document(std::string_view(path).substr(12))) {
+      return res.Send(JsonResponse(200, *doc));
+    }
   }
   if (segs.empty() || (segs[0] != "api" && segs[0] != "apis")) {
     return res.Send(Response::Text(404, "404 page not found\n"));
@@ -297,11 +451,26 @@ ApiResult<DeleteOptions> ApiServer::Impl::ParseDeleteOptions(const Request& req)
 void ApiServer::Impl::HandleResource(Request& req, Responder& res, const Target& t) {
   const ResourceInfo& r = *t.resource;
   const std::string& m = req.method;
+  std::vector<std::string> warnings;
   auto send_object = [&](int code, const ObjectPtr& obj) {
     if (WantsTable(req) && code == 200 && req.method == "GET") {
       return res.Send(JsonResponse(200, ToTable(r, {obj}, Str(*obj, {"metadata", "resourceVersion"}))));
     }
-    res.Send(JsonResponse(code, *obj));
+    Response out = JsonResponse(code, *obj);
+    for (const std::string& w : warnings) out.headers.push_back({"Warning", w});
+    res.Send(std::move(out));
+  };
+  // fieldValidation: the apiserver drops fields its schema does not know; Strict rejects the
+  // object instead, Warn (the default) says so in Warning headers, Ignore says nothing.
+  auto validate_fields = [&](json& body) -> ApiResult<bool> {
+    std::vector<std::string> unknown = PruneUnknownFields(r, body);
+    if (unknown.empty()) return true;
+    std::string_view mode = req.GetQuery("fieldValidation").value_or("Warn");
+    if (mode == "Strict") return Fail(StrictDecodingError(r, unknown));
+    if (mode != "Ignore") {
+      for (const std::string& f : unknown) warnings.push_back("299 - \"unknown field \\\"" + f + "\\\"\"");
+    }
+    return true;
   };
   auto parse_body = [&]() -> ApiResult<json> {
     // Only JSON bodies are understood. Protobuf (what typed client-go clients such as
@@ -331,6 +500,7 @@ void ApiServer::Impl::HandleResource(Request& req, Responder& res, const Target&
       if (r.namespaced && t.ns.empty()) return res.Send(ErrorResponse(MethodNotAllowed()));
       auto body = parse_body();
       if (!body) return res.Send(ErrorResponse(body.error()));
+      if (auto ok = validate_fields(*body); !ok) return res.Send(ErrorResponse(ok.error()));
       auto created = registry.Create(r, t.ns, std::move(*body));
       if (!created) return res.Send(ErrorResponse(created.error()));
       return send_object(201, *created);
@@ -352,6 +522,7 @@ void ApiServer::Impl::HandleResource(Request& req, Responder& res, const Target&
   if (m == "PUT") {
     auto body = parse_body();
     if (!body) return res.Send(ErrorResponse(body.error()));
+    if (auto ok = validate_fields(*body); !ok) return res.Send(ErrorResponse(ok.error()));
     auto updated = registry.Update(r, t.ns, t.name, std::move(*body), status);
     if (!updated) return res.Send(ErrorResponse(updated.error()));
     return send_object(200, *updated);
@@ -461,9 +632,16 @@ class WatchStream : public std::enable_shared_from_this<WatchStream> {
       : store_(store), resource_(r), ns_(std::move(ns)), query_(std::move(query)), table_(table),
         writer_(std::move(writer)), timeout_(io), bookmark_(io) {}
 
+  // `end_after`: the stream ends cleanly after that many events (fault injection).
   void Start(const std::vector<std::pair<EventType, ObjectPtr>>& initial,
-             std::optional<std::chrono::seconds> timeout, std::optional<std::chrono::milliseconds> bookmarks) {
-    for (const auto& [type, obj] : initial) Send(type, *obj);
+             std::optional<std::chrono::seconds> timeout, std::optional<std::chrono::milliseconds> bookmarks,
+             std::optional<int64_t> end_after) {
+    end_after_ = end_after;
+    if (end_after_ && *end_after_ <= 0) return writer_->Finish();
+    for (const auto& [type, obj] : initial) {
+      Send(type, *obj);
+      if (stopped_) return;
+    }
     auto weak = weak_from_this();
     listener_ = store_.Subscribe([weak](const StoreEvent& e) {
       if (auto self = weak.lock()) self->OnEvent(e);
@@ -523,11 +701,16 @@ class WatchStream : public std::enable_shared_from_this<WatchStream> {
   }
 
   void Send(EventType type, const json& obj) {
+    if (stopped_) return;
     if (table_) {
       Write(EventTypeName(type), ToTable(resource_, {std::make_shared<const json>(obj)},
                                          Str(obj, {"metadata", "resourceVersion"})));
     } else {
       Write(EventTypeName(type), obj);
+    }
+    if (end_after_ && ++sent_ >= *end_after_) {
+      writer_->Finish();
+      Stop();
     }
   }
 
@@ -556,6 +739,8 @@ class WatchStream : public std::enable_shared_from_this<WatchStream> {
   std::chrono::milliseconds bookmark_interval_{0};
   uint64_t listener_ = 0;
   bool stopped_ = false;
+  std::optional<int64_t> end_after_;
+  int64_t sent_ = 0;
   std::shared_ptr<WatchStream> self_;
 };
 
@@ -614,6 +799,13 @@ void ApiServer::Impl::Watch(Request& req, Responder& res, const Target& t) {
       }
     }
   }
+  std::optional<int64_t> end_after;
+  if (watch_fault && watch_fault->action == FaultAction::kExpireWatch) {
+    // As after an etcd compaction: the requested revision is gone.
+    error = Expired("too old resource version: " + (rv_text.empty() ? "0" : rv_text) + " (" +
+                    std::to_string(store().rv()) + ")");
+  }
+  if (watch_fault && watch_fault->action == FaultAction::kEndWatch) end_after = watch_fault->after_events;
   auto writer = res.Stream(200, {{"Content-Type", "application/json"},
                                  {"Cache-Control", "no-cache, private"}});
   if (!writer) return;
@@ -624,7 +816,7 @@ void ApiServer::Impl::Watch(Request& req, Responder& res, const Target& t) {
   }
   auto stream = std::make_shared<WatchStream>(io, store(), r, t.ns, std::move(*query),
                                               WantsTable(req), writer);
-  stream->Start(initial, timeout, bookmarks);
+  stream->Start(initial, timeout, bookmarks, end_after);
 }
 
 void ApiServer::Impl::DeleteCollection(Request& req, Responder& res, const Target& t) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "http/server.h"
+#include "tests/kubesim/faults.h"
 #include "tests/kubesim/registry.h"
 
 namespace boost::asio {
@@ -17,11 +18,13 @@ class io_context;
 
 namespace kiln::kubesim {
 
+class AuditLog;
 class Kubelet;
 
 struct ApiServerOptions {
   std::string advertise_address;  // "127.0.0.1:PORT" for /api's serverAddressByClientCIDRs
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(10)};
+  AuditLog* audit = nullptr;  // not owned; one Event per request when set
 };
 
 class ApiServer {
@@ -33,6 +36,8 @@ class ApiServer {
   // Answers one request (the http::Handler of the server).
   void Handle(http::Request request, http::Responder responder);
   void set_advertise_address(std::string address) { options_.advertise_address = std::move(address); }
+  // The fault rules requests are checked against (also set by POST /kubesim/faults).
+  Faults& faults();
 
   // The 401 response for a missing or wrong token.
   static http::Response UnauthorizedResponse();

@@ -12,6 +12,48 @@ namespace {
 namespace net = boost::asio;
 
 constexpr const char* kTrackingFinalizer = "batch.kubernetes.io/job-tracking";
+constexpr const char* kIndexKey = "batch.kubernetes.io/job-completion-index";
+
+// The completion index of an Indexed Job's pod (from its annotation), or -1.
+int64_t IndexOf(const json& pod) {
+  std::string text = Str(pod, {"metadata", "annotations", kIndexKey});
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 9) {
+    return -1;
+  }
+  return std::stoll(text);
+}
+
+// "1,3-5,7" (status.completedIndexes) to the set of indexes below `limit`, and back.
+std::set<int64_t> ParseIndexes(const std::string& text, int64_t limit) {
+  std::set<int64_t> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? text.size() : comma + 1;
+    size_t dash = part.find('-');
+    try {
+      int64_t first = std::stoll(part.substr(0, dash));
+      int64_t last = dash == std::string::npos ? first : std::stoll(part.substr(dash + 1));
+      for (int64_t i = first; i <= last && i < limit; ++i) out.insert(i);
+    } catch (const std::exception&) {
+    }
+  }
+  return out;
+}
+
+std::string FormatIndexes(const std::set<int64_t>& indexes) {
+  std::string out;
+  for (auto it = indexes.begin(); it != indexes.end();) {
+    int64_t first = *it;
+    int64_t last = first;
+    for (++it; it != indexes.end() && *it == last + 1; ++it) last = *it;
+    if (!out.empty()) out += ",";
+    out += std::to_string(first);
+    if (last > first) out += "-" + std::to_string(last);
+  }
+  return out;
+}
 
 bool HasFinalizer(const json& obj, const char* finalizer) {
   const json* f = Find(obj, {"metadata", "finalizers"});
@@ -109,6 +151,8 @@ struct JobController::Impl {
   std::set<std::string> orphan_pods;
   bool scheduled = false;
   std::map<std::string, std::unique_ptr<net::steady_timer>> timers;  // by job uid
+  // The names of the pods each Job (by uid) controls, so a sync reads its own pods only.
+  std::map<std::string, std::set<std::string>, std::less<>> pods_by_owner;
 
   Store& store() { return registry.store(); }
 
@@ -146,6 +190,15 @@ struct JobController::Impl {
   void OnPod(const StoreEvent& e) {
     const json& pod = *e.object;
     auto [job, uid] = ControllerOf(pod);
+    if (e.old) {
+      if (std::string old_uid = ControllerOf(*e.old).second; !old_uid.empty() && old_uid != uid) {
+        Unindex(old_uid, Str(pod, {"metadata", "name"}));
+      }
+    }
+    if (!uid.empty()) {
+      if (e.type == EventType::kDeleted) Unindex(uid, Str(pod, {"metadata", "name"}));
+      else pods_by_owner[uid].insert(Str(pod, {"metadata", "name"}));
+    }
     std::string ns = Str(pod, {"metadata", "namespace"});
     ObjectPtr owner = job.empty() ? nullptr : store().Get(Jobs(), ns, job);
     if (owner && Str(*owner, {"metadata", "uid"}) == uid) {
@@ -155,6 +208,13 @@ struct JobController::Impl {
       orphan_pods.insert(Store::Key(ns, Str(pod, {"metadata", "name"})));
     }
     Post();
+  }
+
+  void Unindex(const std::string& uid, const std::string& name) {
+    auto it = pods_by_owner.find(uid);
+    if (it == pods_by_owner.end()) return;
+    it->second.erase(name);
+    if (it->second.empty()) pods_by_owner.erase(it);
   }
 
   void ResyncAt(const json& job, SysTime when) {
@@ -171,13 +231,40 @@ struct JobController::Impl {
     timers[uid] = std::move(timer);
   }
 
-  void CreatePod(const json& job) {
+  // `index` >= 0 for an Indexed Job: the pod then carries its completion index as annotation,
+  // label and JOB_COMPLETION_INDEX, and is named and hostnamed after it.
+  void CreatePod(const json& job, int64_t index = -1) {
     const json& tmpl = job["spec"]["template"];
     std::string name = Str(job, {"metadata", "name"});
     json pod = {{"metadata", tmpl.value("metadata", json::object())}, {"spec", tmpl["spec"]}};
     json& meta = pod["metadata"];
     meta.erase("name");
     meta["generateName"] = name + "-";
+    if (index >= 0) {
+      std::string idx = std::to_string(index);
+      meta["generateName"] = name + "-" + idx + "-";
+      if (!meta["annotations"].is_object()) meta["annotations"] = json::object();
+      meta["annotations"][kIndexKey] = idx;
+      if (!meta["labels"].is_object()) meta["labels"] = json::object();
+      meta["labels"][kIndexKey] = idx;
+      json& spec = pod["spec"];
+      if (Str(spec, {"hostname"}).empty()) spec["hostname"] = name + "-" + idx;
+      json env_var = {{"name", "JOB_COMPLETION_INDEX"},
+                      {"valueFrom",
+                       {{"fieldRef",
+                         {{"apiVersion", "v1"},
+                          {"fieldPath", std::string("metadata.annotations['") + kIndexKey + "']"}}}}}};
+      for (const char* list : {"initContainers", "containers"}) {
+        if (!spec.contains(list) || !spec[list].is_array()) continue;
+        for (json& c : spec[list]) {
+          if (!c["env"].is_array()) c["env"] = json::array();
+          bool has = std::any_of(c["env"].begin(), c["env"].end(), [](const json& e) {
+            return e.value("name", "") == "JOB_COMPLETION_INDEX";
+          });
+          if (!has) c["env"].push_back(env_var);
+        }
+      }
+    }
     meta["ownerReferences"] = {{{"apiVersion", "batch/v1"},
                                 {"kind", "Job"},
                                 {"name", name},
@@ -206,8 +293,11 @@ struct JobController::Impl {
     std::string now = Rfc3339(now_time);
 
     std::vector<ObjectPtr> pods;
-    for (const ObjectPtr& pod : store().List(Pods(), ns)) {
-      if (ControllerOf(*pod).second == uid) pods.push_back(pod);
+    if (auto owned = pods_by_owner.find(uid); owned != pods_by_owner.end()) {
+      for (const std::string& pod_name : owned->second) {
+        ObjectPtr pod = store().Get(Pods(), ns, pod_name);
+        if (pod && ControllerOf(*pod).second == uid) pods.push_back(pod);
+      }
     }
     bool finished = ConditionOf(job, "Complete") || ConditionOf(job, "Failed");
     if (finished) {
@@ -221,6 +311,12 @@ struct JobController::Impl {
     }
 
     json status = job.value("status", json::object());
+    const json& job_spec = job["spec"];
+    bool indexed = Str(job_spec, {"completionMode"}) == "Indexed";
+    int64_t completions_wanted = Int(job_spec, {"completions"}, 0);
+    std::set<int64_t> completed_indexes;
+    std::set<int64_t> active_indexes;
+    if (indexed) completed_indexes = ParseIndexes(Str(status, {"completedIndexes"}), completions_wanted);
     int64_t succeeded = Int(status, {"succeeded"}, 0);
     int64_t failed = Int(status, {"failed"}, 0);
     std::optional<PolicyMatch> fail_job;
@@ -236,7 +332,9 @@ struct JobController::Impl {
         if (!HasFinalizer(p, kTrackingFinalizer)) continue;  // already counted
         release.push_back(Str(p, {"metadata", "name"}));
         if (Phase(p) == "Succeeded") {
-          ++succeeded;
+          int64_t index = IndexOf(p);
+          if (!indexed) ++succeeded;
+          else if (index >= 0 && index < completions_wanted) completed_indexes.insert(index);
           continue;
         }
         PolicyMatch match = MatchPodFailurePolicy(job, p);
@@ -251,6 +349,7 @@ struct JobController::Impl {
       }
       ++active;
       active_pods.push_back(pod);
+      if (indexed) active_indexes.insert(IndexOf(p));
       if (const json* conds = Find(p, {"status", "conditions"}); conds && conds->is_array()) {
         for (const json& c : *conds) {
           if (c.value("type", "") == "Ready" && c.value("status", "") == "True") ++ready;
@@ -258,6 +357,8 @@ struct JobController::Impl {
       }
     }
     for (const std::string& pod : release) RemoveFinalizer(ns, pod);
+    // An Indexed Job counts succeeded indexes, not pods.
+    if (indexed) succeeded = static_cast<int64_t>(completed_indexes.size());
 
     const json& spec = job["spec"];
     bool suspended = spec.value("suspend", false);
@@ -324,8 +425,18 @@ struct JobController::Impl {
       }
       int64_t pending = active;
       if (Str(spec, {"podReplacementPolicy"}) == "Failed") pending += terminating;
-      for (int64_t i = pending; i < want; ++i) CreatePod(job);
-      if (want > pending) active += want - pending;
+      if (indexed) {
+        // The lowest indexes that neither succeeded nor have a pod, up to parallelism.
+        for (int64_t i = 0; i < completions_wanted && pending < want; ++i) {
+          if (completed_indexes.contains(i) || active_indexes.contains(i)) continue;
+          CreatePod(job, i);
+          ++pending;
+          ++active;
+        }
+      } else {
+        for (int64_t i = pending; i < want; ++i) CreatePod(job);
+        if (want > pending) active += want - pending;
+      }
     }
     auto set_count = [&](const char* key, int64_t v) {
       if (v > 0) status[key] = v;
@@ -337,6 +448,8 @@ struct JobController::Impl {
     status["ready"] = ready;
     status["terminating"] = terminating;
     status["uncountedTerminatedPods"] = json::object();
+    if (indexed && !completed_indexes.empty()) status["completedIndexes"] = FormatIndexes(completed_indexes);
+    else status.erase("completedIndexes");
     if (conditions.empty()) status.erase("conditions");
     (void)registry.Mutate(Jobs(), ns, name, [&](json& j) { j["status"] = status; });
     if (final_condition) {

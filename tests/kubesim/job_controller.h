@@ -1,5 +1,5 @@
-// The emulated Job controller (kubernetes pkg/controller/job, NonIndexed mode): creates pods
-// from the template with the labels, ownerReference and tracking finalizer Kubernetes sets,
+// The emulated Job controller (kubernetes pkg/controller/job, NonIndexed and Indexed modes):
+// creates pods from the template with the labels, ownerReference and tracking finalizer Kubernetes sets,
 // counts finished pods, applies backoffLimit, activeDeadlineSeconds, podFailurePolicy and
 // ttlSecondsAfterFinished, and writes the 1.31+ conditions (SuccessCriteriaMet then Complete;
 // FailureTarget then Failed) with the real reasons and messages.

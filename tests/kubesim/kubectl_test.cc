@@ -58,8 +58,8 @@ TEST_CASE("kubectl applies a Job, watches its pod succeed, reads logs, describes
           "[kubesim][kubectl]") {
   Kubesim sim("cpu-only.yaml");
   WriteFile(sim.dir() / "job.yaml", kJobYaml);
-  // kubesim serves no OpenAPI documents, so client-side validation is off (docs/kubesim.md).
-  CommandResult r = sim.Kubectl({"apply", "--validate=false", "-f", sim.dir() / "job.yaml"});
+  // kubectl validates (strict by default) with the /openapi/v3 documents kubesim serves.
+  CommandResult r = sim.Kubectl({"apply", "-f", sim.dir() / "job.yaml"});
   INFO(r.output << sim.log());
   REQUIRE(r.exit_code == 0);
   CHECK(r.output == "job.batch/hello created\n");
@@ -83,7 +83,7 @@ TEST_CASE("kubectl applies a Job, watches its pod succeed, reads logs, describes
   std::string updated = kJobYaml;
   updated.replace(updated.find("revision: \"1\""), 13, "revision: \"2\"");
   WriteFile(sim.dir() / "job.yaml", updated);
-  r = sim.Kubectl({"apply", "--validate=false", "-f", sim.dir() / "job.yaml"});
+  r = sim.Kubectl({"apply", "-f", sim.dir() / "job.yaml"});
   CHECK(r.exit_code == 0);
   CHECK(r.output == "job.batch/hello configured\n");
   r = sim.Kubectl({"get", "job", "hello", "-o", "jsonpath={.metadata.labels.revision} {.status.conditions[*].type}"});
@@ -108,6 +108,23 @@ TEST_CASE("kubectl applies a Job, watches its pod succeed, reads logs, describes
   CHECK(r.output == "job.batch \"hello\" deleted\n");
   r = sim.Kubectl({"get", "jobs", "-o", "name"});
   CHECK(r.output.empty());
+}
+
+TEST_CASE("kubectl apply rejects an unknown field under strict validation", "[kubesim][kubectl]") {
+  Kubesim sim("cpu-only.yaml");
+  std::string typo = kJobYaml;
+  typo.replace(typo.find("backoffLimit"), 12, "backofLimit");
+  WriteFile(sim.dir() / "job.yaml", typo);
+  CommandResult r = sim.Kubectl({"apply", "-f", sim.dir() / "job.yaml"});
+  INFO(r.output << sim.log());
+  CHECK(r.exit_code == 1);
+  CHECK(r.output == "Error from server (BadRequest): error when creating \"" + sim.dir() / "job.yaml" +
+                        "\": Job in version \"v1\" cannot be handled as a Job: strict decoding error: "
+                        "unknown field \"spec.backofLimit\"\n");
+  // --validate=warn creates it without the field, and says so.
+  r = sim.Kubectl({"apply", "--validate=warn", "-f", sim.dir() / "job.yaml"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.output == "Warning: unknown field \"spec.backofLimit\"\njob.batch/hello created\n");
 }
 
 }  // namespace

@@ -10,7 +10,9 @@
 
 #include "http/server.h"
 #include "tests/kubesim/apiserver.h"
+#include "tests/kubesim/audit.h"
 #include "tests/kubesim/cluster.h"
+#include "tests/kubesim/cronjob_controller.h"
 #include "tests/kubesim/job_controller.h"
 #include "tests/kubesim/kubelet.h"
 #include "tests/kubesim/scheduler.h"
@@ -57,6 +59,8 @@ int main(int argc, char** argv) {
   bool plain = false;
   size_t history = 100000;
   int bookmark_ms = 10000;
+  std::string faults_file;
+  std::string audit_path;
   app.add_option("--cluster", cluster_file, "cluster shape file (YAML or JSON)")->required();
   app.add_option("--listen", listen, "address:port to serve on; port 0 picks a free one")
       ->capture_default_str();
@@ -67,6 +71,9 @@ int main(int argc, char** argv) {
   app.add_option("--watch-history", history, "changes kept for watches from an old resourceVersion")
       ->capture_default_str();
   app.add_option("--bookmark-interval-ms", bookmark_ms, "interval of BOOKMARK events")->capture_default_str();
+  app.add_option("--faults", faults_file,
+                 "fault rules to start with (JSON, as POST /kubesim/faults takes)");
+  app.add_option("--audit-log", audit_path, "append one audit Event (JSON line) per request here");
   CLI11_PARSE(app, argc, argv);
 
   size_t colon = listen.rfind(':');
@@ -107,12 +114,37 @@ int main(int argc, char** argv) {
   kiln::kubesim::Kubelet kubelet(io, registry);
   kiln::kubesim::Scheduler scheduler(io, registry);
   kiln::kubesim::JobController jobs(io, registry);
+  kiln::kubesim::CronJobController cronjobs(
+      io, registry, [] { return std::chrono::system_clock::now(); }, true);
   kubelet.Start();
   scheduler.Start();
   jobs.Start();
+  cronjobs.Start();
   kiln::kubesim::ApiServerOptions api_options;
   api_options.bookmark_interval = std::chrono::milliseconds(bookmark_ms);
+  std::unique_ptr<kiln::kubesim::AuditLog> audit;
+  if (!audit_path.empty()) {
+    audit = kiln::kubesim::AuditLog::Open(audit_path);
+    if (!audit) {
+      std::fprintf(stderr, "kubesim: cannot open the audit log %s\n", audit_path.c_str());
+      return 2;
+    }
+    api_options.audit = audit.get();
+  }
   kiln::kubesim::ApiServer api(io, registry, kubelet, api_options);
+  if (!faults_file.empty()) {
+    std::ifstream in(faults_file);
+    json spec = in.is_open() ? json::parse(in, nullptr, false) : json(json::value_t::discarded);
+    if (spec.is_discarded()) {
+      std::fprintf(stderr, "kubesim: %s: not a JSON file\n", faults_file.c_str());
+      return 2;
+    }
+    auto set = api.faults().Set(spec);
+    if (!set) {
+      std::fprintf(stderr, "kubesim: %s: %s\n", faults_file.c_str(), set.error().message.c_str());
+      return 2;
+    }
+  }
 
   kiln::http::ServerOptions options;
   options.address = host;

@@ -111,6 +111,12 @@ std::vector<Cause> ValidateJob(const json& job) {
                       "Unsupported value: \"" + policy +
                           "\": supported values: \"OnFailure\", \"Never\""});
   }
+  const json& job_spec = job["spec"];
+  if (Str(job_spec, {"completionMode"}) == "Indexed" &&
+      !(job_spec.contains("completions") && job_spec["completions"].is_number_integer())) {
+    causes.push_back({"FieldValueRequired", "spec.completions",
+                      "Required value: when completion mode is Indexed"});
+  }
   if (job["spec"].contains("podFailurePolicy") && policy != "Never") {
     causes.push_back({"FieldValueInvalid", "spec.podFailurePolicy",
                       "Invalid value: \"" + policy +

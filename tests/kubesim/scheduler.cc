@@ -191,12 +191,23 @@ struct Scheduler::Impl {
     }
   }
 
+  // The bound pods that still hold resources, by "ns/name", kept current from the store's
+  // events so that Usage does not walk every pod ever created (finished ones included).
+  std::map<std::string, ObjectPtr, std::less<>> bound;
+
+  void Track(const std::string& key, const StoreEvent& e) {
+    const json& pod = *e.object;
+    if (e.type != EventType::kDeleted && Active(pod) && !Str(pod, {"spec", "nodeName"}).empty()) {
+      bound[key] = e.object;
+    } else {
+      bound.erase(key);
+    }
+  }
+
   std::map<std::string, Resources> Usage() const {
     std::map<std::string, Resources> usage;
-    for (const ObjectPtr& pod : registry.store().List(Pods(), "")) {
-      std::string node = Str(*pod, {"spec", "nodeName"});
-      if (node.empty() || !Active(*pod)) continue;
-      Resources& u = usage[node];
+    for (const auto& [key, pod] : bound) {
+      Resources& u = usage[Str(*pod, {"spec", "nodeName"})];
       for (const auto& [k, v] : PodRequests(*pod)) u[k] += v;
       u["pods"] += 1;
     }
@@ -383,6 +394,7 @@ void Scheduler::Start() {
     if (e.resource != &Pods()) return;
     const json& pod = *e.object;
     std::string key = Store::Key(Str(pod, {"metadata", "namespace"}), Str(pod, {"metadata", "name"}));
+    impl->Track(key, e);
     if (e.type == EventType::kDeleted || !Active(pod)) {
       // Resources freed: pods that did not fit may fit now.
       bool was_active = e.old && Active(*e.old) && !Str(*e.old, {"spec", "nodeName"}).empty();

@@ -1,0 +1,301 @@
+#include "executor/kubernetes_job.h"
+
+#include <cctype>
+#include <cstdint>
+#include <set>
+
+namespace kiln::executor {
+
+namespace {
+
+using nlohmann::json;
+
+// FNV-1a 64 over the parts, with a separator that cannot occur in them.
+std::string Hash8(std::initializer_list<std::string_view> parts) {
+  uint64_t h = 1469598103934665603ULL;
+  for (std::string_view p : parts) {
+    for (unsigned char c : p) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+    h ^= 0xff;
+    h *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return std::string(buf, 8);
+}
+
+bool IsAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+void TrimNonAlnum(std::string& s) {
+  while (!s.empty() && !IsAlnum(s.back())) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && !IsAlnum(s[i])) ++i;
+  s.erase(0, i);
+}
+
+bool Truthy(const json& j) { return !j.is_null() && !(j.is_array() && j.empty()) && !(j.is_object() && j.empty()); }
+
+// Argo's UserContainer fields that are not Kubernetes Container fields.
+json UserContainer(json c) {
+  if (c.is_object()) c.erase("mirrorVolumeMounts");
+  return c;
+}
+
+void MergeStringMap(json& into, const json& from) {
+  if (!from.is_object()) return;
+  for (auto it = from.begin(); it != from.end(); ++it) {
+    into[it.key()] = it.value().is_string() ? it.value() : json(it.value().dump());
+  }
+}
+
+bool RequestsGpu(const json& container) {
+  const json* res = container.is_object() && container.contains("resources") ? &container["resources"] : nullptr;
+  if (!res || !res->is_object()) return false;
+  for (const char* kind : {"limits", "requests"}) {
+    if (!res->contains(kind) || !(*res)[kind].is_object()) continue;
+    auto it = (*res)[kind].find("nvidia.com/gpu");
+    if (it == (*res)[kind].end()) continue;
+    std::string v = it->is_string() ? it->get<std::string>() : it->dump();
+    if (!v.empty() && v != "0") return true;
+  }
+  return false;
+}
+
+// The volume names the containers mount.
+void MountedVolumes(const json& container, std::set<std::string>& names) {
+  if (!container.is_object() || !container.contains("volumeMounts") || !container["volumeMounts"].is_array()) return;
+  for (const json& m : container["volumeMounts"]) {
+    if (m.is_object() && m.contains("name") && m["name"].is_string()) names.insert(m["name"].get<std::string>());
+  }
+}
+
+}  // namespace
+
+std::string LabelValue(std::string_view s) {
+  std::string out;
+  for (char c : s) out += IsAlnum(c) || c == '-' || c == '_' || c == '.' ? c : '-';
+  TrimNonAlnum(out);
+  if (out == s && out.size() <= 63) return out;
+  if (s.empty()) return "";
+  std::string hash = Hash8({s});
+  if (out.size() > 63 - 9) out.resize(63 - 9);
+  TrimNonAlnum(out);
+  return out.empty() ? hash : out + "-" + hash;
+}
+
+std::string JobName(std::string_view workflow_uid, std::string_view node, int attempt) {
+  std::string base;
+  for (char c : node) {
+    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    char mapped = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') ? l : '-';
+    if (mapped == '-' && (base.empty() || base.back() == '-')) continue;
+    base += mapped;
+  }
+  std::string suffix = "-" + std::to_string(attempt) + "-" + Hash8({workflow_uid, node, std::to_string(attempt)});
+  if (base.size() + suffix.size() > 63) base.resize(63 - suffix.size());
+  TrimNonAlnum(base);
+  if (base.empty()) base = "step";
+  return base + suffix;
+}
+
+bool ToleratesGpuTaint(const json& tolerations) {
+  if (!tolerations.is_array()) return false;
+  for (const json& t : tolerations) {
+    if (!t.is_object()) continue;
+    std::string key = t.value("key", "");
+    std::string op = t.value("operator", "Equal");
+    std::string effect = t.value("effect", "");
+    bool key_ok = key == "nvidia.com/gpu" || (key.empty() && op == "Exists");
+    bool effect_ok = effect.empty() || effect == "NoSchedule";
+    if (key_ok && effect_ok) return true;
+  }
+  return false;
+}
+
+Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx) {
+  const std::string where = step.node;
+  if (!step.tmpl) return MakeError(Code::kInvalidArgument, "the step has no template", where);
+  const dag::Template& t = *step.tmpl;
+  if (t.type != dag::TemplateType::kContainer && t.type != dag::TemplateType::kScript) {
+    return MakeError(Code::kInvalidArgument,
+                     "the Kubernetes executor runs container and script templates; a " +
+                         std::string(dag::TemplateTypeName(t.type)) + " template is not supported yet",
+                     where);
+  }
+  if (!step.input_artifacts.empty() || !t.outputs.artifacts.empty()) {
+    return MakeError(Code::kInvalidArgument, "artifacts are not supported by the Kubernetes executor yet", where);
+  }
+  const dag::WorkflowSpec* spec = ctx.spec;
+
+  json container = step.container.is_object() ? step.container : json::object();
+  container["name"] = "main";
+  if (!container.contains("terminationMessagePolicy")) container["terminationMessagePolicy"] = "FallbackToLogsOnError";
+  json extra_volumes = json::array();
+  if (t.type == dag::TemplateType::kScript) {
+    // As Argo: the source becomes a file, passed as the last argument to the command.
+    if (!container.contains("command") || !container["command"].is_array() || container["command"].empty()) {
+      return MakeError(Code::kInvalidArgument, "a script template needs a command (e.g. [python])", where);
+    }
+    json argv = json::array({"/bin/sh", "-c",
+                             "printf '%s' \"$KILN_SCRIPT_SOURCE\" > /argo/staging/script && exec \"$@\" "
+                             "/argo/staging/script",
+                             "kiln-script"});
+    for (const json& a : container["command"]) argv.push_back(a);
+    if (container.contains("args") && container["args"].is_array()) {
+      for (const json& a : container["args"]) argv.push_back(a);
+    }
+    container["command"] = std::move(argv);
+    container.erase("args");
+    if (!container.contains("env") || !container["env"].is_array()) container["env"] = json::array();
+    container["env"].push_back({{"name", "KILN_SCRIPT_SOURCE"}, {"value", step.script_source}});
+    if (!container.contains("volumeMounts") || !container["volumeMounts"].is_array()) {
+      container["volumeMounts"] = json::array();
+    }
+    container["volumeMounts"].push_back({{"name", "kiln-staging"}, {"mountPath", "/argo/staging"}});
+    extra_volumes.push_back({{"name", "kiln-staging"}, {"emptyDir", json::object()}});
+  }
+
+  json pod = json::object();
+  pod["restartPolicy"] = "Never";
+  json init = json::array();
+  if (t.init_containers.is_array()) {
+    for (const json& c : t.init_containers) init.push_back(UserContainer(c));
+  }
+  if (t.sidecars.is_array()) {
+    // Native sidecars (Kubernetes 1.29+): they stop when the main container ends, so the Job
+    // completes.
+    for (const json& c : t.sidecars) {
+      json s = UserContainer(c);
+      s["restartPolicy"] = "Always";
+      init.push_back(std::move(s));
+    }
+  }
+  if (!init.empty()) pod["initContainers"] = init;
+
+  // Volumes: those some container mounts (LaunchStep::volumes holds every workflow volume).
+  std::set<std::string> mounted;
+  MountedVolumes(container, mounted);
+  for (const json& c : init) MountedVolumes(c, mounted);
+  json volumes = json::array();
+  if (step.volumes.is_array()) {
+    for (json v : step.volumes) {
+      if (!v.is_object() || !mounted.count(v.value("name", ""))) continue;
+      v.erase("kiln.dev/per-workflow");
+      volumes.push_back(std::move(v));
+    }
+  }
+  for (const json& v : extra_volumes) volumes.push_back(v);
+  if (!volumes.empty()) pod["volumes"] = volumes;
+
+  // Template fields override the workflow's defaults.
+  json node_selector = json::object();
+  if (spec) {
+    for (const auto& [k, v] : spec->node_selector) node_selector[k] = v;
+  }
+  for (const auto& [k, v] : t.node_selector) node_selector[k] = v;
+  if (!node_selector.empty()) pod["nodeSelector"] = node_selector;
+  auto pick = [&](const json& own, const json* fallback) -> json {
+    if (Truthy(own)) return own;
+    if (fallback && Truthy(*fallback)) return *fallback;
+    return nullptr;
+  };
+  if (json a = pick(t.affinity, spec ? &spec->affinity : nullptr); !a.is_null()) pod["affinity"] = a;
+  json tolerations = pick(t.tolerations, spec ? &spec->tolerations : nullptr);
+  if (RequestsGpu(container) && !ToleratesGpuTaint(tolerations)) {
+    if (!tolerations.is_array()) tolerations = json::array();
+    tolerations.push_back({{"key", "nvidia.com/gpu"}, {"operator", "Exists"}, {"effect", "NoSchedule"}});
+  }
+  if (!tolerations.is_null()) pod["tolerations"] = tolerations;
+  if (json s = pick(t.security_context, spec ? &spec->security_context : nullptr); !s.is_null()) {
+    pod["securityContext"] = s;
+  }
+  if (json h = pick(t.host_aliases, spec ? &spec->host_aliases : nullptr); !h.is_null()) pod["hostAliases"] = h;
+  std::string sa = !t.service_account_name.empty() ? t.service_account_name : spec ? spec->service_account_name : "";
+  if (!sa.empty()) pod["serviceAccountName"] = sa;
+  std::optional<bool> automount = t.automount_service_account_token;
+  if (!automount && spec) automount = spec->automount_service_account_token;
+  if (automount) pod["automountServiceAccountToken"] = *automount;
+  std::string pc = !t.priority_class_name.empty() ? t.priority_class_name : spec ? spec->pod_priority_class_name : "";
+  if (!pc.empty()) pod["priorityClassName"] = pc;
+  std::optional<int64_t> priority = t.priority;
+  if (!priority && spec) priority = spec->priority;
+  if (priority && pc.empty()) pod["priority"] = *priority;
+  std::string scheduler = !t.scheduler_name.empty() ? t.scheduler_name : spec ? spec->scheduler_name : "";
+  if (!scheduler.empty()) pod["schedulerName"] = scheduler;
+  if (spec) {
+    if (Truthy(spec->image_pull_secrets)) pod["imagePullSecrets"] = spec->image_pull_secrets;
+    if (Truthy(spec->dns_config)) pod["dnsConfig"] = spec->dns_config;
+    if (!spec->dns_policy.empty()) pod["dnsPolicy"] = spec->dns_policy;
+    if (spec->host_network) pod["hostNetwork"] = *spec->host_network;
+  }
+  pod["containers"] = json::array({container});
+
+  // Labels: the workflow's podMetadata, the template's metadata, then kiln's own (which win).
+  json labels = json::object();
+  json annotations = json::object();
+  if (spec && spec->pod_metadata.is_object()) {
+    MergeStringMap(labels, spec->pod_metadata.value("labels", json::object()));
+    MergeStringMap(annotations, spec->pod_metadata.value("annotations", json::object()));
+  }
+  if (t.metadata.is_object()) {
+    MergeStringMap(labels, t.metadata.value("labels", json::object()));
+    MergeStringMap(annotations, t.metadata.value("annotations", json::object()));
+  }
+  json kiln_labels = {{std::string(kLabelWorkflow), LabelValue(ctx.workflow)},
+                      {std::string(kLabelNode), LabelValue(step.node)},
+                      {std::string(kLabelAttempt), std::to_string(step.attempt)}};
+  json kiln_annotations = {{std::string(kAnnotationNode), step.node},
+                           {std::string(kAnnotationWorkflowUid), ctx.workflow_uid}};
+  labels.update(kiln_labels);
+  annotations.update(kiln_annotations);
+
+  json job_spec = {
+      {"backoffLimit", 0},
+      {"podFailurePolicy",
+       {{"rules", json::array({{{"action", "Ignore"},
+                                {"onPodConditions", json::array({{{"type", "DisruptionTarget"}}})}}})}}},
+      {"template", {{"metadata", {{"labels", labels}, {"annotations", annotations}}}, {"spec", pod}}},
+  };
+  if (t.active_deadline_seconds) {
+    const std::string& s = *t.active_deadline_seconds;
+    bool digits = !s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() < 12;
+    if (digits && std::stoll(s) > 0) job_spec["activeDeadlineSeconds"] = std::stoll(s);
+  }
+  if (ctx.ttl_seconds_after_finished) job_spec["ttlSecondsAfterFinished"] = *ctx.ttl_seconds_after_finished;
+  return json{{"apiVersion", "batch/v1"},
+              {"kind", "Job"},
+              {"metadata",
+               {{"name", JobName(ctx.workflow_uid, step.node, step.attempt)},
+                {"namespace", ctx.namespace_},
+                {"labels", kiln_labels},
+                {"annotations", kiln_annotations}}},
+              {"spec", job_spec}};
+}
+
+std::optional<TerminationOutputs> ParseTerminationMessage(std::string_view message) {
+  size_t i = message.find_first_not_of(" \t\r\n");
+  if (i == std::string_view::npos || message[i] != '{') return std::nullopt;
+  json j = json::parse(message, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  if (!j.contains("parameters") && !j.contains("result")) return std::nullopt;
+  TerminationOutputs out;
+  auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+  if (j.contains("parameters")) {
+    const json& p = j["parameters"];
+    if (p.is_object()) {
+      for (auto it = p.begin(); it != p.end(); ++it) out.parameters[it.key()] = text(it.value());
+    } else if (p.is_array()) {
+      for (const json& e : p) {
+        if (e.is_object() && e.contains("name") && e["name"].is_string() && e.contains("value")) {
+          out.parameters[e["name"].get<std::string>()] = text(e["value"]);
+        }
+      }
+    }
+  }
+  if (j.contains("result") && !j["result"].is_null()) out.result = text(j["result"]);
+  return out;
+}
+
+}  // namespace kiln::executor

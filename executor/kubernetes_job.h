@@ -1,0 +1,69 @@
+// The Kubernetes executor's pure part: the batch/v1 Job that runs one attempt of a step, its
+// deterministic name and labels, and how a finished pod's termination message becomes outputs.
+// No I/O; tested without a cluster (tests/kubernetes/job_test.cc).
+// Thread-safety: pure functions.
+#ifndef KILN_EXECUTOR_KUBERNETES_JOB_H_
+#define KILN_EXECUTOR_KUBERNETES_JOB_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+#include "dag/spec.h"
+#include "scheduler/state.h"
+
+namespace kiln::executor {
+
+// Labels and annotations kiln puts on its Jobs and their pods.
+inline constexpr std::string_view kLabelWorkflow = "kiln.dev/workflow";
+inline constexpr std::string_view kLabelNode = "kiln.dev/node";
+inline constexpr std::string_view kLabelAttempt = "kiln.dev/attempt";
+inline constexpr std::string_view kAnnotationNode = "kiln.dev/node";  // the node id, unabridged
+inline constexpr std::string_view kAnnotationWorkflowUid = "kiln.dev/workflow-uid";
+
+struct JobContext {
+  std::string namespace_ = "default";
+  std::string workflow;      // the workflow's name
+  std::string workflow_uid;  // kiln's uid of the run (part of every Job name's hash)
+  // Workflow-level pod defaults (nodeSelector, tolerations, ...); may be null.
+  const dag::WorkflowSpec* spec = nullptr;
+  std::optional<int64_t> ttl_seconds_after_finished;
+};
+
+// A label value for `s`: itself when it is one (<= 63 characters of [A-Za-z0-9._-], alphanumeric
+// at both ends); otherwise the invalid characters become '-', the ends are trimmed, and when
+// anything changed an 8-hex-digit hash of `s` is appended (after truncation to fit 63), so two
+// different inputs never share a value. Empty stays empty.
+std::string LabelValue(std::string_view s);
+
+// The Job name of `attempt` of `node` in run `workflow_uid`: "<node as DNS-1123>-<attempt>-<hash>",
+// lowercase, at most 63 characters (the node part truncated), hash = 8 hex digits of
+// (workflow_uid, node, attempt). Deterministic, so a restarted kiln finds (adopts) its Jobs;
+// the uid in the hash keeps a rerun of a same-named workflow from adopting old Jobs.
+std::string JobName(std::string_view workflow_uid, std::string_view node, int attempt);
+
+// Whether `tolerations` (a JSON array, or null) already tolerate the taint nvidia.com/gpu with
+// effect NoSchedule, whatever its value.
+bool ToleratesGpuTaint(const dag::Json& tolerations);
+
+// The Job for `step`: backoffLimit 0, restartPolicy Never, podFailurePolicy ignoring pods that
+// fail with DisruptionTarget (preemption, eviction, node loss: the Job makes a new pod without
+// counting it), activeDeadlineSeconds from the template, the pod from the template and the
+// workflow defaults (see docs/kubernetes.md for the fields). Errors (kInvalidArgument) for what
+// the executor cannot run yet: non-container templates, artifacts, a script without a command.
+Result<nlohmann::json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx);
+
+// Outputs carried by a container's termination message: {"parameters": {name: value} or
+// [{name, value}], "result": "..."} (what `kiln exec` writes). nullopt when the message is not
+// such JSON (a FallbackToLogsOnError log tail, say).
+struct TerminationOutputs {
+  std::map<std::string, std::string> parameters;
+  std::optional<std::string> result;
+};
+std::optional<TerminationOutputs> ParseTerminationMessage(std::string_view message);
+
+}  // namespace kiln::executor
+
+#endif  // KILN_EXECUTOR_KUBERNETES_JOB_H_

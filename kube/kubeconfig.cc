@@ -1,0 +1,192 @@
+#include "kube/kubeconfig.h"
+
+#include <openssl/evp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "dag/internal/yaml_tree.h"
+
+namespace kiln::kube {
+
+namespace {
+
+using nlohmann::json;
+
+// A YAML node as JSON (scalars as strings; kubeconfig has no numbers kiln reads). Depth is
+// bounded by the tree's own limit.
+json ToJson(const dag::yaml::Node& n) {
+  switch (n.Type()) {
+    case dag::yaml::NodeType::kScalar:
+      return std::string(n.Scalar());
+    case dag::yaml::NodeType::kSequence: {
+      json a = json::array();
+      for (const auto& e : n) a.push_back(ToJson(e));
+      return a;
+    }
+    case dag::yaml::NodeType::kMap: {
+      json o = json::object();
+      for (const auto& kv : n) o[std::string(kv.first.Scalar())] = ToJson(kv.second);
+      return o;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+std::optional<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::optional<std::string> Base64Decode(std::string_view in) {
+  std::string clean;
+  for (char c : in) {
+    if (c != '\n' && c != '\r' && c != ' ') clean += c;
+  }
+  if (clean.size() % 4 != 0) return std::nullopt;
+  std::string out(clean.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
+  if (n < 0) return std::nullopt;
+  size_t pad = 0;
+  if (!clean.empty() && clean.back() == '=') ++pad;
+  if (clean.size() > 1 && clean[clean.size() - 2] == '=') ++pad;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+std::string Str(const json& o, const char* key) {
+  auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// The entry named `name` of list `key` ({name, <field>}), or null.
+const json* Named(const json& doc, const char* key, const char* field, const std::string& name) {
+  auto list = doc.find(key);
+  if (list == doc.end() || !list->is_array()) return nullptr;
+  for (const json& e : *list) {
+    if (e.is_object() && Str(e, "name") == name) {
+      auto f = e.find(field);
+      return f != e.end() && f->is_object() ? &*f : nullptr;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Result<void> ParseServerUrl(const std::string& url, ClusterConfig& config) {
+  std::string rest;
+  if (url.starts_with("https://")) {
+    config.tls = true;
+    rest = url.substr(8);
+  } else if (url.starts_with("http://")) {
+    config.tls = false;
+    rest = url.substr(7);
+  } else {
+    return MakeError(Code::kInvalidArgument, "server \"" + url + "\" is not an http(s) URL");
+  }
+  rest = rest.substr(0, rest.find('/'));
+  if (rest.empty()) return MakeError(Code::kInvalidArgument, "server \"" + url + "\" has no host");
+  if (rest.front() == '[') {  // [v6]:port
+    size_t close = rest.find(']');
+    if (close == std::string::npos) return MakeError(Code::kInvalidArgument, "server \"" + url + "\" is malformed");
+    config.host = rest.substr(1, close - 1);
+    config.port = close + 1 < rest.size() && rest[close + 1] == ':' ? rest.substr(close + 2) : "";
+  } else {
+    size_t colon = rest.rfind(':');
+    config.host = rest.substr(0, colon);
+    config.port = colon == std::string::npos ? "" : rest.substr(colon + 1);
+  }
+  if (config.port.empty()) config.port = config.tls ? "443" : "80";
+  config.server = url;
+  return {};
+}
+
+Result<ClusterConfig> LoadKubeconfig(const std::string& path, const std::string& context) {
+  const std::string where = "kubeconfig " + path;
+  auto text = ReadText(path);
+  if (!text) return MakeError(Code::kNotFound, "cannot read the file", where);
+  json doc;
+  if (!text->empty() && text->front() == '{') {
+    doc = json::parse(*text, nullptr, false);
+    if (doc.is_discarded()) return MakeError(Code::kInvalidArgument, "not valid JSON", where);
+  } else {
+    dag::Diagnostics diags;
+    auto tree = dag::yaml::Tree::Parse(path, *text, dag::yaml::BuildOptions{}, diags);
+    if (diags.has_errors()) return MakeError(Code::kInvalidArgument, diags.items().front().ToString());
+    if (!tree || tree->documents().empty()) return MakeError(Code::kInvalidArgument, "the file is empty", where);
+    doc = ToJson(tree->documents().front());
+  }
+  if (!doc.is_object()) return MakeError(Code::kInvalidArgument, "not a kubeconfig (no mapping at the top)", where);
+  std::string ctx_name = context.empty() ? Str(doc, "current-context") : context;
+  if (ctx_name.empty()) return MakeError(Code::kInvalidArgument, "no current-context and no --context given", where);
+  const json* ctx = Named(doc, "contexts", "context", ctx_name);
+  if (!ctx) return MakeError(Code::kInvalidArgument, "context \"" + ctx_name + "\" not found", where);
+  std::string cluster_name = Str(*ctx, "cluster");
+  const json* cluster = Named(doc, "clusters", "cluster", cluster_name);
+  if (!cluster) {
+    return MakeError(Code::kInvalidArgument,
+                     "cluster \"" + cluster_name + "\" of context \"" + ctx_name + "\" not found", where);
+  }
+  ClusterConfig c;
+  if (std::string ns = Str(*ctx, "namespace"); !ns.empty()) c.namespace_ = ns;
+  std::string server = Str(*cluster, "server");
+  if (server.empty()) return MakeError(Code::kInvalidArgument, "cluster \"" + cluster_name + "\" has no server", where);
+  if (auto r = ParseServerUrl(server, c); !r) return MakeError(Code::kInvalidArgument, r.error().message(), where);
+  c.insecure_skip_tls_verify = Str(*cluster, "insecure-skip-tls-verify") == "true";
+
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  auto file_or_data = [&](const json& o, const char* file_key, const char* data_key,
+                          std::string* out) -> Result<void> {
+    if (std::string data = Str(o, data_key); !data.empty()) {
+      auto decoded = Base64Decode(data);
+      if (!decoded) return MakeError(Code::kInvalidArgument, std::string(data_key) + " is not valid base64", where);
+      *out = std::move(*decoded);
+    } else if (std::string file = Str(o, file_key); !file.empty()) {
+      std::filesystem::path p = file;
+      if (p.is_relative()) p = dir / p;
+      auto content = ReadText(p.string());
+      if (!content) return MakeError(Code::kNotFound, std::string(file_key) + " " + p.string() + " cannot be read", where);
+      *out = std::move(*content);
+    }
+    return {};
+  };
+  if (auto r = file_or_data(*cluster, "certificate-authority", "certificate-authority-data", &c.ca_pem); !r) {
+    return std::unexpected(r.error());
+  }
+  std::string user_name = Str(*ctx, "user");
+  if (const json* user = Named(doc, "users", "user", user_name)) {
+    c.token = Str(*user, "token");
+    if (c.token.empty()) {
+      if (std::string file = Str(*user, "tokenFile"); !file.empty()) {
+        std::filesystem::path p = file;
+        if (p.is_relative()) p = dir / p;
+        auto content = ReadText(p.string());
+        if (!content) return MakeError(Code::kNotFound, "tokenFile " + p.string() + " cannot be read", where);
+        c.token = *content;
+        while (!c.token.empty() && (c.token.back() == '\n' || c.token.back() == '\r')) c.token.pop_back();
+      }
+    }
+    if (auto r = file_or_data(*user, "client-certificate", "client-certificate-data", &c.client_cert_pem); !r) {
+      return std::unexpected(r.error());
+    }
+    if (auto r = file_or_data(*user, "client-key", "client-key-data", &c.client_key_pem); !r) {
+      return std::unexpected(r.error());
+    }
+    if (user->contains("exec")) {
+      return MakeError(Code::kInvalidArgument, "user \"" + user_name + "\" uses an exec plugin, which kiln does not run yet", where);
+    }
+  } else if (!user_name.empty()) {
+    return MakeError(Code::kInvalidArgument, "user \"" + user_name + "\" of context \"" + ctx_name + "\" not found", where);
+  }
+  return c;
+}
+
+}  // namespace kiln::kube

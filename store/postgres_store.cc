@@ -1,0 +1,846 @@
+#include "store/postgres_store.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <limits>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "store/internal/continue_token.h"
+#include "store/internal/schema.h"
+#include "store/internal/statements.h"
+
+namespace kiln::store {
+
+namespace {
+
+// Held (per database) while the schema is checked, created and migrated, so that several kiln
+// processes starting at once apply each migration once. The value is "kiln" in ASCII.
+constexpr std::string_view kMigrationLock = "SELECT pg_advisory_xact_lock(1802071150)";
+
+const internal::Statements& Sql() { return internal::StatementsFor(internal::Dialect::kPostgres); }
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+// libpq's messages end with a newline and put hints on further lines ("\n\tIs the server
+// running ...?"): one line reads better inside kiln's messages.
+std::string OneLine(const char* message) {
+  std::string out;
+  bool space = false;
+  for (const char* p = message != nullptr ? message : ""; *p != '\0'; ++p) {
+    if (*p == '\n' || *p == '\r' || *p == '\t' || *p == ' ') {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out += ' ';
+    space = false;
+    out += *p;
+  }
+  return out.empty() ? "unknown error" : out;
+}
+
+// What a SQLSTATE means to the caller (docs/store.md, "What a PostgreSQL implementation must
+// do"). Connection failures are decided by the connection's status, not here.
+Code CodeForSqlState(std::string_view state) {
+  if (state == "23505") return Code::kAlreadyExists;                    // unique_violation
+  if (state == "23503") return Code::kFailedPrecondition;               // foreign_key_violation
+  if (state == "53100") return Code::kResourceExhausted;                // disk_full
+  if (state == "53200") return Code::kResourceExhausted;                // out_of_memory
+  if (state == "40001" || state == "40P01") return Code::kUnavailable;  // serialization, deadlock
+  if (state == "55P03" || state == "57014") return Code::kUnavailable;  // lock, query canceled
+  if (state.starts_with("08") || state.starts_with("57P") || state == "53300") {
+    return Code::kUnavailable;  // connection exceptions, shutdown, too many connections
+  }
+  if (state.starts_with("22")) return Code::kInvalidArgument;  // data exceptions
+  return Code::kInternal;
+}
+
+struct ResultDeleter {
+  void operator()(PGresult* result) const { PQclear(result); }
+};
+using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
+
+int64_t ParseInt(const char* text) {
+  int64_t value = 0;
+  std::from_chars(text, text + std::strlen(text), value);
+  return value;
+}
+
+// Parameters of one statement, in text format, left to right.
+class Params {
+ public:
+  Params& Text(std::string_view s) {
+    if (s.find('\0') != std::string_view::npos) has_nul_ = true;
+    values_.emplace_back(s);
+    nulls_.push_back(false);
+    return *this;
+  }
+  Params& Int(int64_t v) {
+    values_.push_back(std::to_string(v));
+    nulls_.push_back(false);
+    return *this;
+  }
+  Params& OptionalInt(const std::optional<int>& v) {
+    values_.push_back(v ? std::to_string(*v) : std::string());
+    nulls_.push_back(!v);
+    return *this;
+  }
+  // PostgreSQL's text cannot hold a NUL byte (libpq would cut the value there).
+  bool has_nul() const { return has_nul_; }
+  std::vector<const char*> Pointers() const {
+    std::vector<const char*> p;
+    for (size_t i = 0; i < values_.size(); ++i)
+      p.push_back(nulls_[i] ? nullptr : values_[i].c_str());
+    return p;
+  }
+
+ private:
+  std::vector<std::string> values_;
+  std::vector<bool> nulls_;
+  bool has_nul_ = false;
+};
+
+// Reads the columns of one row left to right.
+class Reader {
+ public:
+  Reader(const PGresult* result, int row) : result_(result), row_(row) {}
+
+  std::string Text() {
+    int col = col_++;
+    return std::string(PQgetvalue(result_, row_, col),
+                       static_cast<size_t>(PQgetlength(result_, row_, col)));
+  }
+  int64_t Int() { return ParseInt(PQgetvalue(result_, row_, col_++)); }
+  std::optional<int> OptionalInt() {
+    int col = col_++;
+    if (PQgetisnull(result_, row_, col)) return std::nullopt;
+    return static_cast<int>(ParseInt(PQgetvalue(result_, row_, col)));
+  }
+
+ private:
+  const PGresult* result_;
+  int row_;
+  int col_ = 0;
+};
+
+WorkflowRecord ReadWorkflow(const PGresult* result, int row) {
+  Reader r(result, row);
+  WorkflowRecord w;
+  w.uid = r.Text();
+  w.name = r.Text();
+  w.namespace_ = r.Text();
+  w.kind = r.Text();
+  w.spec = r.Text();
+  w.parameters_json = r.Text();
+  w.phase = r.Text();
+  w.message = r.Text();
+  w.created_at = r.Int();
+  w.started_at = r.Int();
+  w.finished_at = r.Int();
+  return w;
+}
+
+NodeRecord ReadNode(const PGresult* result, int row) {
+  Reader r(result, row);
+  NodeRecord n;
+  n.workflow_uid = r.Text();
+  n.id = r.Text();
+  n.parent_id = r.Text();
+  n.display_name = r.Text();
+  n.template_name = r.Text();
+  n.type = r.Text();
+  n.phase = r.Text();
+  n.attempt = static_cast<int>(r.Int());
+  n.started_at = r.Int();
+  n.finished_at = r.Int();
+  n.exit_code = r.OptionalInt();
+  n.message = r.Text();
+  n.inputs_json = r.Text();
+  n.outputs_json = r.Text();
+  return n;
+}
+
+ParameterRecord ReadParameter(const PGresult* result, int row) {
+  Reader r(result, row);
+  ParameterRecord p;
+  p.workflow_uid = r.Text();
+  p.node_id = r.Text();
+  p.kind = r.Text();
+  p.name = r.Text();
+  p.value = r.Text();
+  return p;
+}
+
+ArtifactRecord ReadArtifact(const PGresult* result, int row) {
+  Reader r(result, row);
+  ArtifactRecord a;
+  a.workflow_uid = r.Text();
+  a.node_id = r.Text();
+  a.direction = r.Text();
+  a.name = r.Text();
+  a.uri = r.Text();
+  a.sha256 = r.Text();
+  a.size = r.Int();
+  return a;
+}
+
+EventRecord ReadEvent(const PGresult* result, int row) {
+  Reader r(result, row);
+  EventRecord e;
+  e.seq = r.Int();
+  e.workflow_uid = r.Text();
+  e.node_id = r.Text();
+  e.at = r.Int();
+  e.kind = r.Text();
+  e.from_phase = r.Text();
+  e.to_phase = r.Text();
+  e.message = r.Text();
+  e.data_json = r.Text();
+  return e;
+}
+
+template <typename T, typename ReadRow>
+std::vector<T> ReadAll(const PGresult* result, ReadRow read) {
+  std::vector<T> rows;
+  int n = PQntuples(result);
+  rows.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) rows.push_back(read(result, i));
+  return rows;
+}
+
+void IgnoreNotice(void*, const char*) {}
+
+}  // namespace
+
+// One libpq connection with its prepared statements. Used by one call at a time (the pool hands
+// it to one caller); not thread-safe.
+class PostgresStore::Connection {
+ public:
+  Connection(PGconn* conn, const std::string& where) : conn_(conn), where_(where) {}
+  ~Connection() { PQfinish(conn_); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  PGconn* get() const { return conn_; }
+  bool broken() const { return broken_; }
+
+  // Runs `sql` (prepared once per connection) with `params`. `what` completes "cannot ...".
+  Result<PgResult> Run(const std::string& sql, const Params& params, std::string_view what) {
+    if (params.has_nul()) {
+      return MakeError(Code::kInvalidArgument,
+                       "cannot " + std::string(what) +
+                           ": a value contains a NUL byte, which PostgreSQL text cannot hold",
+                       where_);
+    }
+    auto it = prepared_.find(sql);
+    if (it == prepared_.end()) {
+      std::string name = "kiln_" + std::to_string(prepared_.size() + 1);
+      PgResult prepared(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr));
+      if (auto checked = Check(prepared.get(), what); !checked) {
+        return std::unexpected(checked.error());
+      }
+      it = prepared_.emplace(sql, std::move(name)).first;
+    }
+    std::vector<const char*> values = params.Pointers();
+    PgResult result(PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
+                                   values.data(), nullptr, nullptr, 0));
+    if (auto checked = Check(result.get(), what); !checked) return std::unexpected(checked.error());
+    return result;
+  }
+  Result<PgResult> Run(const std::string& sql, std::string_view what) {
+    return Run(sql, Params(), what);
+  }
+
+  // Runs `sql` without preparing it: transaction control, schema changes.
+  Result<void> Exec(std::string_view sql, std::string_view what) {
+    PgResult result(PQexec(conn_, std::string(sql).c_str()));
+    return Check(result.get(), what);
+  }
+
+  // An Error for `result` (nullptr: libpq could not even build one) while doing `what`. Marks
+  // the connection broken when the server is gone.
+  Result<void> Check(const PGresult* result, std::string_view what) {
+    ExecStatusType status = result != nullptr ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return {};
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      broken_ = true;
+      return MakeError(Code::kUnavailable,
+                       "cannot " + std::string(what) +
+                           ": lost the connection to PostgreSQL server " + where_ + " (" +
+                           OneLine(PQerrorMessage(conn_)) + ")",
+                       where_);
+    }
+    const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+    const char* primary =
+        result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    last_sqlstate_ = state != nullptr ? state : "";
+    std::string why = primary != nullptr ? OneLine(primary) : OneLine(PQerrorMessage(conn_));
+    return MakeError(CodeForSqlState(last_sqlstate_), "cannot " + std::string(what) + ": " + why,
+                     where_);
+  }
+
+  // The SQLSTATE of the last failed statement ("" when none had one).
+  const std::string& last_sqlstate() const { return last_sqlstate_; }
+
+  bool reused = false;       // taken from the pool rather than connected for this call
+  bool commit_sent = false;  // this call sent COMMIT: a failure now leaves its outcome unknown
+
+ private:
+  PGconn* conn_;
+  const std::string& where_;  // the store's display URL, which outlives its connections
+  bool broken_ = false;
+  std::string last_sqlstate_;
+  std::unordered_map<std::string, std::string> prepared_;  // sql -> statement name
+};
+
+// A connection taken from the pool for one call; gives it back when destroyed.
+class PostgresStore::Lease {
+ public:
+  Lease(PostgresStore* store, std::unique_ptr<Connection> conn)
+      : store_(store), conn_(std::move(conn)) {}
+  Lease(Lease&& other) noexcept
+      : store_(std::exchange(other.store_, nullptr)), conn_(std::move(other.conn_)) {}
+  Lease& operator=(Lease&&) = delete;
+  ~Lease() {
+    if (store_ != nullptr) store_->Release(std::move(conn_));
+  }
+  Connection& operator*() const { return *conn_; }
+
+ private:
+  PostgresStore* store_;
+  std::unique_ptr<Connection> conn_;
+};
+
+struct PostgresStore::Key {};
+
+PostgresStore::PostgresStore(const Key&, std::string url, std::string display_url,
+                             PostgresOptions options)
+    : url_(std::move(url)), display_url_(std::move(display_url)), options_(std::move(options)) {}
+
+PostgresStore::~PostgresStore() {
+  std::lock_guard lock(mu_);
+  // Callers must not be inside a call while the store is destroyed, so every connection is idle.
+  idle_.clear();
+}
+
+std::string PostgresStore::RedactUrl(std::string_view url) {
+  constexpr std::string_view kUnparsable = "<unparsable connection string>";
+  char* errmsg = nullptr;
+  PQconninfoOption* options = PQconninfoParse(std::string(url).c_str(), &errmsg);
+  PQfreemem(errmsg);
+  if (options == nullptr) return std::string(kUnparsable);
+  std::string out;
+  bool is_url = url.starts_with("postgresql://") || url.starts_with("postgres://");
+  if (is_url) {
+    // scheme://[userinfo@]hosts[/dbname][?query]: drop ":password" from the userinfo and the
+    // password parameter from the query; keep the rest as written.
+    size_t scheme_end = url.find("://") + 3;
+    size_t authority_end = url.find_first_of("/?", scheme_end);
+    if (authority_end == std::string_view::npos) authority_end = url.size();
+    std::string_view authority = url.substr(scheme_end, authority_end - scheme_end);
+    out = std::string(url.substr(0, scheme_end));
+    size_t at = authority.rfind('@');
+    if (at != std::string_view::npos) {
+      std::string_view userinfo = authority.substr(0, at);
+      out += std::string(userinfo.substr(0, userinfo.find(':'))) + "@";
+      authority.remove_prefix(at + 1);
+    }
+    out += std::string(authority);
+    std::string_view rest = url.substr(authority_end);
+    size_t question = rest.find('?');
+    out += std::string(rest.substr(0, question));
+    if (question != std::string_view::npos) {
+      std::string_view query = rest.substr(question + 1);
+      std::string kept;
+      while (!query.empty()) {
+        size_t amp = query.find('&');
+        std::string_view param = query.substr(0, amp);
+        if (!param.starts_with("password=") && param != "password") {
+          if (!kept.empty()) kept += '&';
+          kept += std::string(param);
+        }
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+      }
+      if (!kept.empty()) out += "?" + kept;
+    }
+  } else {
+    // keyword=value pairs: rebuilt from what libpq parsed, without the password.
+    for (PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
+      if (option->val == nullptr || std::string_view(option->keyword) == "password") continue;
+      std::string value = option->val;
+      bool quote = value.empty() || value.find_first_of(" '\\") != std::string::npos;
+      if (quote) {
+        std::string escaped;
+        for (char c : value) {
+          if (c == '\'' || c == '\\') escaped += '\\';
+          escaped += c;
+        }
+        value = "'" + escaped + "'";
+      }
+      if (!out.empty()) out += ' ';
+      out += std::string(option->keyword) + "=" + value;
+    }
+  }
+  PQconninfoFree(options);
+  return out;
+}
+
+Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(const std::string& url,
+                                                           const PostgresOptions& options) {
+  if (url.empty()) {
+    return MakeError(Code::kInvalidArgument,
+                     "PostgreSQL connection string is empty; pass a URL such as "
+                     "postgresql://user@host:5432/kiln");
+  }
+  if (options.pool_size <= 0 || options.connect_attempts <= 0) {
+    return MakeError(Code::kInvalidArgument,
+                     "PostgreSQL pool_size and connect_attempts must be positive");
+  }
+  {
+    char* errmsg = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(url.c_str(), &errmsg);
+    std::string why = OneLine(errmsg);
+    PQfreemem(errmsg);
+    if (parsed == nullptr) {
+      return MakeError(Code::kInvalidArgument,
+                       "invalid PostgreSQL connection string (" + why +
+                           "); pass a URL such as postgresql://user@host:5432/kiln");
+    }
+    PQconninfoFree(parsed);
+  }
+  auto store = std::make_unique<PostgresStore>(Key{}, url, RedactUrl(url), options);
+  if (auto migrated = store->Migrate(); !migrated) return std::unexpected(migrated.error());
+  return store;
+}
+
+Result<std::unique_ptr<PostgresStore::Connection>> PostgresStore::Connect() {
+  // Ours first, the URL last: a setting in the URL wins over kiln's default for it.
+  std::string timeout = std::to_string(options_.connect_timeout_s);
+  const char* keywords[] = {
+      "connect_timeout",     "application_name", "client_encoding", "keepalives_idle",
+      "keepalives_interval", "keepalives_count", "dbname",          nullptr};
+  const char* values[] = {timeout.c_str(), "kiln", "UTF8", "30", "10", "3", url_.c_str(), nullptr};
+  std::chrono::milliseconds backoff = options_.initial_backoff;
+  std::string why;
+  for (int attempt = 1;; ++attempt) {
+    PGconn* raw = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+    auto conn = std::make_unique<Connection>(raw, display_url_);
+    if (raw != nullptr && PQstatus(raw) == CONNECTION_OK) {
+      PQsetNoticeProcessor(raw, IgnoreNotice, nullptr);
+      // Apply must return only once its commit is durable, whatever the server's default.
+      auto set = conn->Exec("SET synchronous_commit TO on", "set synchronous_commit");
+      if (set) return conn;
+      why = set.error().message();
+    } else {
+      why = raw != nullptr ? OneLine(PQerrorMessage(raw)) : "out of memory";
+    }
+    if (attempt >= options_.connect_attempts) break;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+  return MakeError(Code::kUnavailable,
+                   "cannot connect to PostgreSQL server " + display_url_ + " (" + why +
+                       "); tried " + std::to_string(options_.connect_attempts) + " times",
+                   display_url_);
+}
+
+Result<PostgresStore::Lease> PostgresStore::Acquire() {
+  std::unique_lock lock(mu_);
+  auto deadline = std::chrono::steady_clock::now() + options_.acquire_timeout;
+  while (idle_.empty() && open_ >= options_.pool_size) {
+    if (released_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+        open_ >= options_.pool_size) {
+      return MakeError(Code::kUnavailable,
+                       "all " + std::to_string(options_.pool_size) +
+                           " connections to PostgreSQL server " + display_url_ +
+                           " stayed in use for " +
+                           std::to_string(options_.acquire_timeout.count()) + " ms",
+                       display_url_);
+    }
+  }
+  if (!idle_.empty()) {
+    std::unique_ptr<Connection> conn = std::move(idle_.back());
+    idle_.pop_back();
+    conn->reused = true;
+    return Lease(this, std::move(conn));
+  }
+  ++open_;
+  lock.unlock();
+  auto conn = Connect();
+  if (!conn) {
+    lock.lock();
+    --open_;
+    released_.notify_one();
+    return std::unexpected(conn.error());
+  }
+  return Lease(this, std::move(*conn));
+}
+
+void PostgresStore::Release(std::unique_ptr<Connection> conn) {
+  // A call that failed mid-transaction leaves it open; end it before another call gets it.
+  if (!conn->broken() && PQtransactionStatus(conn->get()) != PQTRANS_IDLE) {
+    (void)conn->Exec("ROLLBACK", "roll back");
+  }
+  bool keep = !conn->broken() && PQtransactionStatus(conn->get()) == PQTRANS_IDLE;
+  std::vector<std::unique_ptr<Connection>> closing;
+  {
+    std::lock_guard lock(mu_);
+    if (keep) {
+      conn->commit_sent = false;
+      idle_.push_back(std::move(conn));
+    } else {
+      --open_;
+      closing.push_back(std::move(conn));
+      if (closing.back()->broken()) {
+        // The server went away: the idle connections are most likely dead too, and finding
+        // that out one failed call at a time would fail as many calls.
+        open_ -= static_cast<int>(idle_.size());
+        for (auto& idle : idle_) closing.push_back(std::move(idle));
+        idle_.clear();
+      }
+    }
+  }
+  released_.notify_all();
+  // `closing` closes its connections here, outside the lock.
+}
+
+template <typename T, typename Body>
+Result<T> PostgresStore::WithConnection(Body&& body) {
+  for (int attempt = 0;; ++attempt) {
+    auto lease = Acquire();
+    if (!lease) return std::unexpected(lease.error());
+    Connection& conn = **lease;
+    Result<T> result = body(conn);
+    if (result || !conn.broken()) return result;
+    // A pooled connection found dead before COMMIT was sent: nothing of this call can have
+    // been committed, so it is safe to run it once more on a fresh connection.
+    if (attempt > 0 || !conn.reused || conn.commit_sent) return result;
+  }
+}
+
+Result<void> PostgresStore::Migrate() {
+  return WithConnection<void>([&](Connection& conn) -> Result<void> {
+    // First, under the lock and before anything is written: is this a database kiln may use?
+    if (auto r = conn.Exec("BEGIN", "begin a transaction"); !r) return r;
+    if (auto r = conn.Exec(kMigrationLock, "lock the schema"); !r) return r;
+    auto tables = conn.Run(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL, to_regclass('workflows') IS NOT "
+        "NULL",
+        "read the schema");
+    if (!tables) return std::unexpected(tables.error());
+    bool has_migrations = std::string_view(PQgetvalue(tables->get(), 0, 0)) == "t";
+    bool has_workflows = std::string_view(PQgetvalue(tables->get(), 0, 1)) == "t";
+    if (has_workflows && !has_migrations) {
+      return MakeError(Code::kFailedPrecondition,
+                       "PostgreSQL database " + display_url_ +
+                           " has a workflows table but no schema_migrations table: it is not a "
+                           "kiln database; pass another database",
+                       display_url_);
+    }
+    if (has_migrations) {
+      auto version = conn.Run(Sql().schema_version, "read the schema version");
+      if (!version) return std::unexpected(version.error());
+      int64_t v = ParseInt(PQgetvalue(version->get(), 0, 0));
+      if (v > internal::kLatestSchemaVersion) {
+        return MakeError(Code::kFailedPrecondition,
+                         "database schema version " + std::to_string(v) +
+                             " is newer than this kiln (" +
+                             std::to_string(internal::kLatestSchemaVersion) + "); upgrade kiln",
+                         display_url_);
+      }
+    } else if (auto r = conn.Exec(internal::kCreateMigrationsTable, "create schema_migrations");
+               !r) {
+      return r;
+    }
+    if (auto r = conn.Exec("COMMIT", "commit"); !r) return r;
+
+    for (const internal::Migration& migration : internal::kMigrations) {
+      std::string what = "apply migration " + std::to_string(migration.version) + " (" +
+                         std::string(migration.description) + ")";
+      if (auto r = conn.Exec("BEGIN", "begin a transaction"); !r) return r;
+      if (auto r = conn.Exec(kMigrationLock, "lock the schema"); !r) return r;
+      auto version = conn.Run(Sql().schema_version, "read the schema version");
+      if (!version) return std::unexpected(version.error());
+      if (ParseInt(PQgetvalue(version->get(), 0, 0)) >= migration.version) {
+        if (auto r = conn.Exec("ROLLBACK", "roll back"); !r) return r;
+        continue;
+      }
+      for (std::string_view sql : migration.statements) {
+        if (auto r = conn.Exec(sql, what); !r) return r;
+      }
+      auto inserted =
+          conn.Run(Sql().insert_migration, Params().Int(migration.version).Int(NowMillis()), what);
+      if (!inserted) return std::unexpected(inserted.error());
+      if (auto r = conn.Exec("COMMIT", what); !r) return r;
+    }
+    return {};
+  });
+}
+
+Result<int> PostgresStore::SchemaVersion() {
+  return WithConnection<int>([&](Connection& conn) -> Result<int> {
+    auto version = conn.Run(Sql().schema_version, "read the schema version");
+    if (!version) return std::unexpected(version.error());
+    return static_cast<int>(ParseInt(PQgetvalue(version->get(), 0, 0)));  // NULL reads ""
+  });
+}
+
+Result<void> PostgresStore::Apply(const Batch& batch) {
+  if (batch.workflow_upsert && batch.workflow_upsert->uid.empty()) {
+    return MakeError(Code::kInvalidArgument, "workflow has an empty uid");
+  }
+  for (const NodeRecord& node : batch.node_upserts) {
+    if (node.workflow_uid.empty() || node.id.empty()) {
+      return MakeError(Code::kInvalidArgument, "node " + Quote(node.id) + " of workflow " +
+                                                   Quote(node.workflow_uid) +
+                                                   ": workflow uid and node id must not be empty");
+    }
+  }
+  if (batch.empty()) return {};
+
+  return WithConnection<void>([&](Connection& conn) -> Result<void> {
+    // Runs one row's statement; names the row in words a person can act on when it fails.
+    auto record = [&](const std::string& sql, const Params& params, const std::string& row,
+                      const std::string& uid) -> Result<void> {
+      auto done = conn.Run(sql, params, "record " + row);
+      if (done) return {};
+      if (!conn.broken() && conn.last_sqlstate() == "23503") {
+        return MakeError(Code::kFailedPrecondition,
+                         "cannot record " + row + ": workflow " + Quote(uid) + " does not exist",
+                         display_url_);
+      }
+      return std::unexpected(done.error());
+    };
+
+    if (auto r = conn.Exec("BEGIN", "begin a transaction"); !r) return r;
+
+    if (batch.workflow_upsert) {
+      const WorkflowRecord& w = *batch.workflow_upsert;
+      auto done = record(Sql().upsert_workflow,
+                         Params()
+                             .Text(w.uid)
+                             .Text(w.name)
+                             .Text(w.namespace_)
+                             .Text(w.kind)
+                             .Text(w.spec)
+                             .Text(w.parameters_json)
+                             .Text(w.phase)
+                             .Text(w.message)
+                             .Int(w.created_at)
+                             .Int(w.started_at)
+                             .Int(w.finished_at),
+                         "workflow " + Quote(w.uid), w.uid);
+      if (!done && !conn.broken() && conn.last_sqlstate() == "23505") {
+        return MakeError(Code::kAlreadyExists,
+                         "cannot record workflow " + Quote(w.uid) + ": a workflow named " +
+                             Quote(w.name) + " already exists in namespace " + Quote(w.namespace_),
+                         display_url_);
+      }
+      if (!done) return done;
+    }
+
+    for (const NodeRecord& n : batch.node_upserts) {
+      auto done = record(Sql().upsert_node,
+                         Params()
+                             .Text(n.workflow_uid)
+                             .Text(n.id)
+                             .Text(n.parent_id)
+                             .Text(n.display_name)
+                             .Text(n.template_name)
+                             .Text(n.type)
+                             .Text(n.phase)
+                             .Int(n.attempt)
+                             .Int(n.started_at)
+                             .Int(n.finished_at)
+                             .OptionalInt(n.exit_code)
+                             .Text(n.message)
+                             .Text(n.inputs_json)
+                             .Text(n.outputs_json),
+                         "node " + Quote(n.id), n.workflow_uid);
+      if (!done) return done;
+    }
+
+    for (const ParameterRecord& p : batch.parameter_upserts) {
+      auto done = record(
+          Sql().upsert_parameter,
+          Params().Text(p.workflow_uid).Text(p.node_id).Text(p.kind).Text(p.name).Text(p.value),
+          p.kind + " parameter " + Quote(p.name) + " of node " + Quote(p.node_id), p.workflow_uid);
+      if (!done) return done;
+    }
+
+    for (const ArtifactRecord& a : batch.artifact_inserts) {
+      auto done =
+          record(Sql().upsert_artifact,
+                 Params()
+                     .Text(a.workflow_uid)
+                     .Text(a.node_id)
+                     .Text(a.direction)
+                     .Text(a.name)
+                     .Text(a.uri)
+                     .Text(a.sha256)
+                     .Int(a.size),
+                 a.direction + " artifact " + Quote(a.name) + " of node " + Quote(a.node_id),
+                 a.workflow_uid);
+      if (!done) return done;
+    }
+
+    if (!batch.events.empty()) {
+      // FOR UPDATE holds the counter's row until COMMIT: a concurrent batch waits here and then
+      // reads the value this one wrote, so seqs are strictly increasing in commit order and a
+      // reader tailing with after_seq never sees a later seq before an earlier one.
+      auto counter = conn.Run(Sql().read_event_seq, "read the event counter");
+      if (!counter) return std::unexpected(counter.error());
+      if (PQntuples(counter->get()) != 1) {
+        return MakeError(Code::kInternal, "cannot read the event counter: its row is missing",
+                         display_url_);
+      }
+      int64_t seq = ParseInt(PQgetvalue(counter->get(), 0, 0));
+      for (const EventRecord& e : batch.events) {
+        auto done = record(Sql().insert_event,
+                           Params()
+                               .Int(++seq)
+                               .Text(e.workflow_uid)
+                               .Text(e.node_id)
+                               .Int(e.at)
+                               .Text(e.kind)
+                               .Text(e.from_phase)
+                               .Text(e.to_phase)
+                               .Text(e.message)
+                               .Text(e.data_json),
+                           e.kind + " event of node " + Quote(e.node_id), e.workflow_uid);
+        if (!done) return done;
+      }
+      auto written = conn.Run(Sql().write_event_seq, Params().Int(seq), "update the event counter");
+      if (!written) return std::unexpected(written.error());
+    }
+
+    conn.commit_sent = true;
+    return conn.Exec("COMMIT", "commit");
+  });
+}
+
+Result<std::optional<WorkflowRecord>> PostgresStore::GetWorkflow(const std::string& uid) {
+  return WithConnection<std::optional<WorkflowRecord>>(
+      [&](Connection& conn) -> Result<std::optional<WorkflowRecord>> {
+        auto rows = conn.Run(Sql().get_workflow, Params().Text(uid), "read workflow");
+        if (!rows) return std::unexpected(rows.error());
+        if (PQntuples(rows->get()) == 0) return std::nullopt;
+        return ReadWorkflow(rows->get(), 0);
+      });
+}
+
+Result<std::optional<WorkflowRecord>> PostgresStore::FindWorkflow(const std::string& namespace_,
+                                                                  const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  return WithConnection<std::optional<WorkflowRecord>>(
+      [&](Connection& conn) -> Result<std::optional<WorkflowRecord>> {
+        auto rows =
+            conn.Run(Sql().find_workflow, Params().Text(namespace_).Text(name), "read workflow");
+        if (!rows) return std::unexpected(rows.error());
+        if (PQntuples(rows->get()) == 0) return std::nullopt;
+        return ReadWorkflow(rows->get(), 0);
+      });
+}
+
+Result<WorkflowPage> PostgresStore::ListWorkflows(const WorkflowFilter& filter) {
+  std::optional<internal::PageKey> after;
+  if (!filter.continue_token.empty()) {
+    auto key = internal::DecodeContinueToken(filter.continue_token);
+    if (!key) return std::unexpected(key.error());
+    after = std::move(*key);
+  }
+  std::string sql =
+      internal::ListWorkflowsSql(internal::Dialect::kPostgres, !filter.namespace_.empty(),
+                                 !filter.phase.empty(), after.has_value(), filter.limit > 0);
+  Params params;
+  if (!filter.namespace_.empty()) params.Text(filter.namespace_);
+  if (!filter.phase.empty()) params.Text(filter.phase);
+  if (after) params.Int(after->created_at).Int(after->created_at).Text(after->uid);
+  // One row more than asked for says whether there is a next page.
+  if (filter.limit > 0) params.Int(int64_t{filter.limit} + 1);
+
+  return WithConnection<WorkflowPage>([&](Connection& conn) -> Result<WorkflowPage> {
+    auto rows = conn.Run(sql, params, "list workflows");
+    if (!rows) return std::unexpected(rows.error());
+    WorkflowPage page;
+    int n = PQntuples(rows->get());
+    for (int i = 0; i < n; ++i) {
+      if (filter.limit > 0 && page.workflows.size() == static_cast<size_t>(filter.limit)) {
+        const WorkflowRecord& last = page.workflows.back();
+        page.continue_token = internal::EncodeContinueToken({last.created_at, last.uid});
+        break;
+      }
+      page.workflows.push_back(ReadWorkflow(rows->get(), i));
+    }
+    return page;
+  });
+}
+
+Result<std::vector<NodeRecord>> PostgresStore::ListNodes(const std::string& uid) {
+  return WithConnection<std::vector<NodeRecord>>(
+      [&](Connection& conn) -> Result<std::vector<NodeRecord>> {
+        auto rows = conn.Run(Sql().list_nodes, Params().Text(uid), "list nodes");
+        if (!rows) return std::unexpected(rows.error());
+        return ReadAll<NodeRecord>(rows->get(), ReadNode);
+      });
+}
+
+Result<std::vector<ParameterRecord>> PostgresStore::ListParameters(const std::string& uid) {
+  return WithConnection<std::vector<ParameterRecord>>(
+      [&](Connection& conn) -> Result<std::vector<ParameterRecord>> {
+        auto rows = conn.Run(Sql().list_parameters, Params().Text(uid), "list parameters");
+        if (!rows) return std::unexpected(rows.error());
+        return ReadAll<ParameterRecord>(rows->get(), ReadParameter);
+      });
+}
+
+Result<std::vector<ArtifactRecord>> PostgresStore::ListArtifacts(const std::string& uid) {
+  return WithConnection<std::vector<ArtifactRecord>>(
+      [&](Connection& conn) -> Result<std::vector<ArtifactRecord>> {
+        auto rows = conn.Run(Sql().list_artifacts, Params().Text(uid), "list artifacts");
+        if (!rows) return std::unexpected(rows.error());
+        return ReadAll<ArtifactRecord>(rows->get(), ReadArtifact);
+      });
+}
+
+Result<std::vector<EventRecord>> PostgresStore::ListEvents(const std::string& uid,
+                                                           int64_t after_seq, int limit) {
+  int64_t bound = limit > 0 ? limit : std::numeric_limits<int64_t>::max();
+  return WithConnection<std::vector<EventRecord>>(
+      [&](Connection& conn) -> Result<std::vector<EventRecord>> {
+        auto rows = conn.Run(Sql().list_events, Params().Text(uid).Int(after_seq).Int(bound),
+                             "list events");
+        if (!rows) return std::unexpected(rows.error());
+        return ReadAll<EventRecord>(rows->get(), ReadEvent);
+      });
+}
+
+Result<void> PostgresStore::DeleteWorkflow(const std::string& uid) {
+  return WithConnection<void>([&](Connection& conn) -> Result<void> {
+    if (auto r = conn.Exec("BEGIN", "begin a transaction"); !r) return r;
+    auto exists = conn.Run(Sql().workflow_exists, Params().Text(uid), "delete workflow");
+    if (!exists) return std::unexpected(exists.error());
+    if (PQntuples(exists->get()) == 0) {
+      return MakeError(Code::kNotFound, "workflow " + Quote(uid) + " does not exist");
+    }
+    // Children first: the foreign keys refuse a workflow that still has rows.
+    for (const std::string& sql : Sql().delete_workflow) {
+      auto deleted = conn.Run(sql, Params().Text(uid), "delete workflow");
+      if (!deleted) return std::unexpected(deleted.error());
+    }
+    conn.commit_sent = true;
+    return conn.Exec("COMMIT", "commit");
+  });
+}
+
+}  // namespace kiln::store

@@ -1,0 +1,202 @@
+// The Kubernetes executor's pure part: Job names, labels, the Job for a template, termination
+// messages (executor/kubernetes_job.h).
+#include <catch2/catch.hpp>
+
+#include "dag/parse.h"
+#include "executor/kubernetes_job.h"
+
+namespace kiln::executor {
+
+using nlohmann::json;
+
+namespace {
+
+bool IsDns1123Label(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return s.front() != '-' && s.back() != '-';
+}
+
+// The first template of a one-template workflow, kept alive with its manifest.
+struct OneTemplate {
+  std::vector<dag::Manifest> manifests;
+  const dag::Template& tmpl() const { return manifests.back().spec.templates.front(); }
+  const dag::WorkflowSpec& spec() const { return manifests.back().spec; }
+};
+
+OneTemplate Parse(const std::string& spec_body) {
+  dag::Diagnostics diags;
+  OneTemplate t;
+  t.manifests = dag::ParseManifests(
+      "wf.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: wf}\nspec:\n" + spec_body,
+      dag::ParseOptions{}, diags);
+  REQUIRE_FALSE(diags.has_errors());
+  REQUIRE(t.manifests.size() == 1);
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("Job names are deterministic DNS-1123 labels of at most 63 characters", "[kubernetes]") {
+  CHECK(JobName("uid-1", "wf.train", 0) == JobName("uid-1", "wf.train", 0));
+  CHECK(JobName("uid-1", "wf.train", 0).starts_with("wf-train-0-"));
+  CHECK(JobName("uid-1", "wf.train", 0) != JobName("uid-1", "wf.train", 1));
+  CHECK(JobName("uid-1", "wf.train", 0) != JobName("uid-2", "wf.train", 0));
+  // Sanitising alone would make these equal; the hash keeps them apart.
+  CHECK(JobName("u", "wf.a(0)", 0) != JobName("u", "wf.a-0-", 0));
+  std::string long_node = "wf." + std::string(200, 'x') + "[3].Step_Name(0:1)";
+  std::string name = JobName("uid-1", long_node, 12);
+  CHECK(name.size() <= 63);
+  CHECK(IsDns1123Label(name));
+  CHECK(IsDns1123Label(JobName("uid-1", "WF.(weird)..", 0)));
+}
+
+TEST_CASE("label values are kept when valid and hashed when changed", "[kubernetes]") {
+  CHECK(LabelValue("train-evaluate") == "train-evaluate");
+  CHECK(LabelValue("wf.train") == "wf.train");
+  std::string v = LabelValue("wf[0].train(1:x)");
+  CHECK(v.starts_with("wf-0-.train-1-x-"));
+  CHECK(v.size() == std::string("wf-0-.train-1-x").size() + 9);
+  CHECK(LabelValue(std::string(100, 'a')).size() <= 63);
+  CHECK(LabelValue(std::string(100, 'a')) != LabelValue(std::string(101, 'a')));
+}
+
+TEST_CASE("a container step becomes a Job with kiln's labels and no Job-level retries", "[kubernetes]") {
+  OneTemplate t = Parse(R"(
+  entrypoint: main
+  serviceAccountName: runner
+  nodeSelector: {pool: batch}
+  podMetadata: {labels: {team: ml}}
+  templates:
+  - name: main
+    activeDeadlineSeconds: 120
+    nodeSelector: {zone: a}
+    metadata: {annotations: {note: hi}}
+    container:
+      image: busybox
+      command: [echo, hi]
+      resources: {limits: {cpu: "1"}}
+)");
+  scheduler::LaunchStep step;
+  step.node = "wf";
+  step.tmpl = &t.tmpl();
+  step.container = t.tmpl().container;
+  step.attempt = 2;
+  JobContext ctx;
+  ctx.namespace_ = "ml";
+  ctx.workflow = "wf";
+  ctx.workflow_uid = "uid-1";
+  ctx.spec = &t.spec();
+  ctx.ttl_seconds_after_finished = 300;
+  auto job = BuildJob(step, ctx);
+  REQUIRE(job.has_value());
+  const json& j = *job;
+  CHECK(j["metadata"]["name"] == JobName("uid-1", "wf", 2));
+  CHECK(j["metadata"]["namespace"] == "ml");
+  CHECK(j["metadata"]["labels"] == json{{"kiln.dev/workflow", "wf"}, {"kiln.dev/node", "wf"}, {"kiln.dev/attempt", "2"}});
+  CHECK(j["spec"]["backoffLimit"] == 0);
+  CHECK(j["spec"]["activeDeadlineSeconds"] == 120);
+  CHECK(j["spec"]["ttlSecondsAfterFinished"] == 300);
+  CHECK(j["spec"]["podFailurePolicy"] ==
+        json::parse(R"({"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]})"));
+  const json& pod = j["spec"]["template"];
+  CHECK(pod["metadata"]["labels"]["team"] == "ml");
+  CHECK(pod["metadata"]["labels"]["kiln.dev/attempt"] == "2");
+  CHECK(pod["metadata"]["annotations"]["note"] == "hi");
+  CHECK(pod["spec"]["restartPolicy"] == "Never");
+  CHECK(pod["spec"]["serviceAccountName"] == "runner");
+  CHECK(pod["spec"]["nodeSelector"] == json{{"pool", "batch"}, {"zone", "a"}});
+  CHECK_FALSE(pod["spec"].contains("tolerations"));
+  const json& c = pod["spec"]["containers"][0];
+  CHECK(c["name"] == "main");
+  CHECK(c["image"] == "busybox");
+  CHECK(c["command"] == json{"echo", "hi"});
+  CHECK(c["resources"]["limits"]["cpu"] == "1");
+}
+
+TEST_CASE("a GPU step gets the nvidia.com/gpu toleration unless it has one", "[kubernetes]") {
+  OneTemplate t = Parse(R"(
+  entrypoint: gpu
+  templates:
+  - name: gpu
+    container: {image: cuda, command: [nvidia-smi], resources: {limits: {nvidia.com/gpu: 1}}}
+  - name: tolerant
+    tolerations: [{key: nvidia.com/gpu, operator: Equal, value: present, effect: NoSchedule}]
+    container: {image: cuda, command: [nvidia-smi], resources: {limits: {nvidia.com/gpu: 1}}}
+)");
+  JobContext ctx;
+  ctx.workflow = "wf";
+  ctx.workflow_uid = "u";
+  scheduler::LaunchStep step;
+  step.node = "wf";
+  step.tmpl = &t.spec().templates[0];
+  step.container = step.tmpl->container;
+  auto job = BuildJob(step, ctx);
+  REQUIRE(job.has_value());
+  CHECK((*job)["spec"]["template"]["spec"]["tolerations"] ==
+        json::parse(R"([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])"));
+  step.tmpl = &t.spec().templates[1];
+  step.container = step.tmpl->container;
+  job = BuildJob(step, ctx);
+  REQUIRE(job.has_value());
+  CHECK((*job)["spec"]["template"]["spec"]["tolerations"].size() == 1);
+  CHECK((*job)["spec"]["template"]["spec"]["tolerations"][0]["value"] == "present");
+  CHECK(ToleratesGpuTaint(json::parse(R"([{"operator": "Exists"}])")));
+  CHECK_FALSE(ToleratesGpuTaint(json::parse(R"([{"key": "nvidia.com/gpu", "effect": "NoExecute"}])")));
+}
+
+TEST_CASE("a script step runs its source as a file passed to its command", "[kubernetes]") {
+  OneTemplate t = Parse(R"Y(
+  entrypoint: s
+  templates:
+  - name: s
+    script: {image: python, command: [python], source: "print(1)"}
+)Y");
+  scheduler::LaunchStep step;
+  step.node = "wf";
+  step.tmpl = &t.tmpl();
+  step.container = t.tmpl().script.container;
+  step.script_source = "print(1)";
+  JobContext ctx;
+  ctx.workflow = "wf";
+  auto job = BuildJob(step, ctx);
+  REQUIRE(job.has_value());
+  const json& c = (*job)["spec"]["template"]["spec"]["containers"][0];
+  CHECK(c["command"][0] == "/bin/sh");
+  CHECK(c["command"][4] == "python");
+  CHECK(c["env"].back() == json{{"name", "KILN_SCRIPT_SOURCE"}, {"value", "print(1)"}});
+  CHECK((*job)["spec"]["template"]["spec"]["volumes"][0]["name"] == "kiln-staging");
+}
+
+TEST_CASE("what the Kubernetes executor cannot run yet is a clear error", "[kubernetes]") {
+  OneTemplate t = Parse(R"(
+  entrypoint: r
+  templates:
+  - name: r
+    resource: {action: create, manifest: "kind: ConfigMap"}
+)");
+  scheduler::LaunchStep step;
+  step.node = "wf";
+  step.tmpl = &t.tmpl();
+  auto job = BuildJob(step, JobContext{});
+  REQUIRE_FALSE(job.has_value());
+  CHECK(job.error().ToString() ==
+        "wf: the Kubernetes executor runs container and script templates; a resource template is not supported yet");
+}
+
+TEST_CASE("termination messages carry output parameters and the result", "[kubernetes]") {
+  auto a = ParseTerminationMessage(R"({"parameters": {"x": "1", "n": 2}, "result": "hello"})");
+  REQUIRE(a.has_value());
+  CHECK(a->parameters == std::map<std::string, std::string>{{"n", "2"}, {"x", "1"}});
+  CHECK(a->result == "hello");
+  auto b = ParseTerminationMessage(R"({"parameters": [{"name": "y", "value": "v"}]})");
+  REQUIRE(b.has_value());
+  CHECK(b->parameters.at("y") == "v");
+  CHECK_FALSE(b->result.has_value());
+  CHECK_FALSE(ParseTerminationMessage("Traceback (most recent call last):").has_value());
+  CHECK_FALSE(ParseTerminationMessage(R"({"other": 1})").has_value());
+}
+
+}  // namespace kiln::executor

@@ -1,0 +1,352 @@
+// The Kubernetes executor against kubesim: workflows driven by the scheduler's Driver with the
+// KubernetesStepRunner, Jobs read back from the API. kubesim's kubelet is scripted by pod
+// annotations (docs/kubesim.md): kubesim.kiln.dev/exit-code, duration, termination-message.
+#include <catch2/catch.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <set>
+
+#include "dag/parse.h"
+#include "executor/kubernetes_step_runner.h"
+#include "kube/client.h"
+#include "kube/kubeconfig.h"
+#include "scheduler/controller.h"
+#include "scheduler/driver.h"
+#include "tests/kubesim/test_util.h"
+
+namespace kiln::executor {
+
+namespace asio = boost::asio;
+using kubesim::testing::Kubesim;
+using kubesim::testing::TempDir;
+using nlohmann::json;
+
+namespace {
+
+// A kubesim, a client on a test io_context, and workflows run to their end on it.
+class Cluster {
+ public:
+  explicit Cluster(const std::string& cluster_file) : sim_(cluster_file) {
+    auto config = kube::LoadKubeconfig(sim_.kubeconfig());
+    REQUIRE(config.has_value());
+    auto client = kube::Client::Create(io_, *config);
+    REQUIRE(client.has_value());
+    client_ = std::move(*client);
+  }
+
+  // Runs the Workflow in `yaml` to its end. `on_change` sees every transition (it may post
+  // events). A bound of 60 s stops a run that hangs (a failure, never the synchronisation).
+  const scheduler::WorkflowState& Run(const std::string& yaml,
+                                      std::function<void(scheduler::Driver&, const scheduler::WorkflowState&)> on_change = {}) {
+    dag::Diagnostics diags;
+    manifests_.push_back(std::make_unique<std::vector<dag::Manifest>>(
+        dag::ParseManifests("wf.yaml", yaml, dag::ParseOptions{}, diags)));
+    REQUIRE_FALSE(diags.has_errors());
+    const dag::Manifest& m = manifests_.back()->back();
+    library_.Add(m);
+    auto state = scheduler::NewWorkflow(m, library_, "uid-" + std::to_string(manifests_.size()), {});
+    REQUIRE(state.has_value());
+    states_.push_back(std::make_unique<scheduler::WorkflowState>(std::move(*state)));
+    scheduler::WorkflowState& s = *states_.back();
+    KubernetesOptions options;
+    options.job.namespace_ = "default";
+    options.job.workflow = s.name;
+    options.job.workflow_uid = s.uid;
+    options.job.spec = &m.spec;
+    KubernetesStepRunner runner(*client_, options);
+    scheduler::Driver* driver_ptr = nullptr;
+    auto recorder = [](const scheduler::WorkflowState&, const scheduler::Event&, const scheduler::Transition&) -> Result<void> {
+      return {};
+    };
+    auto observer = [&](const scheduler::WorkflowState& after, const scheduler::Transition&) {
+      if (scheduler::IsDone(after.phase)) {
+        io_.stop();
+      } else if (on_change && driver_ptr) {
+        on_change(*driver_ptr, after);
+      }
+    };
+    scheduler::Driver driver(io_, s, library_, runner, recorder, observer);
+    driver_ptr = &driver;
+    asio::steady_timer bound(io_, std::chrono::seconds(60));
+    bool timed_out = false;
+    bound.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) {
+        timed_out = true;
+        io_.stop();
+      }
+    });
+    io_.restart();
+    driver.Start();
+    io_.run();
+    bound.cancel();
+    REQUIRE_FALSE(timed_out);
+    return s;
+  }
+
+  // A blocking API call for assertions.
+  kube::ApiResponse Api(const std::string& method, const std::string& target, std::optional<json> body = std::nullopt) {
+    std::optional<Result<kube::ApiResponse>> out;
+    asio::co_spawn(io_, [&]() -> asio::awaitable<void> { out = co_await client_->Call(method, target, body); },
+                   asio::detached);
+    io_.restart();
+    while (!out) io_.run_one();
+    REQUIRE(out->has_value());
+    return **out;
+  }
+  // The workflow's Jobs, sorted by name.
+  std::vector<json> Jobs(const std::string& workflow) {
+    kube::ApiResponse r = Api("GET", "/apis/batch/v1/namespaces/default/jobs?labelSelector=" +
+                                         kube::UrlEncode("kiln.dev/workflow=" + workflow));
+    REQUIRE(r.status == 200);
+    std::vector<json> jobs(r.body["items"].begin(), r.body["items"].end());
+    std::sort(jobs.begin(), jobs.end(), [](const json& a, const json& b) {
+      return a["metadata"]["name"].get<std::string>() < b["metadata"]["name"].get<std::string>();
+    });
+    return jobs;
+  }
+  std::vector<json> PodsOf(const std::string& job) {
+    kube::ApiResponse r = Api("GET", "/api/v1/namespaces/default/pods?labelSelector=" + kube::UrlEncode("job-name=" + job));
+    REQUIRE(r.status == 200);
+    return std::vector<json>(r.body["items"].begin(), r.body["items"].end());
+  }
+
+ private:
+  Kubesim sim_;
+  asio::io_context io_;
+  std::unique_ptr<kube::Client> client_;
+  std::vector<std::unique_ptr<std::vector<dag::Manifest>>> manifests_;
+  dag::TemplateLibrary library_;
+  std::vector<std::unique_ptr<scheduler::WorkflowState>> states_;
+};
+
+const scheduler::NodeState& NodeNamed(const scheduler::WorkflowState& s, const std::string& name) {
+  for (const auto& [id, n] : s.nodes) {
+    if (n.name == name) return n;
+  }
+  FAIL("no node named " << name);
+  throw std::logic_error("unreachable");
+}
+
+std::string Wf(const std::string& name, const std::string& spec) {
+  return "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: " + name + "}\nspec:\n" + spec;
+}
+
+}  // namespace
+
+TEST_CASE("a two-step workflow runs as one Job per step and passes outputs on", "[kubernetes][kubesim]") {
+  Cluster cluster("cpu-only.yaml");
+  const auto& s = cluster.Run(Wf("two", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: first, template: produce}
+    - - name: second
+        template: consume
+        arguments: {parameters: [{name: x, value: "{{steps.first.outputs.parameters.x}}"}]}
+  - name: produce
+    activeDeadlineSeconds: 600
+    metadata:
+      labels: {team: ml}
+      annotations: {kubesim.kiln.dev/termination-message: '{"parameters": {"x": "42"}, "result": "hello"}'}
+    outputs: {parameters: [{name: x, valueFrom: {path: /tmp/x}}]}
+    container: {image: busybox, command: [sh, -c, "echo 42 > /tmp/x"]}
+  - name: consume
+    inputs: {parameters: [{name: x}]}
+    container: {image: busybox, command: [echo, "{{inputs.parameters.x}}"]}
+)"));
+  CHECK(s.phase == scheduler::Phase::kSucceeded);
+  CHECK(NodeNamed(s, "first").outputs.at("x") == "42");
+  CHECK(NodeNamed(s, "first").result == "hello");
+  CHECK(NodeNamed(s, "second").exit_code == 0);
+
+  std::vector<json> jobs = cluster.Jobs("two");
+  REQUIRE(jobs.size() == 2);
+  std::map<std::string, json> by_node;
+  for (const json& j : jobs) by_node[j["metadata"]["annotations"]["kiln.dev/node"].get<std::string>()] = j;
+  const std::string first_id = NodeNamed(s, "first").id, second_id = NodeNamed(s, "second").id;
+  REQUIRE(by_node.count(first_id));
+  REQUIRE(by_node.count(second_id));
+  const json& first = by_node[first_id];
+  CHECK(first["metadata"]["name"] == JobName("uid-1", first_id, 0));
+  CHECK(first["metadata"]["labels"]["kiln.dev/workflow"] == "two");
+  CHECK(first["metadata"]["labels"]["kiln.dev/node"] == LabelValue(first_id));
+  CHECK(first["metadata"]["labels"]["kiln.dev/attempt"] == "0");
+  CHECK(first["spec"]["backoffLimit"] == 0);
+  CHECK(first["spec"]["activeDeadlineSeconds"] == 600);
+  CHECK(first["spec"]["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["type"] == "DisruptionTarget");
+  CHECK(first["spec"]["template"]["spec"]["restartPolicy"] == "Never");
+  CHECK(first["spec"]["template"]["metadata"]["labels"]["team"] == "ml");
+  bool complete = false;
+  for (const json& c : first["status"]["conditions"]) complete = complete || c["type"] == "Complete";
+  CHECK(complete);
+  const json& second = by_node[second_id];
+  CHECK(second["spec"]["template"]["spec"]["containers"][0]["command"] == json{"echo", "42"});
+}
+
+TEST_CASE("a failing step fails the workflow with its exit code", "[kubernetes][kubesim]") {
+  Cluster cluster("cpu-only.yaml");
+  const auto& s = cluster.Run(Wf("fails", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    metadata: {annotations: {kubesim.kiln.dev/exit-code: "3"}}
+    container: {image: busybox, command: [sh, -c, "exit 3"]}
+)"));
+  CHECK(s.phase == scheduler::Phase::kFailed);
+  const scheduler::NodeState& n = s.nodes.at(s.root);
+  CHECK(n.phase == scheduler::Phase::kFailed);
+  CHECK(n.exit_code == 3);
+  CHECK(n.message == "Error (exit code 3)");
+  std::vector<json> jobs = cluster.Jobs("fails");
+  REQUIRE(jobs.size() == 1);
+  bool failed = false;
+  for (const json& c : jobs[0]["status"]["conditions"]) failed = failed || c["type"] == "Failed";
+  CHECK(failed);
+  CHECK(jobs[0]["status"]["failed"] == 1);  // backoffLimit 0: one pod, no retry by the Job
+}
+
+TEST_CASE("retryStrategy makes a new Job per attempt", "[kubernetes][kubesim]") {
+  Cluster cluster("cpu-only.yaml");
+  const auto& s = cluster.Run(Wf("retries", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    retryStrategy: {limit: 2}
+    metadata: {annotations: {kubesim.kiln.dev/exit-code: "1"}}
+    container: {image: busybox, command: [sh, -c, "exit 1"]}
+)"));
+  CHECK(s.phase == scheduler::Phase::kFailed);
+  std::vector<json> jobs = cluster.Jobs("retries");
+  REQUIRE(jobs.size() == 3);
+  std::set<std::string> attempts, names;
+  for (const json& j : jobs) {
+    attempts.insert(j["metadata"]["labels"]["kiln.dev/attempt"].get<std::string>());
+    names.insert(j["metadata"]["name"].get<std::string>());
+  }
+  CHECK(attempts == std::set<std::string>{"0", "1", "2"});
+  CHECK(names.size() == 3);
+}
+
+TEST_CASE("a GPU step gets the toleration and lands on a tainted GPU node", "[kubernetes][kubesim]") {
+  Cluster cluster("mixed-gpu.yaml");
+  const auto& s = cluster.Run(Wf("gpu", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: train, template: train}
+      - {name: prep, template: prep}
+  - name: train
+    nodeSelector: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB}
+    container:
+      image: cuda
+      command: [nvidia-smi]
+      resources: {limits: {nvidia.com/gpu: "2"}}
+  - name: prep
+    container: {image: busybox, command: [echo, prep]}
+)"));
+  CHECK(s.phase == scheduler::Phase::kSucceeded);
+  std::string train_job = JobName("uid-1", NodeNamed(s, "train").id, 0);
+  std::string prep_job = JobName("uid-1", NodeNamed(s, "prep").id, 0);
+  std::vector<json> jobs = cluster.Jobs("gpu");
+  REQUIRE(jobs.size() == 2);
+  // The API server adds its default not-ready/unreachable tolerations; count the GPU ones.
+  const json gpu_toleration = json::parse(R"({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})");
+  for (const json& j : jobs) {
+    const json tolerations = j["spec"]["template"]["spec"].value("tolerations", json::array());
+    size_t gpu = 0;
+    for (const json& t : tolerations) gpu += t.value("key", "") == "nvidia.com/gpu" ? 1 : 0;
+    if (j["metadata"]["name"] == train_job) {
+      CHECK(gpu == 1);
+      CHECK(std::find(tolerations.begin(), tolerations.end(), gpu_toleration) != tolerations.end());
+    } else {
+      CHECK(gpu == 0);
+    }
+  }
+  std::vector<json> train_pods = cluster.PodsOf(train_job);
+  REQUIRE(train_pods.size() == 1);
+  CHECK(train_pods[0]["spec"]["nodeName"].get<std::string>().starts_with("a100-"));
+  std::vector<json> prep_pods = cluster.PodsOf(prep_job);
+  REQUIRE(prep_pods.size() == 1);
+  CHECK(prep_pods[0]["spec"]["nodeName"].get<std::string>().starts_with("cpu-"));
+}
+
+TEST_CASE("cancelling a workflow deletes its running Job", "[kubernetes][kubesim]") {
+  Cluster cluster("cpu-only.yaml");
+  bool cancelled = false;
+  const auto& s = cluster.Run(Wf("killed", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    metadata: {annotations: {kubesim.kiln.dev/duration: 1h}}
+    container: {image: busybox, command: [sleep, "3600"]}
+)"), [&](scheduler::Driver& driver, const scheduler::WorkflowState& after) {
+    auto it = after.nodes.find(after.root);
+    if (!cancelled && it != after.nodes.end() && it->second.phase == scheduler::Phase::kRunning) {
+      cancelled = true;
+      driver.Post(scheduler::CancelRequested{});
+    }
+  });
+  CHECK(cancelled);
+  CHECK(s.phase == scheduler::Phase::kFailed);
+  CHECK(s.nodes.at(s.root).phase == scheduler::Phase::kFailed);
+  CHECK(cluster.Jobs("killed").empty());
+  CHECK(cluster.Api("GET", "/apis/batch/v1/namespaces/default/jobs/" + JobName("uid-1", s.root, 0)).status == 404);
+}
+
+TEST_CASE("a create answered 409 AlreadyExists adopts the existing Job", "[kubernetes][kubesim]") {
+  Cluster cluster("cpu-only.yaml");
+  // A restarted kiln finds the Job its first life created: here made beforehand, under the name
+  // the run's first attempt gets (the first run of a Cluster has uid-1), scripted to exit 5.
+  json job = json::parse(R"({"apiVersion": "batch/v1", "kind": "Job",
+    "metadata": {"labels": {"kiln.dev/workflow": "adopt"}},
+    "spec": {"backoffLimit": 0, "template": {
+      "metadata": {"annotations": {"kubesim.kiln.dev/exit-code": "5"}},
+      "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}}}})");
+  job["metadata"]["name"] = JobName("uid-1", "adopt", 0);
+  REQUIRE(cluster.Api("POST", "/apis/batch/v1/namespaces/default/jobs", job).status == 201);
+  const auto& s = cluster.Run(Wf("adopt", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    container: {image: busybox, command: [echo, new]}
+)"));
+  REQUIRE(s.root == "adopt");
+  CHECK(s.nodes.at(s.root).exit_code == 5);
+  CHECK(cluster.Jobs("adopt").size() == 1);
+}
+
+TEST_CASE("kubeconfig problems are clear errors", "[kubernetes]") {
+  TempDir dir;
+  auto missing = kube::LoadKubeconfig(dir / "nope");
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().ToString() == "kubeconfig " + (dir / "nope") + ": cannot read the file");
+  kubesim::testing::WriteFile(dir / "k", "apiVersion: v1\nkind: Config\ncurrent-context: prod\ncontexts: []\n");
+  auto no_context = kube::LoadKubeconfig(dir / "k");
+  REQUIRE_FALSE(no_context.has_value());
+  CHECK(no_context.error().ToString() == "kubeconfig " + (dir / "k") + ": context \"prod\" not found");
+}
+
+TEST_CASE("an unreachable API server is an Unavailable error naming it", "[kubernetes]") {
+  asio::io_context io;
+  kube::ClusterConfig config;
+  REQUIRE(kube::ParseServerUrl("http://127.0.0.1:1", config).has_value());
+  kube::ClientOptions options;
+  options.max_attempts = 2;
+  options.backoff_initial = std::chrono::milliseconds(1);
+  auto client = kube::Client::Create(io, config, options);
+  REQUIRE(client.has_value());
+  std::optional<Result<json>> out;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> { out = co_await (*client)->Get("/api/v1/namespaces"); },
+                 asio::detached);
+  while (!out) io.run_one();
+  REQUIRE_FALSE(out->has_value());
+  CHECK(out->error().code() == Code::kUnavailable);
+  CHECK(out->error().ToString().starts_with("http://127.0.0.1:1: cannot connect: "));
+}
+
+}  // namespace kiln::executor
