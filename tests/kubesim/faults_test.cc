@@ -214,7 +214,7 @@ TEST_CASE("probabilistic fault rules replay the same way for the same seed", "[k
   CHECK(first.find('.') != std::string::npos);
 }
 
-TEST_CASE("--faults loads rules at start", "[kubesim][faults]") {
+TEST_CASE("kubesim --faults loads rules at start", "[kubesim][faults]") {
   TempDir dir;
   WriteFile(dir / "faults.json",
             R"({"rules":[{"action":"error","verb":"list","resource":"nodes","count":1}]})");
@@ -224,7 +224,7 @@ TEST_CASE("--faults loads rules at start", "[kubesim][faults]") {
   CHECK(client.Get("/api/v1/nodes").status == 200);
 }
 
-TEST_CASE("--audit-log writes one Metadata-level audit Event per request", "[kubesim][audit]") {
+TEST_CASE("kubesim --audit-log writes one Metadata-level audit Event per request", "[kubesim][audit]") {
   TempDir dir;
   std::string path = dir / "audit.log";
   Kubesim sim("cpu-only.yaml", {"--plain", "--token", kToken, "--audit-log", path});
