@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "store/internal/continue_token.h"
+#include "store/internal/record_reader.h"
 #include "store/internal/schema.h"
 #include "store/internal/statements.h"
 
@@ -127,78 +128,27 @@ class Reader {
 
 WorkflowRecord ReadWorkflow(sqlite3_stmt* stmt) {
   Reader r(stmt);
-  WorkflowRecord w;
-  w.uid = r.Text();
-  w.name = r.Text();
-  w.namespace_ = r.Text();
-  w.kind = r.Text();
-  w.spec = r.Text();
-  w.parameters_json = r.Text();
-  w.phase = r.Text();
-  w.message = r.Text();
-  w.created_at = r.Int();
-  w.started_at = r.Int();
-  w.finished_at = r.Int();
-  return w;
+  return internal::ReadWorkflowRow(r);
 }
 
 NodeRecord ReadNode(sqlite3_stmt* stmt) {
   Reader r(stmt);
-  NodeRecord n;
-  n.workflow_uid = r.Text();
-  n.id = r.Text();
-  n.parent_id = r.Text();
-  n.display_name = r.Text();
-  n.template_name = r.Text();
-  n.type = r.Text();
-  n.phase = r.Text();
-  n.attempt = static_cast<int>(r.Int());
-  n.started_at = r.Int();
-  n.finished_at = r.Int();
-  n.exit_code = r.OptionalInt();
-  n.message = r.Text();
-  n.inputs_json = r.Text();
-  n.outputs_json = r.Text();
-  return n;
+  return internal::ReadNodeRow(r);
 }
 
 ParameterRecord ReadParameter(sqlite3_stmt* stmt) {
   Reader r(stmt);
-  ParameterRecord p;
-  p.workflow_uid = r.Text();
-  p.node_id = r.Text();
-  p.kind = r.Text();
-  p.name = r.Text();
-  p.value = r.Text();
-  return p;
+  return internal::ReadParameterRow(r);
 }
 
 ArtifactRecord ReadArtifact(sqlite3_stmt* stmt) {
   Reader r(stmt);
-  ArtifactRecord a;
-  a.workflow_uid = r.Text();
-  a.node_id = r.Text();
-  a.direction = r.Text();
-  a.name = r.Text();
-  a.uri = r.Text();
-  a.sha256 = r.Text();
-  a.size = r.Int();
-  return a;
+  return internal::ReadArtifactRow(r);
 }
 
 EventRecord ReadEvent(sqlite3_stmt* stmt) {
   Reader r(stmt);
-  EventRecord e;
-  e.seq = r.Int();
-  e.workflow_uid = r.Text();
-  e.node_id = r.Text();
-  e.at = r.Int();
-  e.kind = r.Text();
-  e.from_phase = r.Text();
-  e.to_phase = r.Text();
-  e.message = r.Text();
-  e.data_json = r.Text();
-  return e;
+  return internal::ReadEventRow(r);
 }
 
 // The checks Open makes before SQLite touches the file, so that every failure a person can fix
