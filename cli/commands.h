@@ -18,6 +18,12 @@ void RegisterResume(CLI::App& app);
 void RegisterGet(CLI::App& app);
 void RegisterList(CLI::App& app);
 void RegisterLogs(CLI::App& app);
+// Clients of a kiln server (cli/client.h): submit, watch, and stop, terminate, retry, resubmit,
+// resume and delete.
+void RegisterSubmit(CLI::App& app);
+void RegisterWatch(CLI::App& app);
+void RegisterWorkflowActions(CLI::App& app);
+void RegisterServer(CLI::App& app);
 
 // The exit code set by the subcommand that ran (0 when none set one).
 int ExitCode();

@@ -1,6 +1,9 @@
-// kiln logs: the output of a recorded workflow's steps, as `argo logs` prints it. The store
-// records the steps; their output is in the log files the local executor wrote under the data
-// directory (<data>/workflows/<uid>/steps/<hex>/log, one "<time> <stream> <text>" line each).
+// kiln logs: the output of a workflow's steps, as `argo logs` prints it.
+// Recorded here by `kiln run`: the store records the steps; their output is in the log files the
+// local executor wrote under the data directory (<data>/workflows/<uid>/steps/<hex>/log, one
+// "<time> <stream> <text>" line each).
+// From a kiln server (cli/client.h says when): GET .../log, newline-delimited
+// {"result": {"content": ..., "podName": <node id>}}, followed with -f.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +13,7 @@
 #include <vector>
 
 #include "base/strings.h"
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/data_dir.h"
 
@@ -20,10 +24,11 @@ namespace {
 struct LogsFlags {
   std::string workflow;
   std::string step;
-  std::string namespace_;
   std::string data_dir;
   bool timestamps = false;
   bool paths = false;
+  bool follow = false;
+  ClientFlags client;  // and -n
 };
 
 // The Pod nodes at or below the nodes in `from` (a Retry or DAG node stands for its steps).
@@ -76,14 +81,127 @@ bool PrintLog(const std::string& path, const std::string& prefix, bool timestamp
   return true;
 }
 
+// The nodes `step` names: the node with that id, else those with that display name. When none,
+// prints what the steps are and returns an empty list.
+std::vector<const store::NodeRecord*> ChooseStep(const std::vector<store::NodeRecord>& nodes,
+                                                 const std::string& workflow,
+                                                 const std::string& step) {
+  std::vector<const store::NodeRecord*> chosen;
+  for (const store::NodeRecord& n : nodes) {
+    if (n.id == step) chosen = {&n};
+  }
+  if (chosen.empty()) {
+    for (const store::NodeRecord& n : nodes) {
+      if (n.display_name == step) chosen.push_back(&n);
+    }
+  }
+  if (chosen.empty()) {
+    std::vector<std::string> names;
+    for (const store::NodeRecord& n : nodes) {
+      if (n.type == "Pod") names.push_back(n.display_name);
+    }
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    std::vector<std::string_view> views(names.begin(), names.end());
+    std::string list;
+    for (const std::string& s : names) list += (list.empty() ? "" : ", ") + s;
+    std::fprintf(stderr, "kiln logs: workflow %s has no step %s%s; its steps are: %s\n",
+                 workflow.c_str(), Quote(step).c_str(), DidYouMean(step, views).c_str(),
+                 list.empty() ? "(none)" : list.c_str());
+  }
+  return chosen;
+}
+
+// The steps' output from the server, one request for the whole workflow or for one node.
+int LogsFromServer(const LogsFlags& flags, ClientConfig config) {
+  if (flags.paths) {
+    std::fprintf(stderr,
+                 "kiln logs: --path shows the log files `kiln run` wrote on this machine; a "
+                 "server's logs are read through it (leave out --path, or pass --data-dir)\n");
+    return kExitUsage;
+  }
+  ServerClient client("logs", std::move(config));
+  auto wf = client.Call("GET", client.WorkflowsPath(flags.workflow));
+  if (!wf) return client.exit_code();
+  WorkflowRecords records = RecordsFromWorkflowJson(*wf);
+  const std::vector<store::NodeRecord>& nodes = records.nodes;
+
+  std::vector<const store::NodeRecord*> pods;
+  std::string node_id;
+  if (flags.step.empty()) {
+    for (const store::NodeRecord& n : nodes) {
+      if (n.type == "Pod") pods.push_back(&n);
+    }
+  } else {
+    std::vector<const store::NodeRecord*> chosen =
+        ChooseStep(nodes, records.workflow.name, flags.step);
+    if (chosen.empty()) return kExitFailure;
+    if (chosen.size() > 1) {
+      std::string ids;
+      for (const store::NodeRecord* n : chosen) ids += (ids.empty() ? "" : ", ") + n->id;
+      std::fprintf(
+          stderr, "kiln logs: workflow %s has %zu steps named %s; pass one of their ids: %s\n",
+          records.workflow.name.c_str(), chosen.size(), Quote(flags.step).c_str(), ids.c_str());
+      return kExitFailure;
+    }
+    node_id = chosen.front()->id;
+    pods = PodsBelow(nodes, chosen);
+  }
+  // Lines are prefixed as in the embedded mode: with the step's name when several steps print,
+  // with its id when names repeat.
+  std::map<std::string, const store::NodeRecord*> by_id;
+  std::map<std::string, int> name_count;
+  for (const store::NodeRecord& n : nodes) by_id[n.id] = &n;
+  for (const store::NodeRecord* n : pods) ++name_count[n->display_name];
+  auto label = [&](const std::string& pod) {
+    auto it = by_id.find(pod);
+    if (it == by_id.end()) return pod;
+    const store::NodeRecord* n = it->second;
+    return n->display_name.empty() || name_count[n->display_name] > 1 ? n->id : n->display_name;
+  };
+  const bool prefix = pods.size() > 1;
+
+  std::string query;
+  auto add = [&query](const std::string& key, const std::string& value) {
+    query += (query.empty() ? "?" : "&") + key + "=" + http::UrlEncode(value);
+  };
+  if (!node_id.empty()) add("nodeId", node_id);
+  if (flags.follow) add("follow", "true");
+  if (flags.timestamps) add("logOptions.timestamps", "true");
+  auto end = client.Stream(
+      client.WorkflowsPath(flags.workflow) + "/log" + query, [&](const nlohmann::json& result) {
+        std::string line;
+        if (prefix && result.contains("podName") && result["podName"].is_string()) {
+          line = label(result["podName"].get<std::string>()) + ": ";
+        }
+        if (result.contains("content") && result["content"].is_string()) {
+          line += result["content"].get<std::string>();
+        }
+        line += '\n';
+        std::fwrite(line.data(), 1, line.size(), stdout);
+        std::fflush(stdout);
+        return true;
+      });
+  return end == ServerClient::StreamEnd::kFailed ? client.exit_code() : 0;
+}
+
 int RunLogs(const LogsFlags& flags) {
+  auto server = ServerMode("logs", flags.client, !flags.data_dir.empty());
+  if (!server) return server.error();
+  if (*server) return LogsFromServer(flags, std::move(**server));
+  if (flags.follow) {
+    std::fprintf(stderr,
+                 "kiln logs: -f follows a workflow that a kiln server runs; `kiln run` prints "
+                 "what its steps write as they run\n");
+    return kExitUsage;
+  }
   const std::string data_dir = ResolveDataDir(flags.data_dir);
   auto db = OpenRecordedStore(data_dir);
   if (!db) {
     std::fprintf(stderr, "kiln logs: %s\n", db.error().ToString().c_str());
     return 1;
   }
-  auto wf = FindRecordedWorkflow(**db, data_dir, flags.workflow, flags.namespace_);
+  auto wf = FindRecordedWorkflow(**db, data_dir, flags.workflow, flags.client.namespace_);
   if (!wf) {
     std::fprintf(stderr, "kiln logs: %s\n", wf.error().ToString().c_str());
     return 1;
@@ -100,28 +218,8 @@ int RunLogs(const LogsFlags& flags) {
 
   std::vector<const store::NodeRecord*> pods = all_pods;
   if (!flags.step.empty()) {
-    std::vector<const store::NodeRecord*> chosen;
-    for (const store::NodeRecord& n : *nodes) {
-      if (n.id == flags.step) chosen = {&n};
-    }
-    if (chosen.empty()) {
-      for (const store::NodeRecord& n : *nodes) {
-        if (n.display_name == flags.step) chosen.push_back(&n);
-      }
-    }
-    if (chosen.empty()) {
-      std::vector<std::string> names;
-      for (const store::NodeRecord* n : all_pods) names.push_back(n->display_name);
-      std::sort(names.begin(), names.end());
-      names.erase(std::unique(names.begin(), names.end()), names.end());
-      std::vector<std::string_view> views(names.begin(), names.end());
-      std::string list;
-      for (const std::string& s : names) list += (list.empty() ? "" : ", ") + s;
-      std::fprintf(stderr, "kiln logs: workflow %s has no step %s%s; its steps are: %s\n",
-                   wf->name.c_str(), Quote(flags.step).c_str(),
-                   DidYouMean(flags.step, views).c_str(), list.empty() ? "(none)" : list.c_str());
-      return 1;
-    }
+    std::vector<const store::NodeRecord*> chosen = ChooseStep(*nodes, wf->name, flags.step);
+    if (chosen.empty()) return 1;
     pods = PodsBelow(*nodes, chosen);
   }
   std::sort(pods.begin(), pods.end(), [](const store::NodeRecord* a, const store::NodeRecord* b) {
@@ -166,21 +264,29 @@ int RunLogs(const LogsFlags& flags) {
 
 void RegisterLogs(CLI::App& app) {
   auto flags = std::make_shared<LogsFlags>();
-  CLI::App* cmd = app.add_subcommand("logs",
-                                     "Print the output of a recorded workflow's steps (every step, "
-                                     "prefixed with its name, or one STEP), read "
-                                     "from the log files under <data-dir>/workflows/<uid>/steps/");
+  CLI::App* cmd = app.add_subcommand(
+      "logs",
+      "Print the output of a workflow's steps (every step, prefixed with its name, or one STEP): "
+      "from a kiln server when one is configured (--server, $KILN_SERVER or "
+      "~/.config/kiln/config.yaml), else from the log files `kiln run` wrote under "
+      "<data-dir>/workflows/<uid>/steps/");
   cmd->add_option("workflow", flags->workflow,
-                  "The workflow's name (as `kiln run` printed it) or uid")
+                  "The workflow's name (as `kiln run` or `kiln submit` printed it) or, recorded "
+                  "here, its uid")
       ->required();
   cmd->add_option("step", flags->step, "A step's name (as `kiln get` shows it) or node id");
-  cmd->add_option("-n,--namespace", flags->namespace_, "The workflow's namespace (default: any)");
+  cmd->add_option("-n,--namespace", flags->client.namespace_,
+                  "The workflow's namespace (recorded here: default any; with a server: default "
+                  "\"default\")");
   cmd->add_option("--data-dir", flags->data_dir,
                   "Where `kiln run` recorded it (default $KILN_DATA_DIR or ~/.local/share/kiln)");
   cmd->add_flag("--timestamps", flags->timestamps,
                 "Start each line with the time it was written (UTC)");
   cmd->add_flag("--path", flags->paths,
                 "Print where each step's log file is instead of its contents");
+  cmd->add_flag("-f,--follow", flags->follow,
+                "With a server: keep printing as the steps write, until the workflow ends");
+  AddClientFlags(*cmd, flags->client);
   cmd->callback([flags] { SetExitCode(RunLogs(*flags)); });
 }
 

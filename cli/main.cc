@@ -16,8 +16,15 @@ int main(int argc, char** argv) {
   kiln::cli::RegisterGet(app);
   kiln::cli::RegisterList(app);
   kiln::cli::RegisterLogs(app);
+  kiln::cli::RegisterSubmit(app);
+  kiln::cli::RegisterWatch(app);
+  kiln::cli::RegisterWorkflowActions(app);
+  kiln::cli::RegisterServer(app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    // A subcommand that finished its work while parsing (cli/actions.cc) exits with its code.
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     // --help and --version exit 0; a usage error (a missing file, an unknown flag) exits 2,
     // as command-line tools conventionally do, not with CLI11's internal codes (105, ...).

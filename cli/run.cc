@@ -17,6 +17,8 @@
 #include <set>
 #include <sstream>
 
+#include "api/recording.h"
+#include "api/run_lock.h"
 #include "base/strings.h"
 #include "cli/commands.h"
 #include "cli/data_dir.h"
@@ -72,11 +74,6 @@ std::string RandomId(size_t n, const char* alphabet) {
   return out;
 }
 
-int64_t Ms(scheduler::Time t) {
-  if (t == scheduler::Time{}) return 0;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
 std::string Clock(scheduler::Time t) {
   std::time_t tt = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
@@ -84,49 +81,6 @@ std::string Clock(scheduler::Time t) {
   char buf[16];
   std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
   return buf;
-}
-
-std::string Json(const std::map<std::string, std::string>& m) {
-  if (m.empty()) return "";
-  return nlohmann::json(m).dump();
-}
-
-store::NodeRecord ToRecord(const std::string& uid, const NodeState& n) {
-  store::NodeRecord r;
-  r.workflow_uid = uid;
-  r.id = n.id;
-  r.parent_id = n.parent;
-  r.display_name = n.name;
-  r.template_name = n.template_name;
-  r.type = std::string(scheduler::NodeTypeName(n.type));
-  r.phase = std::string(scheduler::PhaseName(n.phase));
-  r.attempt = n.attempt;
-  r.started_at = Ms(n.started);
-  r.finished_at = Ms(n.finished);
-  r.exit_code = n.exit_code;
-  r.message = n.message;
-  r.inputs_json = Json(n.inputs);
-  nlohmann::json out = nlohmann::json::object();
-  if (!n.outputs.empty()) out["parameters"] = n.outputs;
-  if (n.result) out["result"] = *n.result;
-  if (n.exit_code) out["exitCode"] = *n.exit_code;
-  r.outputs_json = out.empty() ? "" : out.dump();
-  return r;
-}
-
-store::WorkflowRecord WorkflowRecordOf(const scheduler::WorkflowState& s, const std::string& spec, int64_t created) {
-  store::WorkflowRecord w;
-  w.uid = s.uid;
-  w.name = s.name;
-  w.namespace_ = s.namespace_;
-  w.spec = spec;
-  w.parameters_json = Json(s.parameters);
-  w.phase = std::string(scheduler::PhaseName(s.phase));
-  w.message = s.message;
-  w.created_at = created;
-  w.started_at = Ms(s.started);
-  w.finished_at = Ms(s.finished);
-  return w;
 }
 
 Result<std::map<std::string, std::string>> ReadParameters(const RunFlags& flags) {
@@ -173,49 +127,7 @@ Result<std::map<std::string, std::string>> ReadParameters(const RunFlags& flags)
   return params;
 }
 
-// Holds a run's lock: `kiln run`/`kiln resume` of one workflow in two processes at once would
-// launch its steps twice. flock(2): released by the kernel when the process dies (kill -9).
-class RunLock {
- public:
-  RunLock() = default;
-  RunLock(const RunLock&) = delete;
-  RunLock& operator=(const RunLock&) = delete;
-  ~RunLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  // Errors: kFailedPrecondition when another process holds it (the message says which).
-  Result<void> Acquire(const std::string& dir) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    std::string path = dir + "/lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) return MakeError(Code::kUnavailable, "cannot open " + path + ": " + std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      char pid[32] = {};
-      ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
-      (void)n;
-      ::close(fd_);
-      fd_ = -1;
-      return MakeError(Code::kFailedPrecondition,
-                       "the workflow is being run by another kiln process (pid " + std::string(Trim(pid)) + ")");
-    }
-    std::string me = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
-      // The pid is informational only.
-    }
-    return {};
-  }
-  static bool Held(const std::string& dir) {
-    int fd = ::open((dir + "/lock").c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
-    ::close(fd);
-    return held;
-  }
-
- private:
-  int fd_ = -1;
-};
+using api::RunLock;
 
 // What `kiln run` recorded about how it was started, so `kiln resume` can rebuild the run.
 struct RunRecord {
@@ -237,8 +149,7 @@ struct Prepared {
   std::unique_ptr<dag::Manifest> manifest;
   dag::TemplateLibrary library;
   std::optional<scheduler::WorkflowState> state;
-  std::string spec_text;
-  int64_t created = 0;
+  api::RunIdentity identity;  // spec text, creation time, labels
   RunRecord run;
 };
 
@@ -293,14 +204,6 @@ Result<const dag::Manifest*> LoadWorkflow(Prepared& p, const std::string& file, 
   }
   for (const dag::Manifest& m : p.lint.manifests) p.library.Add(m);
   return wf;
-}
-
-store::EventRecord EventRow(const std::string& uid, int64_t at, std::string kind) {
-  store::EventRecord e;
-  e.workflow_uid = uid;
-  e.at = at;
-  e.kind = std::move(kind);
-  return e;
 }
 
 // Runs (or continues) `p.state` to its end, recording every transition. Returns the exit code.
@@ -365,77 +268,7 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
 
   auto recorder = [&](const scheduler::WorkflowState& before, const scheduler::Event& event,
                       const scheduler::Transition& t) -> Result<void> {
-    store::Batch b;
-    // The event itself first: replaying these rebuilds the state (kiln resume).
-    store::EventRecord input = EventRow(uid, Ms(t.now), "Input");
-    input.data_json = scheduler::EventToJson(event).dump();
-    b.events.push_back(std::move(input));
-    for (const NodeState& n : t.nodes) {
-      b.node_upserts.push_back(ToRecord(uid, n));
-      auto it = before.nodes.find(n.id);
-      Phase from = it == before.nodes.end() ? Phase::kPending : it->second.phase;
-      if (it == before.nodes.end() || from != n.phase) {
-        store::EventRecord e = EventRow(uid, Ms(t.now), "NodePhase");
-        e.node_id = n.id;
-        e.from_phase = it == before.nodes.end() ? "" : std::string(scheduler::PhaseName(from));
-        e.to_phase = std::string(scheduler::PhaseName(n.phase));
-        e.message = n.message;
-        b.events.push_back(std::move(e));
-      }
-      for (const auto& [k, v] : n.outputs) b.parameter_upserts.push_back({uid, n.id, k, v, "output"});
-      bool newly_done = scheduler::IsDone(n.phase) && (it == before.nodes.end() || !scheduler::IsDone(from));
-      if (newly_done && n.type == scheduler::NodeType::kPod) {
-        for (const auto& [k, a] : n.output_artifacts) {
-          b.artifact_inserts.push_back({uid, n.id, k, "output", "file://" + a.location, a.sha256, a.size});
-        }
-        for (const scheduler::InputArtifact& a : n.input_artifacts) {
-          if (a.ref.raw_given) continue;
-          b.artifact_inserts.push_back({uid, n.id, a.name, "input", a.ref.location.empty() ? "key:" + a.ref.key : "file://" + a.ref.location, a.ref.sha256, a.ref.size});
-        }
-      }
-    }
-    for (const auto& [k, v] : t.global_parameters) b.parameter_upserts.push_back({uid, "", k, v, "global"});
-    for (const auto& [k, a] : t.global_artifacts) {
-      if (!a.raw_given) b.artifact_inserts.push_back({uid, "", k, "output", "file://" + a.location, a.sha256, a.size});
-    }
-    for (const scheduler::Action& a : t.actions) {
-      store::EventRecord e = EventRow(uid, Ms(t.now), "");
-      if (const auto* l = std::get_if<scheduler::LaunchStep>(&a)) {
-        e.kind = "Launch";
-        e.node_id = l->node;
-        e.data_json = l->container.dump();
-      } else if (const auto* k = std::get_if<scheduler::KillStep>(&a)) {
-        e.kind = "Kill";
-        e.node_id = k->node;
-      } else if (const auto* tm = std::get_if<scheduler::StartTimer>(&a)) {
-        e.kind = "Timer";
-        e.message = tm->timer;
-      }
-      b.events.push_back(std::move(e));
-    }
-    if (t.workflow_phase && *t.workflow_phase != before.phase) {
-      scheduler::WorkflowState after;  // the workflow's own fields only
-      after.uid = before.uid;
-      after.name = before.name;
-      after.namespace_ = before.namespace_;
-      after.parameters = before.parameters;
-      after.phase = before.phase;
-      after.message = before.message;
-      after.started = before.started;
-      after.finished = before.finished;
-      scheduler::Transition own;
-      own.workflow_phase = t.workflow_phase;
-      own.workflow_message = t.workflow_message;
-      own.now = t.now;
-      scheduler::Apply(after, own);
-      b.workflow_upsert = WorkflowRecordOf(after, p.spec_text, p.created);
-      store::EventRecord e = EventRow(uid, Ms(t.now), "WorkflowPhase");
-      e.from_phase = std::string(scheduler::PhaseName(before.phase));
-      e.to_phase = std::string(scheduler::PhaseName(*t.workflow_phase));
-      e.message = t.workflow_message;
-      b.events.push_back(std::move(e));
-    }
-    return st.Apply(b);
+    return st.Apply(api::TransitionBatch(before, event, t, p.identity));
   };
   std::map<std::string, Phase> shown;
   std::unique_ptr<LiveTree> live;  // Progress::kTree; made once the driver exists
@@ -575,8 +408,8 @@ Result<void> Rebuild(Prepared& p, store::Store& st, const store::WorkflowRecord&
   p.run.kubeconfig = run->value("kubeconfig", "");
   p.run.kube_context = run->value("context", "");
   p.run.kube_namespace = run->value("namespace", "");
-  p.spec_text = w.spec;
-  p.created = w.created_at;
+  p.identity.spec = w.spec;
+  p.identity.created = w.created_at;
   // The manifest and the --templates files as they were recorded (the files may have changed
   // since, and the run must go on with what it started with).
   const fs::path scratch = fs::temp_directory_path() / ("kiln-resume-" + w.uid);
@@ -662,7 +495,7 @@ int RunWorkflow(const RunFlags& flags) {
     return 1;
   }
   store::Store& st = **db;
-  p.spec_text = ReadText(flags.file);
+  p.identity.spec = ReadText(flags.file);
   p.run.file = Absolute(flags.file);
   p.run.templates = flags.templates.empty() ? "" : Absolute(flags.templates);
   p.run.entrypoint = flags.entrypoint;
@@ -691,7 +524,7 @@ int RunWorkflow(const RunFlags& flags) {
       auto page = st.ListWorkflows(filter);
       if (!page) break;
       for (const store::WorkflowRecord& w : page->workflows) {
-        if (w.spec != p.spec_text || RunLock::Held(WorkflowWorkDir(data_dir, w.uid))) continue;
+        if (w.spec != p.identity.spec || RunLock::Held(WorkflowWorkDir(data_dir, w.uid))) continue;
         auto events = st.ListEvents(w.uid, 0, 1);
         if (!events || events->empty() || events->front().kind != "Run") continue;
         auto run = nlohmann::json::parse(events->front().data_json, nullptr, false);
@@ -726,10 +559,10 @@ int RunWorkflow(const RunFlags& flags) {
     return 1;
   }
   p.state = std::move(*state);
-  p.created = Ms(std::chrono::system_clock::now());
+  p.identity.created = api::Ms(std::chrono::system_clock::now());
   store::Batch first;
-  first.workflow_upsert = WorkflowRecordOf(*p.state, p.spec_text, p.created);
-  store::EventRecord run = EventRow(uid, p.created, "Run");
+  first.workflow_upsert = api::WorkflowRecordOf(*p.state, p.identity);
+  store::EventRecord run = api::EventRow(uid, p.identity.created, "Run");
   // The --templates files' text, so that a resume runs the templates this run started with.
   nlohmann::json template_files = nlohmann::json::array();
   std::set<std::string> seen;

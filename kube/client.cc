@@ -303,6 +303,7 @@ awaitable<Result<ApiResponse>> Client::Call(std::string method, std::string targ
     std::shared_ptr<Conn> c = *conn;
     auto r = co_await Once(*c, method, target, text);
     Release(c, r.has_value() && c->keep_alive);
+    if (options_.observe) options_.observe(method, r ? r->status : 0);
     if (!r) {
       last_error = r.error();
       co_await Sleep(io_, Backoff(options_, attempt));

@@ -41,6 +41,9 @@ struct ClientOptions {
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{10'000};
   std::string user_agent = "kiln";
+  // Called (on the io_context's thread) after every request sent, with its method and the HTTP
+  // status, 0 when no answer came (connection or timeout): kiln server's metrics.
+  std::function<void(std::string_view method, int status)> observe;
 };
 
 // An API answer: the status and the body (JSON when the server sent JSON; null otherwise).

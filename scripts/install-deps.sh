@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs kiln's build and test dependencies from Debian 12 packages, only those missing.
 # Idempotent: a second run installs nothing. No downloads outside apt.
+#
+#   scripts/install-deps.sh           build and test dependencies
+#   scripts/install-deps.sh --bench   the same, plus what bench/api_bench.sh needs (wrk, nginx)
 set -euo pipefail
 
 PACKAGES=(
@@ -13,6 +16,16 @@ PACKAGES=(
   libssl-dev bubblewrap libbenchmark-dev
   python3 python3-kubernetes
 )
+# Only for the benchmarks (bench/api_bench.sh): the load generator and the static-file baseline.
+BENCH_PACKAGES=(wrk nginx-light)
+
+for arg in "$@"; do
+  case "$arg" in
+    --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install-deps: unknown argument \"$arg\" (expected --bench)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do

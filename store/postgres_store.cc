@@ -6,10 +6,14 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 
+#include "store/internal/checks.h"
 #include "store/internal/continue_token.h"
 #include "store/internal/record_reader.h"
 #include "store/internal/schema.h"
@@ -80,6 +84,16 @@ int64_t ParseInt(const char* text) {
 // Parameters of one statement, in text format, left to right.
 class Params {
  public:
+  Params() = default;
+  explicit Params(const std::vector<internal::Param>& params) {
+    for (const internal::Param& p : params) {
+      if (const auto* text = std::get_if<std::string>(&p)) {
+        Text(*text);
+      } else {
+        Int(std::get<int64_t>(p));
+      }
+    }
+  }
   Params& Text(std::string_view s) {
     if (s.find('\0') != std::string_view::npos) has_nul_ = true;
     values_.emplace_back(s);
@@ -159,6 +173,11 @@ EventRecord ReadEvent(const PGresult* result, int row) {
   return internal::ReadEventRow(r);
 }
 
+TemplateRecord ReadTemplate(const PGresult* result, int row) {
+  Reader r(result, row);
+  return internal::ReadTemplateRow(r);
+}
+
 template <typename T, typename ReadRow>
 std::vector<T> ReadAll(const PGresult* result, ReadRow read) {
   std::vector<T> rows;
@@ -210,6 +229,26 @@ class PostgresStore::Connection {
   Result<PgResult> Run(const std::string& sql, std::string_view what) {
     return Run(sql, Params(), what);
   }
+  // Runs `q`: prepared once per connection when q.reusable, else sent with its parameters as
+  // an unnamed statement, so that statements built per call do not pile up on the server.
+  Result<PgResult> Run(const internal::Query& q, std::string_view what) {
+    Params params(q.params);
+    // A NUL byte is refused by the other Run, before anything is sent.
+    if (q.reusable || params.has_nul()) return Run(q.sql, params, what);
+    std::vector<const char*> values = params.Pointers();
+    PgResult result(PQexecParams(conn_, q.sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                 values.data(), nullptr, nullptr, 0));
+    if (auto checked = Check(result.get(), what); !checked) return std::unexpected(checked.error());
+    return result;
+  }
+  // Runs each of `writes` in order.
+  Result<void> RunAll(const std::vector<internal::Query>& writes, std::string_view what) {
+    for (const internal::Query& q : writes) {
+      auto done = Run(q, what);
+      if (!done) return std::unexpected(done.error());
+    }
+    return {};
+  }
 
   // Runs `sql` without preparing it: transaction control, schema changes.
   Result<void> Exec(std::string_view sql, std::string_view what) {
@@ -244,6 +283,9 @@ class PostgresStore::Connection {
 
   bool reused = false;       // taken from the pool rather than connected for this call
   bool commit_sent = false;  // this call sent COMMIT: a failure now leaves its outcome unknown
+  // The id of this call's transaction, when it asked for one (Apply): what CheckLostCommit asks
+  // about when the connection is lost after COMMIT was sent.
+  std::optional<int64_t> xid;
 
  private:
   PGconn* conn_;
@@ -447,6 +489,7 @@ void PostgresStore::Release(std::unique_ptr<Connection> conn) {
     std::lock_guard lock(mu_);
     if (keep) {
       conn->commit_sent = false;
+      conn->xid.reset();
       idle_.push_back(std::move(conn));
     } else {
       --open_;
@@ -467,15 +510,62 @@ void PostgresStore::Release(std::unique_ptr<Connection> conn) {
 template <typename T, typename Body>
 Result<T> PostgresStore::WithConnection(Body&& body) {
   for (int attempt = 0;; ++attempt) {
-    auto lease = Acquire();
-    if (!lease) return std::unexpected(lease.error());
-    Connection& conn = **lease;
-    Result<T> result = body(conn);
-    if (result || !conn.broken()) return result;
-    // A pooled connection found dead before COMMIT was sent: nothing of this call can have
-    // been committed, so it is safe to run it once more on a fresh connection.
-    if (attempt > 0 || !conn.reused || conn.commit_sent) return result;
+    std::optional<int64_t> lost_xid;
+    std::optional<Error> lost;
+    {
+      auto lease = Acquire();
+      if (!lease) return std::unexpected(lease.error());
+      Connection& conn = **lease;
+      Result<T> result = body(conn);
+      if (result || !conn.broken()) return result;
+      if (conn.commit_sent && conn.xid) {
+        lost_xid = conn.xid;
+        lost = result.error();
+      } else if (attempt > 0 || !conn.reused || conn.commit_sent) {
+        return result;
+      }
+      // Else a pooled connection found dead before COMMIT was sent: nothing of this call can
+      // have been committed, so it is safe to run it once more on a fresh connection.
+    }  // The dead connection goes back first, and the idle ones (as dead) with it.
+    if constexpr (std::is_void_v<T>) {
+      if (lost_xid) return CheckLostCommit(*lost_xid, *lost);
+    }
   }
+}
+
+Result<void> PostgresStore::CheckLostCommit(int64_t xid, const Error& lost) {
+  const auto deadline = std::chrono::steady_clock::now() + options_.commit_check_timeout;
+  std::chrono::milliseconds backoff = options_.initial_backoff;
+  std::string why;
+  for (;;) {
+    auto lease = Acquire();  // tries connect_attempts times itself
+    if (lease) {
+      auto status = (**lease).Run("SELECT txid_status($1)", Params().Int(xid),
+                                  "ask whether a lost commit took effect");
+      if (status) {
+        std::string_view s =
+            PQgetisnull(status->get(), 0, 0) ? "" : PQgetvalue(status->get(), 0, 0);
+        if (s == "committed") return {};
+        if (s == "aborted") return std::unexpected(lost);
+        if (s.empty()) {
+          why = "the server no longer knows the transaction";
+          break;
+        }
+        why = "the transaction is still " + std::string(s);  // its session has not ended yet
+      } else {
+        why = status.error().message();
+      }
+    } else {
+      why = lease.error().message();
+    }
+    if (std::chrono::steady_clock::now() + backoff > deadline) break;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+  return MakeError(
+      Code::kInternal,
+      lost.message() + "; whether its commit took effect cannot be known (" + why + ")",
+      display_url_);
 }
 
 Result<void> PostgresStore::Migrate() {
@@ -546,16 +636,7 @@ Result<int> PostgresStore::SchemaVersion() {
 }
 
 Result<void> PostgresStore::Apply(const Batch& batch) {
-  if (batch.workflow_upsert && batch.workflow_upsert->uid.empty()) {
-    return MakeError(Code::kInvalidArgument, "workflow has an empty uid");
-  }
-  for (const NodeRecord& node : batch.node_upserts) {
-    if (node.workflow_uid.empty() || node.id.empty()) {
-      return MakeError(Code::kInvalidArgument, "node " + Quote(node.id) + " of workflow " +
-                                                   Quote(node.workflow_uid) +
-                                                   ": workflow uid and node id must not be empty");
-    }
-  }
+  if (auto checked = internal::CheckBatch(batch); !checked) return checked;
   if (batch.empty()) return {};
 
   return WithConnection<void>([&](Connection& conn) -> Result<void> {
@@ -573,6 +654,11 @@ Result<void> PostgresStore::Apply(const Batch& batch) {
     };
 
     if (auto r = conn.Exec("BEGIN", "begin a transaction"); !r) return r;
+    // The transaction's id: should the connection be lost after COMMIT was sent, the server
+    // can still say whether it committed (CheckLostCommit).
+    auto xid = conn.Run("SELECT txid_current()", "begin a transaction");
+    if (!xid) return std::unexpected(xid.error());
+    conn.xid = ParseInt(PQgetvalue(xid->get(), 0, 0));
 
     if (batch.workflow_upsert) {
       const WorkflowRecord& w = *batch.workflow_upsert;
@@ -597,6 +683,9 @@ Result<void> PostgresStore::Apply(const Batch& batch) {
                          display_url_);
       }
       if (!done) return done;
+      auto labelled = conn.RunAll(internal::WorkflowLabelWrites(internal::Dialect::kPostgres, w),
+                                  "record the labels of workflow " + Quote(w.uid));
+      if (!labelled) return labelled;
     }
 
     for (const NodeRecord& n : batch.node_upserts) {
@@ -679,118 +768,129 @@ Result<void> PostgresStore::Apply(const Batch& batch) {
   });
 }
 
+template <typename T, typename Read>
+Result<std::vector<T>> PostgresStore::Select(const internal::Query& q, Read read,
+                                             std::string_view what) {
+  return WithConnection<std::vector<T>>([&](Connection& conn) -> Result<std::vector<T>> {
+    auto rows = conn.Run(q, what);
+    if (!rows) return std::unexpected(rows.error());
+    return ReadAll<T>(rows->get(), read);
+  });
+}
+
+template <typename T, typename Read>
+Result<std::optional<T>> PostgresStore::SelectOne(const internal::Query& q, Read read,
+                                                  std::string_view what) {
+  auto rows = Select<T>(q, read, what);
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return std::nullopt;
+  return std::move(rows->front());
+}
+
 Result<std::optional<WorkflowRecord>> PostgresStore::GetWorkflow(const std::string& uid) {
-  return WithConnection<std::optional<WorkflowRecord>>(
-      [&](Connection& conn) -> Result<std::optional<WorkflowRecord>> {
-        auto rows = conn.Run(Sql().get_workflow, Params().Text(uid), "read workflow");
-        if (!rows) return std::unexpected(rows.error());
-        if (PQntuples(rows->get()) == 0) return std::nullopt;
-        return ReadWorkflow(rows->get(), 0);
-      });
+  return SelectOne<WorkflowRecord>(internal::Query{Sql().get_workflow, {uid}}, ReadWorkflow,
+                                   "read workflow");
 }
 
 Result<std::optional<WorkflowRecord>> PostgresStore::FindWorkflow(const std::string& namespace_,
                                                                   const std::string& name) {
   if (name.empty()) return std::nullopt;
-  return WithConnection<std::optional<WorkflowRecord>>(
-      [&](Connection& conn) -> Result<std::optional<WorkflowRecord>> {
-        auto rows =
-            conn.Run(Sql().find_workflow, Params().Text(namespace_).Text(name), "read workflow");
-        if (!rows) return std::unexpected(rows.error());
-        if (PQntuples(rows->get()) == 0) return std::nullopt;
-        return ReadWorkflow(rows->get(), 0);
-      });
+  return SelectOne<WorkflowRecord>(internal::Query{Sql().find_workflow, {namespace_, name}},
+                                   ReadWorkflow, "read workflow");
 }
 
 Result<WorkflowPage> PostgresStore::ListWorkflows(const WorkflowFilter& filter) {
-  std::optional<internal::PageKey> after;
-  if (!filter.continue_token.empty()) {
-    auto key = internal::DecodeContinueToken(filter.continue_token);
-    if (!key) return std::unexpected(key.error());
-    after = std::move(*key);
-  }
-  std::string sql =
-      internal::ListWorkflowsSql(internal::Dialect::kPostgres, !filter.namespace_.empty(),
-                                 !filter.phase.empty(), after.has_value(), filter.limit > 0);
-  Params params;
-  if (!filter.namespace_.empty()) params.Text(filter.namespace_);
-  if (!filter.phase.empty()) params.Text(filter.phase);
-  if (after) params.Int(after->created_at).Int(after->created_at).Text(after->uid);
-  // One row more than asked for says whether there is a next page.
-  if (filter.limit > 0) params.Int(int64_t{filter.limit} + 1);
-
-  return WithConnection<WorkflowPage>([&](Connection& conn) -> Result<WorkflowPage> {
-    auto rows = conn.Run(sql, params, "list workflows");
-    if (!rows) return std::unexpected(rows.error());
-    WorkflowPage page;
-    int n = PQntuples(rows->get());
-    for (int i = 0; i < n; ++i) {
-      if (filter.limit > 0 && page.workflows.size() == static_cast<size_t>(filter.limit)) {
-        const WorkflowRecord& last = page.workflows.back();
-        page.continue_token = internal::EncodeContinueToken({last.created_at, last.uid});
-        break;
-      }
-      page.workflows.push_back(ReadWorkflow(rows->get(), i));
-    }
-    return page;
-  });
+  auto query = internal::ListWorkflowsQuery(internal::Dialect::kPostgres, filter);
+  if (!query) return std::unexpected(query.error());
+  auto rows = Select<WorkflowRecord>(*query, ReadWorkflow, "list workflows");
+  if (!rows) return std::unexpected(rows.error());
+  return internal::PageOf(std::move(*rows), filter.limit);
 }
 
 Result<std::vector<NodeRecord>> PostgresStore::ListNodes(const std::string& uid) {
-  return WithConnection<std::vector<NodeRecord>>(
-      [&](Connection& conn) -> Result<std::vector<NodeRecord>> {
-        auto rows = conn.Run(Sql().list_nodes, Params().Text(uid), "list nodes");
-        if (!rows) return std::unexpected(rows.error());
-        return ReadAll<NodeRecord>(rows->get(), ReadNode);
-      });
+  return Select<NodeRecord>(internal::Query{Sql().list_nodes, {uid}}, ReadNode, "list nodes");
 }
 
 Result<std::vector<ParameterRecord>> PostgresStore::ListParameters(const std::string& uid) {
-  return WithConnection<std::vector<ParameterRecord>>(
-      [&](Connection& conn) -> Result<std::vector<ParameterRecord>> {
-        auto rows = conn.Run(Sql().list_parameters, Params().Text(uid), "list parameters");
-        if (!rows) return std::unexpected(rows.error());
-        return ReadAll<ParameterRecord>(rows->get(), ReadParameter);
-      });
+  return Select<ParameterRecord>(internal::Query{Sql().list_parameters, {uid}}, ReadParameter,
+                                 "list parameters");
 }
 
 Result<std::vector<ArtifactRecord>> PostgresStore::ListArtifacts(const std::string& uid) {
-  return WithConnection<std::vector<ArtifactRecord>>(
-      [&](Connection& conn) -> Result<std::vector<ArtifactRecord>> {
-        auto rows = conn.Run(Sql().list_artifacts, Params().Text(uid), "list artifacts");
-        if (!rows) return std::unexpected(rows.error());
-        return ReadAll<ArtifactRecord>(rows->get(), ReadArtifact);
-      });
+  return Select<ArtifactRecord>(internal::Query{Sql().list_artifacts, {uid}}, ReadArtifact,
+                                "list artifacts");
 }
 
 Result<std::vector<EventRecord>> PostgresStore::ListEvents(const std::string& uid,
                                                            int64_t after_seq, int limit) {
   int64_t bound = limit > 0 ? limit : std::numeric_limits<int64_t>::max();
-  return WithConnection<std::vector<EventRecord>>(
-      [&](Connection& conn) -> Result<std::vector<EventRecord>> {
-        auto rows = conn.Run(Sql().list_events, Params().Text(uid).Int(after_seq).Int(bound),
+  return Select<EventRecord>(internal::Query{Sql().list_events, {uid, after_seq, bound}}, ReadEvent,
                              "list events");
-        if (!rows) return std::unexpected(rows.error());
-        return ReadAll<EventRecord>(rows->get(), ReadEvent);
-      });
 }
 
-Result<void> PostgresStore::DeleteWorkflow(const std::string& uid) {
+Result<void> PostgresStore::DeleteRow(const internal::Query& exists,
+                                      const std::vector<internal::Query>& deletes,
+                                      const std::string& what, const std::string& not_found) {
   return WithConnection<void>([&](Connection& conn) -> Result<void> {
     if (auto r = conn.Exec("BEGIN", "begin a transaction"); !r) return r;
-    auto exists = conn.Run(Sql().workflow_exists, Params().Text(uid), "delete workflow");
-    if (!exists) return std::unexpected(exists.error());
-    if (PQntuples(exists->get()) == 0) {
-      return MakeError(Code::kNotFound, "workflow " + Quote(uid) + " does not exist");
-    }
-    // Children first: the foreign keys refuse a workflow that still has rows.
-    for (const std::string& sql : Sql().delete_workflow) {
-      auto deleted = conn.Run(sql, Params().Text(uid), "delete workflow");
-      if (!deleted) return std::unexpected(deleted.error());
-    }
+    auto found = conn.Run(exists, what);  // FOR UPDATE: held until COMMIT
+    if (!found) return std::unexpected(found.error());
+    if (PQntuples(found->get()) == 0) return MakeError(Code::kNotFound, not_found);
+    if (auto r = conn.RunAll(deletes, what); !r) return r;
     conn.commit_sent = true;
     return conn.Exec("COMMIT", "commit");
   });
+}
+
+Result<void> PostgresStore::DeleteWorkflow(const std::string& uid) {
+  return DeleteRow({Sql().workflow_exists, {uid}},
+                   internal::DeleteWorkflowWrites(internal::Dialect::kPostgres, uid),
+                   "delete workflow", "workflow " + Quote(uid) + " does not exist");
+}
+
+Result<void> PostgresStore::PutTemplate(const TemplateRecord& t) {
+  if (auto checked = internal::CheckTemplate(t); !checked) return checked;
+  std::vector<internal::Query> writes = internal::TemplateWrites(internal::Dialect::kPostgres, t);
+  std::string what = "record " + internal::TemplateName(t.kind, t.namespace_, t.name);
+  return WithConnection<void>([&](Connection& conn) -> Result<void> {
+    if (auto r = conn.Exec("BEGIN", "begin a transaction"); !r) return r;
+    if (auto r = conn.RunAll(writes, what); !r) return r;
+    conn.commit_sent = true;
+    return conn.Exec("COMMIT", "commit");
+  });
+}
+
+Result<std::optional<TemplateRecord>> PostgresStore::GetTemplate(const std::string& kind,
+                                                                 const std::string& namespace_,
+                                                                 const std::string& name) {
+  if (auto checked = internal::CheckTemplateScope(kind, namespace_, false); !checked) {
+    return std::unexpected(checked.error());
+  }
+  return SelectOne<TemplateRecord>(internal::Query{Sql().get_template, {kind, namespace_, name}},
+                                   ReadTemplate,
+                                   "read " + internal::TemplateName(kind, namespace_, name));
+}
+
+Result<std::vector<TemplateRecord>> PostgresStore::ListTemplates(const std::string& kind,
+                                                                 const std::string& namespace_) {
+  if (auto checked = internal::CheckTemplateScope(kind, namespace_, true); !checked) {
+    return std::unexpected(checked.error());
+  }
+  return Select<TemplateRecord>(
+      internal::ListTemplatesQuery(internal::Dialect::kPostgres, kind, namespace_), ReadTemplate,
+      "list " + kind + "s");
+}
+
+Result<void> PostgresStore::DeleteTemplate(const std::string& kind, const std::string& namespace_,
+                                           const std::string& name) {
+  if (auto checked = internal::CheckTemplateScope(kind, namespace_, false); !checked) {
+    return checked;
+  }
+  std::string template_name = internal::TemplateName(kind, namespace_, name);
+  return DeleteRow(
+      {Sql().template_exists, {kind, namespace_, name}},
+      internal::DeleteTemplateWrites(internal::Dialect::kPostgres, kind, namespace_, name),
+      "delete " + template_name, template_name + " does not exist");
 }
 
 }  // namespace kiln::store

@@ -9,7 +9,11 @@
 // connects again, trying up to connect_attempts times with exponential backoff. A call that
 // lost a connection it had taken from the pool before it sent COMMIT is retried once on a fresh
 // connection, since nothing of it can have been committed: so a server restart between calls
-// costs no error at all.
+// costs no error at all. When Apply loses its connection after it sent COMMIT, it asks the
+// server (on a new connection, for up to PostgresOptions::commit_check_timeout) whether its
+// transaction committed: success when it did, kUnavailable when it did not (nothing of it was
+// recorded; calling again is safe), kInternal when that cannot be known. So a kUnavailable from
+// Apply always means that nothing was recorded.
 #ifndef KILN_STORE_POSTGRES_STORE_H_
 #define KILN_STORE_POSTGRES_STORE_H_
 
@@ -26,6 +30,10 @@
 
 namespace kiln::store {
 
+namespace internal {
+struct Query;  // store/internal/statements.h
+}  // namespace internal
+
 struct PostgresOptions {
   int pool_size = 8;  // connections at most; > 0
   // Connecting: attempts per call, and the wait after the first failed one, doubled after each
@@ -36,6 +44,9 @@ struct PostgresOptions {
   int connect_timeout_s = 10;  // per attempt (libpq connect_timeout); the URL's own one wins
   // How long a call waits for a connection when all pool_size are in use.
   std::chrono::milliseconds acquire_timeout{30000};
+  // How long Apply, having lost its connection after it sent COMMIT, keeps asking the server
+  // (while it restarts) whether the transaction committed.
+  std::chrono::milliseconds commit_check_timeout{60000};
 };
 
 class PostgresStore final : public Store {
@@ -72,6 +83,14 @@ class PostgresStore final : public Store {
   Result<std::vector<EventRecord>> ListEvents(const std::string& uid, int64_t after_seq,
                                               int limit) override;
   Result<void> DeleteWorkflow(const std::string& uid) override;
+  Result<void> PutTemplate(const TemplateRecord& t) override;
+  Result<std::optional<TemplateRecord>> GetTemplate(const std::string& kind,
+                                                    const std::string& namespace_,
+                                                    const std::string& name) override;
+  Result<std::vector<TemplateRecord>> ListTemplates(const std::string& kind,
+                                                    const std::string& namespace_) override;
+  Result<void> DeleteTemplate(const std::string& kind, const std::string& namespace_,
+                              const std::string& name) override;
 
   // The schema version of the database (internal::kLatestSchemaVersion after Open).
   Result<int> SchemaVersion();
@@ -98,6 +117,21 @@ class PostgresStore final : public Store {
   // turned out to be dead before anything could have been committed.
   template <typename T, typename Body>
   Result<T> WithConnection(Body&& body);
+  // Whether transaction `xid`, whose COMMIT was sent on a connection that was then lost (with
+  // error `lost`), committed: {} when it did, `lost` when it did not, kInternal when the server
+  // cannot tell within options_.commit_check_timeout. REQUIRES: mu_ not held.
+  Result<void> CheckLostCommit(int64_t xid, const Error& lost);
+
+  // The rows of `q`, each read by `read` (a T from a PGresult and a row number); SelectOne: the
+  // first, or nullopt when none.
+  template <typename T, typename Read>
+  Result<std::vector<T>> Select(const internal::Query& q, Read read, std::string_view what);
+  template <typename T, typename Read>
+  Result<std::optional<T>> SelectOne(const internal::Query& q, Read read, std::string_view what);
+  // In one transaction: kNotFound with message `not_found` when `exists` (which locks the row)
+  // returns no row, else runs `deletes`.
+  Result<void> DeleteRow(const internal::Query& exists, const std::vector<internal::Query>& deletes,
+                         const std::string& what, const std::string& not_found);
 
   Result<void> Migrate();
 

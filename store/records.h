@@ -6,8 +6,10 @@
 #define KILN_STORE_RECORDS_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace kiln::store {
 
@@ -24,6 +26,10 @@ struct WorkflowRecord {
   int64_t created_at = 0;
   int64_t started_at = 0;
   int64_t finished_at = 0;
+  // Kubernetes-style labels (metadata.labels), matched by WorkflowFilter::label_selector. An
+  // upsert of the workflow replaces its whole label set with this one. Keys are not empty;
+  // keys and values are UTF-8 without NUL bytes.
+  std::map<std::string, std::string> labels;
 
   bool operator==(const WorkflowRecord&) const = default;
 };
@@ -86,6 +92,23 @@ struct EventRecord {
 
   bool operator==(const EventRecord&) const = default;
 };
+
+// A WorkflowTemplate or ClusterWorkflowTemplate, as submitted. Key: (kind, namespace_, name).
+struct TemplateRecord {
+  std::string namespace_;  // "" for a ClusterWorkflowTemplate; not "" for a WorkflowTemplate
+  std::string name;
+  std::string kind;  // "WorkflowTemplate" or "ClusterWorkflowTemplate" (kWorkflowTemplate, ...)
+  std::string spec;  // the manifest text
+  std::string uid;   // stored as given
+  int64_t created_at = 0;  // kept from the stored row when PutTemplate replaces one
+  int64_t updated_at = 0;
+  std::map<std::string, std::string> labels;  // as WorkflowRecord::labels
+
+  bool operator==(const TemplateRecord&) const = default;
+};
+
+inline constexpr std::string_view kWorkflowTemplate = "WorkflowTemplate";
+inline constexpr std::string_view kClusterWorkflowTemplate = "ClusterWorkflowTemplate";
 
 }  // namespace kiln::store
 

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <limits>
 #include <utility>
+#include <variant>
 
+#include "store/internal/checks.h"
 #include "store/internal/continue_token.h"
 #include "store/internal/record_reader.h"
 #include "store/internal/schema.h"
@@ -94,6 +96,17 @@ class Binder {
     }
     return *this;
   }
+  // Each of `params`, left to right. They must stay alive until the statement is reset.
+  Binder& Params(const std::vector<internal::Param>& params) {
+    for (const internal::Param& p : params) {
+      if (const auto* text = std::get_if<std::string>(&p)) {
+        Text(*text);
+      } else {
+        Int(std::get<int64_t>(p));
+      }
+    }
+    return *this;
+  }
   int rc() const { return rc_; }
 
  private:
@@ -149,6 +162,11 @@ ArtifactRecord ReadArtifact(sqlite3_stmt* stmt) {
 EventRecord ReadEvent(sqlite3_stmt* stmt) {
   Reader r(stmt);
   return internal::ReadEventRow(r);
+}
+
+TemplateRecord ReadTemplate(sqlite3_stmt* stmt) {
+  Reader r(stmt);
+  return internal::ReadTemplateRow(r);
 }
 
 // The checks Open makes before SQLite touches the file, so that every failure a person can fix
@@ -218,8 +236,11 @@ Result<void> CheckPath(const std::string& path, const SqliteOptions& options) {
 // stopped early does not keep its read transaction (and WAL snapshot) open.
 class SqliteStore::Stmt {
  public:
-  explicit Stmt(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  Stmt(Stmt&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
+  // `owned`: a statement that is not cached, finalized after the reset.
+  explicit Stmt(sqlite3_stmt* stmt, StmtPtr owned = nullptr)
+      : stmt_(stmt), owned_(std::move(owned)) {}
+  Stmt(Stmt&& other) noexcept
+      : stmt_(std::exchange(other.stmt_, nullptr)), owned_(std::move(other.owned_)) {}
   Stmt& operator=(Stmt&&) = delete;
   ~Stmt() {
     if (stmt_ != nullptr) {
@@ -233,6 +254,7 @@ class SqliteStore::Stmt {
 
  private:
   sqlite3_stmt* stmt_;
+  StmtPtr owned_;
 };
 
 struct SqliteStore::Key {};
@@ -405,7 +427,16 @@ Result<int> SqliteStore::SchemaVersionLocked() {
   return static_cast<int>(sqlite3_column_int64(stmt->get(), 0));  // NULL (no rows) reads 0
 }
 
-Result<SqliteStore::Stmt> SqliteStore::Prepare(std::string_view sql) {
+Result<SqliteStore::Stmt> SqliteStore::Prepare(std::string_view sql, bool reusable) {
+  if (!reusable) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
+    StmtPtr owned(raw);
+    if (rc != SQLITE_OK) {
+      return std::unexpected(SqliteError(rc, "prepare \"" + std::string(sql) + "\""));
+    }
+    return Stmt(raw, std::move(owned));
+  }
   auto it = statements_.find(std::string(sql));
   if (it == statements_.end()) {
     sqlite3_stmt* raw = nullptr;
@@ -456,27 +487,66 @@ Error SqliteStore::SqliteError(int rc, std::string_view what) const {
   return Error(CodeFor(rc), std::move(message), path_);
 }
 
-Result<void> SqliteStore::Apply(const Batch& batch) {
-  if (batch.workflow_upsert && batch.workflow_upsert->uid.empty()) {
-    return MakeError(Code::kInvalidArgument, "workflow has an empty uid");
-  }
-  for (const NodeRecord& node : batch.node_upserts) {
-    if (node.workflow_uid.empty() || node.id.empty()) {
-      return MakeError(Code::kInvalidArgument, "node " + Quote(node.id) + " of workflow " +
-                                                   Quote(node.workflow_uid) +
-                                                   ": workflow uid and node id must not be empty");
-    }
-  }
-  if (batch.empty()) return {};
-  std::lock_guard lock(mu_);
+template <typename Body>
+Result<void> SqliteStore::WriteTransactionLocked(Body&& body) {
   if (auto r = Exec("BEGIN IMMEDIATE", "begin a transaction"); !r) return r;
-  auto applied = ApplyLocked(batch);
-  if (applied) {
-    applied = Exec("COMMIT", "commit");
-    if (applied) return {};
+  Result<void> done = body();
+  if (done) {
+    done = Exec("COMMIT", "commit");
+    if (done) return {};
   }
   RollbackLocked();
-  return applied;
+  return done;
+}
+
+Result<void> SqliteStore::WriteLocked(const std::vector<internal::Query>& writes,
+                                      std::string_view what) {
+  for (const internal::Query& q : writes) {
+    auto stmt = Prepare(q.sql, q.reusable);
+    if (!stmt) return std::unexpected(stmt.error());
+    int rc = stmt->Bind().Params(q.params).rc();
+    if (rc == SQLITE_OK) rc = stmt->Step();
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(rc, what));
+  }
+  return {};
+}
+
+template <typename T>
+Result<std::vector<T>> SqliteStore::SelectLocked(const internal::Query& q, T (*read)(sqlite3_stmt*),
+                                                 std::string_view what) {
+  auto stmt = Prepare(q.sql, q.reusable);
+  if (!stmt) return std::unexpected(stmt.error());
+  int rc = stmt->Bind().Params(q.params).rc();
+  std::vector<T> rows;
+  while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    rc = stmt->Step();
+    if (rc == SQLITE_ROW) rows.push_back(read(stmt->get()));
+  }
+  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(rc, what));
+  return rows;
+}
+
+template <typename T>
+Result<std::vector<T>> SqliteStore::Select(const internal::Query& q, T (*read)(sqlite3_stmt*),
+                                           std::string_view what) {
+  std::lock_guard lock(mu_);
+  return SelectLocked(q, read, what);
+}
+
+template <typename T>
+Result<std::optional<T>> SqliteStore::SelectOne(const internal::Query& q, T (*read)(sqlite3_stmt*),
+                                                std::string_view what) {
+  auto rows = Select(q, read, what);
+  if (!rows) return std::unexpected(rows.error());
+  if (rows->empty()) return std::nullopt;
+  return std::move(rows->front());
+}
+
+Result<void> SqliteStore::Apply(const Batch& batch) {
+  if (auto checked = internal::CheckBatch(batch); !checked) return checked;
+  if (batch.empty()) return {};
+  std::lock_guard lock(mu_);
+  return WriteTransactionLocked([&] { return ApplyLocked(batch); });
 }
 
 Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
@@ -515,6 +585,9 @@ Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
                        path_);
     }
     if (rc != SQLITE_DONE) return failed(rc, "workflow " + Quote(w.uid), w.uid);
+    auto labelled = WriteLocked(internal::WorkflowLabelWrites(internal::Dialect::kSqlite, w),
+                                "record the labels of workflow " + Quote(w.uid));
+    if (!labelled) return labelled;
   }
 
   for (const NodeRecord& n : batch.node_upserts) {
@@ -615,158 +688,109 @@ Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
   return {};
 }
 
-Result<std::optional<WorkflowRecord>> SqliteStore::QueryOneWorkflow(std::string_view sql,
-                                                                    const std::string& key1,
-                                                                    const std::string& key2) {
-  std::lock_guard lock(mu_);
-  auto stmt = Prepare(sql);
-  if (!stmt) return std::unexpected(stmt.error());
-  Binder binder = stmt->Bind();
-  binder.Text(key1);
-  if (!key2.empty()) binder.Text(key2);
-  int rc = binder.rc();
-  if (rc == SQLITE_OK) rc = stmt->Step();
-  if (rc == SQLITE_DONE) return std::nullopt;
-  if (rc != SQLITE_ROW) return std::unexpected(SqliteError(rc, "read workflow"));
-  return ReadWorkflow(stmt->get());
-}
-
 Result<std::optional<WorkflowRecord>> SqliteStore::GetWorkflow(const std::string& uid) {
-  return QueryOneWorkflow(Sql().get_workflow, uid, "");
+  return SelectOne(internal::Query{Sql().get_workflow, {uid}}, ReadWorkflow, "read workflow");
 }
 
 Result<std::optional<WorkflowRecord>> SqliteStore::FindWorkflow(const std::string& namespace_,
                                                                 const std::string& name) {
   if (name.empty()) return std::nullopt;
-  return QueryOneWorkflow(Sql().find_workflow, namespace_, name);
+  return SelectOne(internal::Query{Sql().find_workflow, {namespace_, name}}, ReadWorkflow,
+                   "read workflow");
 }
 
 Result<WorkflowPage> SqliteStore::ListWorkflows(const WorkflowFilter& filter) {
-  std::optional<internal::PageKey> after;
-  if (!filter.continue_token.empty()) {
-    auto key = internal::DecodeContinueToken(filter.continue_token);
-    if (!key) return std::unexpected(key.error());
-    after = std::move(*key);
-  }
-  std::string sql =
-      internal::ListWorkflowsSql(internal::Dialect::kSqlite, !filter.namespace_.empty(),
-                                 !filter.phase.empty(), after.has_value(), filter.limit > 0);
-
-  std::lock_guard lock(mu_);
-  auto stmt = Prepare(sql);
-  if (!stmt) return std::unexpected(stmt.error());
-  Binder binder = stmt->Bind();
-  if (!filter.namespace_.empty()) binder.Text(filter.namespace_);
-  if (!filter.phase.empty()) binder.Text(filter.phase);
-  if (after) binder.Int(after->created_at).Int(after->created_at).Text(after->uid);
-  // One row more than asked for says whether there is a next page.
-  if (filter.limit > 0) binder.Int(int64_t{filter.limit} + 1);
-  if (binder.rc() != SQLITE_OK) return std::unexpected(SqliteError(binder.rc(), "list workflows"));
-
-  WorkflowPage page;
-  int rc;
-  while ((rc = stmt->Step()) == SQLITE_ROW) {
-    if (filter.limit > 0 && page.workflows.size() == static_cast<size_t>(filter.limit)) {
-      const WorkflowRecord& last = page.workflows.back();
-      page.continue_token = internal::EncodeContinueToken({last.created_at, last.uid});
-      break;
-    }
-    page.workflows.push_back(ReadWorkflow(stmt->get()));
-  }
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-    return std::unexpected(SqliteError(rc, "list workflows"));
-  }
-  return page;
+  auto query = internal::ListWorkflowsQuery(internal::Dialect::kSqlite, filter);
+  if (!query) return std::unexpected(query.error());
+  auto rows = Select(*query, ReadWorkflow, "list workflows");
+  if (!rows) return std::unexpected(rows.error());
+  return internal::PageOf(std::move(*rows), filter.limit);
 }
 
 Result<std::vector<NodeRecord>> SqliteStore::ListNodes(const std::string& uid) {
-  const std::string& sql = Sql().list_nodes;
-  std::lock_guard lock(mu_);
-  auto stmt = Prepare(sql);
-  if (!stmt) return std::unexpected(stmt.error());
-  int rc = stmt->Bind().Text(uid).rc();
-  std::vector<NodeRecord> rows;
-  while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-    rc = stmt->Step();
-    if (rc == SQLITE_ROW) rows.push_back(ReadNode(stmt->get()));
-  }
-  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(rc, "list nodes"));
-  return rows;
+  return Select(internal::Query{Sql().list_nodes, {uid}}, ReadNode, "list nodes");
 }
 
 Result<std::vector<ParameterRecord>> SqliteStore::ListParameters(const std::string& uid) {
-  const std::string& sql = Sql().list_parameters;
-  std::lock_guard lock(mu_);
-  auto stmt = Prepare(sql);
-  if (!stmt) return std::unexpected(stmt.error());
-  int rc = stmt->Bind().Text(uid).rc();
-  std::vector<ParameterRecord> rows;
-  while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-    rc = stmt->Step();
-    if (rc == SQLITE_ROW) rows.push_back(ReadParameter(stmt->get()));
-  }
-  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(rc, "list parameters"));
-  return rows;
+  return Select(internal::Query{Sql().list_parameters, {uid}}, ReadParameter, "list parameters");
 }
 
 Result<std::vector<ArtifactRecord>> SqliteStore::ListArtifacts(const std::string& uid) {
-  const std::string& sql = Sql().list_artifacts;
-  std::lock_guard lock(mu_);
-  auto stmt = Prepare(sql);
-  if (!stmt) return std::unexpected(stmt.error());
-  int rc = stmt->Bind().Text(uid).rc();
-  std::vector<ArtifactRecord> rows;
-  while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-    rc = stmt->Step();
-    if (rc == SQLITE_ROW) rows.push_back(ReadArtifact(stmt->get()));
-  }
-  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(rc, "list artifacts"));
-  return rows;
+  return Select(internal::Query{Sql().list_artifacts, {uid}}, ReadArtifact, "list artifacts");
 }
 
 Result<std::vector<EventRecord>> SqliteStore::ListEvents(const std::string& uid, int64_t after_seq,
                                                          int limit) {
-  const std::string& sql = Sql().list_events;
-  std::lock_guard lock(mu_);
-  auto stmt = Prepare(sql);
-  if (!stmt) return std::unexpected(stmt.error());
   int64_t bound = limit > 0 ? limit : std::numeric_limits<int64_t>::max();
-  int rc = stmt->Bind().Text(uid).Int(after_seq).Int(bound).rc();
-  std::vector<EventRecord> rows;
-  while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-    rc = stmt->Step();
-    if (rc == SQLITE_ROW) rows.push_back(ReadEvent(stmt->get()));
-  }
-  if (rc != SQLITE_DONE) return std::unexpected(SqliteError(rc, "list events"));
-  return rows;
+  return Select(internal::Query{Sql().list_events, {uid, after_seq, bound}}, ReadEvent,
+                "list events");
+}
+
+Result<bool> SqliteStore::ExistsLocked(const internal::Query& q, std::string_view what) {
+  auto stmt = Prepare(q.sql);
+  if (!stmt) return std::unexpected(stmt.error());
+  int rc = stmt->Bind().Params(q.params).rc();
+  if (rc == SQLITE_OK) rc = stmt->Step();
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return std::unexpected(SqliteError(rc, what));
+  return rc == SQLITE_ROW;
 }
 
 Result<void> SqliteStore::DeleteWorkflow(const std::string& uid) {
   std::lock_guard lock(mu_);
-  if (auto r = Exec("BEGIN IMMEDIATE", "begin a transaction"); !r) return r;
-  auto deleted = [&]() -> Result<void> {
-    {
-      auto stmt = Prepare(Sql().workflow_exists);
-      if (!stmt) return std::unexpected(stmt.error());
-      int rc = stmt->Bind().Text(uid).rc();
-      if (rc == SQLITE_OK) rc = stmt->Step();
-      if (rc == SQLITE_DONE) {
-        return MakeError(Code::kNotFound, "workflow " + Quote(uid) + " does not exist");
-      }
-      if (rc != SQLITE_ROW) return std::unexpected(SqliteError(rc, "delete workflow"));
+  return WriteTransactionLocked([&]() -> Result<void> {
+    auto exists = ExistsLocked({Sql().workflow_exists, {uid}}, "delete workflow");
+    if (!exists) return std::unexpected(exists.error());
+    if (!*exists) return MakeError(Code::kNotFound, "workflow " + Quote(uid) + " does not exist");
+    return WriteLocked(internal::DeleteWorkflowWrites(internal::Dialect::kSqlite, uid),
+                       "delete workflow");
+  });
+}
+
+Result<void> SqliteStore::PutTemplate(const TemplateRecord& t) {
+  if (auto checked = internal::CheckTemplate(t); !checked) return checked;
+  std::lock_guard lock(mu_);
+  return WriteTransactionLocked([&] {
+    return WriteLocked(internal::TemplateWrites(internal::Dialect::kSqlite, t),
+                       "record " + internal::TemplateName(t.kind, t.namespace_, t.name));
+  });
+}
+
+Result<std::optional<TemplateRecord>> SqliteStore::GetTemplate(const std::string& kind,
+                                                               const std::string& namespace_,
+                                                               const std::string& name) {
+  if (auto checked = internal::CheckTemplateScope(kind, namespace_, false); !checked) {
+    return std::unexpected(checked.error());
+  }
+  return SelectOne(internal::Query{Sql().get_template, {kind, namespace_, name}}, ReadTemplate,
+                   "read " + internal::TemplateName(kind, namespace_, name));
+}
+
+Result<std::vector<TemplateRecord>> SqliteStore::ListTemplates(const std::string& kind,
+                                                               const std::string& namespace_) {
+  if (auto checked = internal::CheckTemplateScope(kind, namespace_, true); !checked) {
+    return std::unexpected(checked.error());
+  }
+  return Select(internal::ListTemplatesQuery(internal::Dialect::kSqlite, kind, namespace_),
+                ReadTemplate, "list " + kind + "s");
+}
+
+Result<void> SqliteStore::DeleteTemplate(const std::string& kind, const std::string& namespace_,
+                                         const std::string& name) {
+  if (auto checked = internal::CheckTemplateScope(kind, namespace_, false); !checked) {
+    return checked;
+  }
+  std::string what = "delete " + internal::TemplateName(kind, namespace_, name);
+  std::lock_guard lock(mu_);
+  return WriteTransactionLocked([&]() -> Result<void> {
+    auto exists = ExistsLocked({Sql().template_exists, {kind, namespace_, name}}, what);
+    if (!exists) return std::unexpected(exists.error());
+    if (!*exists) {
+      return MakeError(Code::kNotFound,
+                       internal::TemplateName(kind, namespace_, name) + " does not exist");
     }
-    // Children first: the foreign keys refuse a workflow that still has rows.
-    for (const std::string& sql : Sql().delete_workflow) {
-      auto stmt = Prepare(sql);
-      if (!stmt) return std::unexpected(stmt.error());
-      int rc = stmt->Bind().Text(uid).rc();
-      if (rc == SQLITE_OK) rc = stmt->Step();
-      if (rc != SQLITE_DONE) return std::unexpected(SqliteError(rc, "delete workflow"));
-    }
-    return Exec("COMMIT", "commit");
-  }();
-  if (!deleted) RollbackLocked();
-  return deleted;
+    return WriteLocked(
+        internal::DeleteTemplateWrites(internal::Dialect::kSqlite, kind, namespace_, name), what);
+  });
 }
 
 }  // namespace kiln::store

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "base/error.h"
 #include "store/store.h"
@@ -18,6 +19,10 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 namespace kiln::store {
+
+namespace internal {
+struct Query;  // store/internal/statements.h
+}  // namespace internal
 
 // How hard a commit works to reach stable storage.
 enum class Durability {
@@ -71,6 +76,14 @@ class SqliteStore final : public Store {
   Result<std::vector<EventRecord>> ListEvents(const std::string& uid, int64_t after_seq,
                                               int limit) override;
   Result<void> DeleteWorkflow(const std::string& uid) override;
+  Result<void> PutTemplate(const TemplateRecord& t) override;
+  Result<std::optional<TemplateRecord>> GetTemplate(const std::string& kind,
+                                                    const std::string& namespace_,
+                                                    const std::string& name) override;
+  Result<std::vector<TemplateRecord>> ListTemplates(const std::string& kind,
+                                                    const std::string& namespace_) override;
+  Result<void> DeleteTemplate(const std::string& kind, const std::string& namespace_,
+                              const std::string& name) override;
 
   // The schema version of the open database (internal::kLatestSchemaVersion after Open).
   Result<int> SchemaVersion();
@@ -87,9 +100,9 @@ class SqliteStore final : public Store {
 
   // Pragmas, checks and migrations run once by Open. REQUIRES: mu_ not held.
   Result<void> Initialize(const SqliteOptions& options);
-  // The cached prepared statement for `sql`; reset and unbound when the Stmt goes out of scope.
-  // REQUIRES: mu_ held.
-  Result<Stmt> Prepare(std::string_view sql);
+  // The prepared statement for `sql`, cached when `reusable`; reset and unbound (and finalized
+  // when not cached) when the Stmt goes out of scope. REQUIRES: mu_ held.
+  Result<Stmt> Prepare(std::string_view sql, bool reusable = true);
   // Runs the cached statement `sql` (no parameters; rows are ignored). REQUIRES: mu_ held.
   Result<void> Exec(std::string_view sql, std::string_view what);
   // Runs `sql` without caching it (schema changes). REQUIRES: mu_ held.
@@ -99,12 +112,29 @@ class SqliteStore final : public Store {
   // An Error for SQLite result code `rc` while doing `what`. REQUIRES: mu_ held.
   Error SqliteError(int rc, std::string_view what) const;
 
+  // Runs `body` (returning Result<void>) in a write transaction: BEGIN IMMEDIATE, then COMMIT
+  // when it succeeds, or ROLLBACK. REQUIRES: mu_ held.
+  template <typename Body>
+  Result<void> WriteTransactionLocked(Body&& body);
+  // Runs each of `writes` in order; `what` completes "cannot ..." on failure. REQUIRES: mu_ held.
+  Result<void> WriteLocked(const std::vector<internal::Query>& writes, std::string_view what);
+  // The rows of `q`, each read by `read`; SelectOne: the first, or nullopt when none. Select
+  // and SelectOne take mu_; SelectLocked REQUIRES it held.
+  template <typename T>
+  Result<std::vector<T>> Select(const internal::Query& q, T (*read)(sqlite3_stmt*),
+                                std::string_view what);
+  template <typename T>
+  Result<std::optional<T>> SelectOne(const internal::Query& q, T (*read)(sqlite3_stmt*),
+                                     std::string_view what);
+  template <typename T>
+  Result<std::vector<T>> SelectLocked(const internal::Query& q, T (*read)(sqlite3_stmt*),
+                                      std::string_view what);
+  // Whether `q` returns a row. REQUIRES: mu_ held.
+  Result<bool> ExistsLocked(const internal::Query& q, std::string_view what);
+
   Result<void> ApplyLocked(const Batch& batch);
   Result<void> Migrate();
   Result<int> SchemaVersionLocked();
-  Result<std::optional<WorkflowRecord>> QueryOneWorkflow(std::string_view sql,
-                                                         const std::string& key1,
-                                                         const std::string& key2);
 
   const std::string path_;
   std::mutex mu_;

@@ -26,7 +26,8 @@ namespace kiln::store {
 // Rows are applied in this order: the workflow, nodes, parameters, artifacts, events; so a batch
 // may create a workflow and its first nodes together.
 struct Batch {
-  std::optional<WorkflowRecord> workflow_upsert;   // inserted, or replaces the row with its uid
+  // Inserted, or replaces the row with its uid; its labels replace the workflow's label set.
+  std::optional<WorkflowRecord> workflow_upsert;
   std::vector<NodeRecord> node_upserts;            // inserted, or replace (workflow_uid, id)
   std::vector<ParameterRecord> parameter_upserts;  // inserted, or replace their key's value
   // Inserted; recording the same (workflow_uid, node_id, direction, name) again replaces the
@@ -44,6 +45,10 @@ struct Batch {
 struct WorkflowFilter {
   std::string namespace_;
   std::string phase;
+  // A Kubernetes label selector (store/label_selector.h): requirements separated by commas, all
+  // of which a workflow's labels must meet: "k=v", "k==v", "k!=v", "k", "!k", "k in (a,b)",
+  // "k notin (a,b)". "k!=v" and "notin" also match workflows without the label k.
+  std::string label_selector;
   int limit = 0;               // at most this many per page; <= 0: all of them
   std::string continue_token;  // from the previous page; "" for the first page
 };
@@ -59,9 +64,10 @@ class Store {
   virtual ~Store() = default;
 
   // Applies every row of `batch` in one transaction. On error nothing of the batch is kept.
-  // Errors: kInvalidArgument for an empty uid or node id; kFailedPrecondition for a row whose
-  // workflow does not exist; kAlreadyExists for a second workflow with the same namespace and
-  // name; kUnavailable when the database is busy or the disk failed (worth retrying);
+  // Errors: kInvalidArgument for an empty uid or node id, or a label with an empty key or with
+  // text that is not UTF-8 or holds a NUL byte; kFailedPrecondition for a row whose workflow
+  // does not exist; kAlreadyExists for a second workflow with the same namespace and name;
+  // kUnavailable when the database is busy or the disk failed (worth retrying);
   // kResourceExhausted when the disk is full.
   virtual Result<void> Apply(const Batch& batch) = 0;
 
@@ -72,7 +78,8 @@ class Store {
                                                              const std::string& name) = 0;
   // Workflows matching `filter`, newest first, one page at a time (keyset pagination on
   // (created_at, uid), so pages stay stable while workflows are added).
-  // Errors: kInvalidArgument for a continue token this store did not produce.
+  // Errors: kInvalidArgument for a continue token this store did not produce, or a label
+  // selector that does not parse (the message names the selector and the requirement).
   virtual Result<WorkflowPage> ListWorkflows(const WorkflowFilter& filter) = 0;
 
   // The rows of workflow `uid`; empty when it has none or does not exist.
@@ -88,6 +95,28 @@ class Store {
   // Removes workflow `uid` and all its rows, its events included, in one transaction.
   // Errors: kNotFound when there is no such workflow.
   virtual Result<void> DeleteWorkflow(const std::string& uid) = 0;
+
+  // WorkflowTemplates and ClusterWorkflowTemplates, keyed by (kind, namespace_, name): `kind` is
+  // kWorkflowTemplate, with a namespace, or kClusterWorkflowTemplate, with namespace "".
+  // Errors of all four: kInvalidArgument for another kind, a WorkflowTemplate without a
+  // namespace or a ClusterWorkflowTemplate with one; and the database errors of Apply.
+
+  // Inserts `t`, or replaces the template with its key (spec, uid, updated_at and labels),
+  // keeping the stored created_at. One transaction.
+  // Errors: also kInvalidArgument for an empty name, or a label Apply would refuse.
+  virtual Result<void> PutTemplate(const TemplateRecord& t) = 0;
+  // The template with that key, or nullopt when there is none.
+  virtual Result<std::optional<TemplateRecord>> GetTemplate(const std::string& kind,
+                                                            const std::string& namespace_,
+                                                            const std::string& name) = 0;
+  // The templates of `kind` in `namespace_`, by name. For kWorkflowTemplate, namespace_ ""
+  // means every namespace (ordered by name, then namespace).
+  virtual Result<std::vector<TemplateRecord>> ListTemplates(const std::string& kind,
+                                                            const std::string& namespace_) = 0;
+  // Removes the template with that key, with its labels.
+  // Errors: also kNotFound when there is no such template.
+  virtual Result<void> DeleteTemplate(const std::string& kind, const std::string& namespace_,
+                                      const std::string& name) = 0;
 };
 
 }  // namespace kiln::store

@@ -1,6 +1,7 @@
 #include "store/internal/continue_token.h"
 
 #include <charconv>
+#include <utility>
 
 namespace kiln::store::internal {
 
@@ -28,6 +29,16 @@ Result<PageKey> DecodeContinueToken(std::string_view token) {
   if (ec != std::errc() || end != number.data() + number.size()) return invalid();
   key.uid = std::string(rest.substr(colon + 1));
   return key;
+}
+
+WorkflowPage PageOf(std::vector<WorkflowRecord> rows, int limit) {
+  WorkflowPage page;
+  if (limit > 0 && rows.size() > static_cast<size_t>(limit)) {
+    rows.resize(static_cast<size_t>(limit));
+    page.continue_token = EncodeContinueToken({rows.back().created_at, rows.back().uid});
+  }
+  page.workflows = std::move(rows);
+  return page;
 }
 
 }  // namespace kiln::store::internal

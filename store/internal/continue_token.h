@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
+#include "store/store.h"
 
 namespace kiln::store::internal {
 
@@ -23,6 +25,11 @@ std::string EncodeContinueToken(const PageKey& key);
 
 // Errors: kInvalidArgument when `token` was not produced by EncodeContinueToken.
 Result<PageKey> DecodeContinueToken(std::string_view token);
+
+// The page ListWorkflows returns from `rows`, what ListWorkflowsQuery's statement read (at most
+// limit + 1 rows): the first `limit` of them (all for limit <= 0), and a continue token after
+// the last of those when there were more.
+WorkflowPage PageOf(std::vector<WorkflowRecord> rows, int limit);
 
 }  // namespace kiln::store::internal
 

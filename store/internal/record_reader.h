@@ -1,11 +1,22 @@
 // The record types' columns, in the order statements.h selects them, read by either backend's
-// column reader (a type with Text(), Int() and OptionalInt() that reads left to right).
+// column reader (a type with Text(), Int() and OptionalInt() that reads left to right; Text()
+// of a NULL is "").
 #ifndef KILN_STORE_INTERNAL_RECORD_READER_H_
 #define KILN_STORE_INTERNAL_RECORD_READER_H_
+
+#include <map>
+#include <string>
+#include <string_view>
 
 #include "store/records.h"
 
 namespace kiln::store::internal {
+
+// The labels of a row from the JSON object the statements aggregate them into: "" (SQL NULL:
+// PostgreSQL's aggregate over no labels) and "{}" are none. Labels are written as UTF-8 without
+// NUL bytes (internal/checks.h), so the object always parses; should another program have
+// stored something that does not, the row reads as having no labels rather than failing.
+std::map<std::string, std::string> LabelsFromJson(std::string_view json);
 
 template <typename Reader>
 WorkflowRecord ReadWorkflowRow(Reader& r) {
@@ -21,6 +32,7 @@ WorkflowRecord ReadWorkflowRow(Reader& r) {
   w.created_at = r.Int();
   w.started_at = r.Int();
   w.finished_at = r.Int();
+  w.labels = LabelsFromJson(r.Text());
   return w;
 }
 
@@ -81,6 +93,20 @@ EventRecord ReadEventRow(Reader& r) {
   e.message = r.Text();
   e.data_json = r.Text();
   return e;
+}
+
+template <typename Reader>
+TemplateRecord ReadTemplateRow(Reader& r) {
+  TemplateRecord t;
+  t.namespace_ = r.Text();
+  t.name = r.Text();
+  t.kind = r.Text();
+  t.spec = r.Text();
+  t.uid = r.Text();
+  t.created_at = r.Int();
+  t.updated_at = r.Int();
+  t.labels = LabelsFromJson(r.Text());
+  return t;
 }
 
 }  // namespace kiln::store::internal

@@ -1,7 +1,7 @@
 // The store's schema, as versioned migrations shared by every Store implementation.
 // Portable SQL only: types and syntax that both SQLite (>= 3.24) and PostgreSQL (>= 9.5) accept
-// (TEXT, BIGINT, INTEGER, PRIMARY KEY, REFERENCES, CREATE INDEX). Nothing here is SQLite-only;
-// docs/store.md explains each table.
+// (TEXT, BIGINT, INTEGER, PRIMARY KEY, REFERENCES, FOREIGN KEY, CREATE INDEX). Nothing here is
+// SQLite-only; docs/store.md explains each table.
 //
 // Rules for changing it: never edit a migration that has shipped; append a new one with the
 // next version. Each migration's statements run in one transaction together with the insert
@@ -112,8 +112,41 @@ inline constexpr std::array<std::string_view, 12> kMigration1 = {
     "CREATE INDEX nodes_by_phase ON nodes (workflow_uid, phase)",
 };
 
-inline constexpr std::array<Migration, 1> kMigrations = {
+// Labels of workflows, and WorkflowTemplates (namespaced) and ClusterWorkflowTemplates
+// (namespace '') with their labels.
+inline constexpr std::array<std::string_view, 4> kMigration2 = {
+    // Replaced as a set whenever the workflow is upserted; deleted with the workflow.
+    "CREATE TABLE workflow_labels ("
+    " workflow_uid TEXT NOT NULL REFERENCES workflows (uid),"
+    " key TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " PRIMARY KEY (workflow_uid, key))",
+    // Label selectors check each listed workflow on the primary key; this index lets the
+    // database start from the workflows that have a label instead, where that is fewer.
+    "CREATE INDEX workflow_labels_by_key ON workflow_labels (key, value, workflow_uid)",
+
+    "CREATE TABLE workflow_templates ("
+    " kind TEXT NOT NULL,"
+    " namespace TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " spec TEXT NOT NULL,"
+    " uid TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " PRIMARY KEY (kind, namespace, name))",
+    "CREATE TABLE workflow_template_labels ("
+    " kind TEXT NOT NULL,"
+    " namespace TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " key TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " PRIMARY KEY (kind, namespace, name, key),"
+    " FOREIGN KEY (kind, namespace, name) REFERENCES workflow_templates (kind, namespace, name))",
+};
+
+inline constexpr std::array<Migration, 2> kMigrations = {
     Migration{1, "workflows, nodes, parameters, artifacts, events", kMigration1},
+    Migration{2, "workflow labels, workflow templates", kMigration2},
 };
 
 // The newest schema version this binary knows.

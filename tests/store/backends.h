@@ -214,6 +214,9 @@ class PostgresBackend {
   std::string url_;
 };
 
+// A test of the behaviour every Store must have, run once per backend (TestType).
+#define STORE_TEST(name) TEMPLATE_TEST_CASE(name, "[store]", SqliteBackend, PostgresBackend)
+
 template <typename Backend>
 std::unique_ptr<Store> OpenOrFail(const Backend& backend, Speed speed = Speed::kDurable) {
   auto store = backend.Open(speed);

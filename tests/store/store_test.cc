@@ -18,8 +18,6 @@
 namespace kiln::store::testing {
 namespace {
 
-#define STORE_TEST(name) TEMPLATE_TEST_CASE(name, "[store]", SqliteBackend, PostgresBackend)
-
 STORE_TEST("store round-trips every record type") {
   auto backend = TestType::Make();
   if (!backend) return;
@@ -170,6 +168,65 @@ STORE_TEST("store keeps everything across reopen, seqs keep increasing") {
         static_cast<int64_t>(internal::kMigrations.size()));
   CHECK(backend->RawInt("SELECT MAX(version) FROM schema_migrations") ==
         internal::kLatestSchemaVersion);
+}
+
+// A database written by a kiln of schema version 1, made here with that version's migration
+// (migrations never change once shipped), opens with its rows and gains the newer tables.
+STORE_TEST("store migrates a version 1 database and keeps its rows") {
+  auto backend = TestType::Make();
+  if (!backend) return;
+  backend->RawExec(std::string(internal::kCreateMigrationsTable));
+  for (std::string_view sql : internal::kMigration1) backend->RawExec(std::string(sql));
+  backend->RawExec("INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0)");
+  backend->RawExec(
+      "INSERT INTO workflows (uid, name, namespace, kind, spec, parameters_json, phase, message, "
+      "created_at, started_at, finished_at) VALUES ('uid-1', 'old', 'default', 'Workflow', "
+      "'spec: {}', '', 'Running', '', 1000, 1005, 0)");
+  backend->RawExec(
+      "INSERT INTO events (seq, workflow_uid, node_id, at, kind, from_phase, to_phase, message, "
+      "data_json) VALUES (1, 'uid-1', '', 1000, 'WorkflowPhase', '', 'Running', '', '')");
+  backend->RawExec("UPDATE kiln_counters SET value = 1 WHERE name = 'event_seq'");
+
+  auto store = OpenOrFail(*backend);
+  CHECK(backend->RawInt("SELECT MAX(version) FROM schema_migrations") ==
+        internal::kLatestSchemaVersion);
+  CHECK(backend->RawInt("SELECT COUNT(*) FROM schema_migrations") ==
+        static_cast<int64_t>(internal::kMigrations.size()));
+  auto old = store->GetWorkflow("uid-1");
+  REQUIRE(old);
+  REQUIRE(old->has_value());
+  CHECK((*old)->name == "old");
+  CHECK((*old)->started_at == 1005);
+  CHECK((*old)->labels.empty());
+  CHECK(Seqs(store->ListEvents("uid-1", 0, 0).value()) == std::vector<int64_t>{1});
+
+  // The old workflow takes labels and is selected by them; the new tables work.
+  WorkflowRecord labelled = **old;
+  labelled.labels = {{"app", "web"}};
+  Batch batch;
+  batch.workflow_upsert = labelled;
+  batch.events = {Event("uid-1", "", "Succeeded")};
+  REQUIRE(store->Apply(batch));
+  WorkflowFilter filter = Filter("", "", 0);
+  filter.label_selector = "app=web";
+  auto page = store->ListWorkflows(filter);
+  REQUIRE(page);
+  REQUIRE(page->workflows.size() == 1);
+  CHECK(page->workflows[0] == labelled);
+  CHECK(Seqs(store->ListEvents("uid-1", 0, 0).value()) == std::vector<int64_t>{1, 2});
+  TemplateRecord t;
+  t.namespace_ = "default";
+  t.name = "hello";
+  t.kind = std::string(kWorkflowTemplate);
+  REQUIRE(store->PutTemplate(t));
+  CHECK(store->GetTemplate(t.kind, "default", "hello").value() == t);
+
+  // Opening again migrates nothing more.
+  store.reset();
+  auto again = OpenOrFail(*backend);
+  CHECK(backend->RawInt("SELECT COUNT(*) FROM schema_migrations") ==
+        static_cast<int64_t>(internal::kMigrations.size()));
+  CHECK(again->GetWorkflow("uid-1").value() == labelled);
 }
 
 STORE_TEST("store lists workflows newest first with continue tokens") {

@@ -1,0 +1,845 @@
+#include "api/api_server.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "api/workflow_json.h"
+#include "dag/parse.h"
+#include "dag/validate.h"
+#include "base/strings.h"
+#include "http/router.h"
+
+namespace kiln::api {
+
+namespace {
+
+using http::Request;
+using http::Responder;
+using http::Response;
+using Json = nlohmann::json;
+
+// gRPC codes, as Argo Server's errors carry them.
+int GrpcCode(Code code) {
+  switch (code) {
+    case Code::kInvalidArgument: return 3;
+    case Code::kNotFound: return 5;
+    case Code::kAlreadyExists: return 6;
+    case Code::kFailedPrecondition: return 9;
+    case Code::kResourceExhausted: return 8;
+    case Code::kUnavailable: return 14;
+    default: return 13;
+  }
+}
+
+int HttpStatus(Code code) {
+  switch (code) {
+    case Code::kInvalidArgument: return 400;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists: return 409;
+    case Code::kFailedPrecondition: return 409;
+    case Code::kResourceExhausted: return 413;
+    case Code::kUnavailable: return 503;
+    default: return 500;
+  }
+}
+
+Response ErrorJson(int status, int grpc, std::string message, Json details = nullptr) {
+  Json body = {{"code", grpc}, {"message", std::move(message)}};
+  if (!details.is_null()) body["details"] = std::move(details);
+  return Response::Json(status, body.dump() + "\n");
+}
+
+Response ErrorOf(const Error& e, Json details = nullptr) {
+  return ErrorJson(HttpStatus(e.code()), GrpcCode(e.code()), e.message(), std::move(details));
+}
+
+Json ProblemsJson(const std::vector<dag::Diagnostic>& problems) {
+  Json out = Json::array();
+  for (const dag::Diagnostic& d : problems) {
+    out.push_back({{"file", d.file},
+                   {"line", d.loc.line},
+                   {"column", d.loc.column},
+                   {"field", d.path},
+                   {"message", d.message},
+                   {"severity", d.severity == dag::Severity::kError ? "error" : "warning"}});
+  }
+  return out;
+}
+
+Response Ok(const Json& body) { return Response::Json(200, body.dump() + "\n"); }
+
+// "k=v" pairs of Argo's submitOptions.parameters and of label strings "a=b,c=d".
+Result<std::map<std::string, std::string>> Pairs(const Json& list, const std::string& field) {
+  std::map<std::string, std::string> out;
+  auto add = [&](const std::string& p) -> Result<void> {
+    size_t eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) return MakeError(Code::kInvalidArgument, field + ": \"" + p + "\" is not name=value");
+    out[p.substr(0, eq)] = p.substr(eq + 1);
+    return {};
+  };
+  if (list.is_string()) {
+    std::string text = list.get<std::string>();
+    for (size_t start = 0; start <= text.size();) {
+      size_t comma = text.find(',', start);
+      std::string p(Trim(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
+      if (!p.empty()) {
+        if (auto ok = add(p); !ok) return std::unexpected(ok.error());
+      }
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  } else if (list.is_array()) {
+    for (const Json& p : list) {
+      if (!p.is_string()) return MakeError(Code::kInvalidArgument, field + ": expected strings \"name=value\"");
+      if (auto ok = add(p.get<std::string>()); !ok) return std::unexpected(ok.error());
+    }
+  } else if (!list.is_null()) {
+    return MakeError(Code::kInvalidArgument, field + ": expected a list of \"name=value\"");
+  }
+  return out;
+}
+
+std::string RouteOf(const Request& r) {
+  // A low-cardinality name for metrics: the path with namespaces and names replaced.
+  std::vector<std::string> seg = http::SplitPath(r.path);
+  if (seg.size() >= 3 && seg[0] == "api" && seg[1] == "v1") {
+    std::string out = "/api/v1/" + seg[2];
+    if (seg.size() > 3) out += "/{ns}";
+    if (seg.size() > 4) out += seg[4] == "lint" || seg[4] == "submit" ? "/" + seg[4] : "/{name}";
+    if (seg.size() > 5) out += "/" + seg[5];
+    return out;
+  }
+  if (r.path == "/healthz" || r.path == "/readyz" || r.path == "/metrics") return r.path;
+  return "other";
+}
+
+}  // namespace
+
+struct ApiServer::Impl {
+  boost::asio::io_context& io;
+  Engine& engine;
+  store::Store& store;
+  Metrics& metrics;
+  ApiServerOptions options;
+  boost::asio::thread_pool pool;
+  std::unique_ptr<http::Server> server;
+  std::atomic<bool> stopping{false};
+  // Open streams (watches, followed logs), ended by Stop.
+  std::vector<std::weak_ptr<http::StreamWriter>> streams;
+
+  Counter& requests;
+  Histogram& latency;
+
+  Impl(boost::asio::io_context& io, Engine& engine, store::Store& store, Metrics& metrics, ApiServerOptions options)
+      : io(io),
+        engine(engine),
+        store(store),
+        metrics(metrics),
+        options(std::move(options)),
+        pool(std::max<size_t>(1, this->options.read_threads)),
+        requests(metrics.Counter("kiln_api_requests_total", "API requests answered, by route, method and status",
+                                 {"route", "method", "code"})),
+        latency(metrics.Histogram("kiln_api_request_duration_seconds", "Time to answer an API request, by route",
+                                  {"route"}, {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5})) {}
+
+  // Runs `work` on the read pool; its Response is sent from the io_context thread.
+  void Read(Responder responder, std::function<Response()> work) {
+    boost::asio::post(pool, [this, responder, work = std::move(work)] {
+      Response r;
+      try {
+        r = work();
+      } catch (const std::exception& e) {
+        r = ErrorJson(500, 13, std::string("internal error: ") + e.what());
+      }
+      boost::asio::post(io, [responder, r = std::move(r)]() mutable { responder.Send(std::move(r)); });
+    });
+  }
+
+  // ---- lookups ------------------------------------------------------------------------------
+
+  Result<store::WorkflowRecord> Find(const std::string& ns, const std::string& name) {
+    auto w = store.FindWorkflow(ns, name);
+    if (!w) return std::unexpected(w.error());
+    if (!*w) {
+      return MakeError(Code::kNotFound, "workflow \"" + name + "\" not found in namespace \"" + ns + "\"");
+    }
+    return **w;
+  }
+
+  Result<WorkflowRows> Rows(store::WorkflowRecord w) {
+    WorkflowRows rows;
+    auto nodes = store.ListNodes(w.uid);
+    if (!nodes) return std::unexpected(nodes.error());
+    auto params = store.ListParameters(w.uid);
+    if (!params) return std::unexpected(params.error());
+    auto artifacts = store.ListArtifacts(w.uid);
+    if (!artifacts) return std::unexpected(artifacts.error());
+    rows.workflow = std::move(w);
+    rows.nodes = std::move(*nodes);
+    rows.parameters = std::move(*params);
+    rows.artifacts = std::move(*artifacts);
+    return rows;
+  }
+
+  WorkflowJsonOptions JsonOptions(bool with_nodes) const {
+    WorkflowJsonOptions o;
+    o.with_nodes = with_nodes;
+    o.with_spec = with_nodes;
+    o.kubernetes = engine.options().executor == "kubernetes";
+    return o;
+  }
+
+  Result<Json> WorkflowJsonOf(const std::string& ns, const std::string& name) {
+    auto w = Find(ns, name);
+    if (!w) return std::unexpected(w.error());
+    auto rows = Rows(std::move(*w));
+    if (!rows) return std::unexpected(rows.error());
+    return WorkflowObject(*rows, JsonOptions(true));
+  }
+
+  // ---- submissions ----------------------------------------------------------------------------
+
+  // The manifest of a create/lint body: {"workflow": {...}} as JSON, or the manifest itself as
+  // YAML (Content-Type application/yaml) or JSON.
+  Result<ManifestText> BodyManifest(const Request& r, const char* key) {
+    std::string type(r.GetHeader("Content-Type").value_or("application/json"));
+    if (r.body.empty()) return MakeError(Code::kInvalidArgument, "the request has no body; send {\"" + std::string(key) + "\": {...}} or a YAML manifest");
+    if (type.find("yaml") != std::string::npos) return ManifestText{"request body", r.body};
+    Json body = Json::parse(r.body, nullptr, false);
+    if (body.is_discarded()) {
+      // Say where: parse again with exceptions for the byte offset.
+      std::string where;
+      try {
+        Json again = Json::parse(r.body);
+        (void)again;
+      } catch (const Json::parse_error& e) {
+        where = e.what();
+      }
+      return MakeError(Code::kInvalidArgument, "the request body is not valid JSON (" + where +
+                                                   "); send application/json, or set Content-Type: application/yaml");
+    }
+    if (!body.is_object()) return MakeError(Code::kInvalidArgument, "the request body must be a JSON object");
+    if (auto m = body.find(key); m != body.end()) {
+      if (!m->is_object()) return MakeError(Code::kInvalidArgument, std::string(key) + ": expected an object");
+      return ManifestText{"request body", m->dump(2)};
+    }
+    if (body.contains("apiVersion") || body.contains("kind")) return ManifestText{"request body", body.dump(2)};
+    return MakeError(Code::kInvalidArgument, std::string("the request body has no \"") + key + "\" field");
+  }
+
+  void Submit(const Request& r, const Responder& out, bool dry_run) {
+    const std::string ns = r.params.at("ns");
+    auto manifest = BodyManifest(r, "workflow");
+    if (!manifest) return out.Send(ErrorOf(manifest.error()));
+    SubmitRequest request;
+    request.namespace_ = ns;
+    request.workflow = std::move(*manifest);
+    request.dry_run = dry_run;
+    Json body = Json::parse(r.body, nullptr, false);
+    if (body.is_object() && body.value("serverDryRun", false)) request.dry_run = true;
+    auto templates = Templates(ns);
+    if (!templates) return out.Send(ErrorOf(templates.error()));
+    request.templates = std::move(*templates);
+    Answer(out, engine.Submit(std::move(request)));
+  }
+
+  void Answer(const Responder& out, const std::expected<store::WorkflowRecord, SubmitError>& submitted) {
+    if (!submitted) {
+      const SubmitError& e = submitted.error();
+      return out.Send(ErrorOf(e.error, e.problems.empty() ? Json(nullptr) : ProblemsJson(e.problems)));
+    }
+    WorkflowRows rows;
+    rows.workflow = *submitted;
+    out.Send(Ok(WorkflowObject(rows, JsonOptions(true))));
+  }
+
+  // The WorkflowTemplates a submission in `ns` may reference: this namespace's and the cluster's.
+  Result<std::vector<ManifestText>> Templates(const std::string& ns) {
+    std::vector<ManifestText> out;
+    for (const auto& [kind, scope] : {std::pair<std::string, std::string>{"WorkflowTemplate", ns},
+                                      std::pair<std::string, std::string>{"ClusterWorkflowTemplate", ""}}) {
+      auto list = store.ListTemplates(kind, scope);
+      if (!list) return std::unexpected(list.error());
+      for (const store::TemplateRecord& t : *list) {
+        out.push_back({(scope.empty() ? "clusterworkflowtemplate " : "workflowtemplate " + ns + "/") + t.name, t.spec});
+      }
+    }
+    return out;
+  }
+
+  void SubmitFrom(const Request& r, const Responder& out) {
+    const std::string ns = r.params.at("ns");
+    Json body = Json::parse(r.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      return out.Send(ErrorJson(400, 3, "the request body must be a JSON object {\"resourceKind\", \"resourceName\", \"submitOptions\"}"));
+    }
+    std::string kind = body.value("resourceKind", "WorkflowTemplate");
+    std::string name = body.value("resourceName", "");
+    if (kind != "WorkflowTemplate" && kind != "ClusterWorkflowTemplate" && kind != "CronWorkflow") {
+      return out.Send(ErrorJson(400, 3, "resourceKind: \"" + kind + "\" is not one of WorkflowTemplate, ClusterWorkflowTemplate"));
+    }
+    if (name.empty()) return out.Send(ErrorJson(400, 3, "resourceName: the template to submit is missing"));
+    auto t = store.GetTemplate(kind, kind == "ClusterWorkflowTemplate" ? "" : ns, name);
+    if (!t) return out.Send(ErrorOf(t.error()));
+    if (!*t) return out.Send(ErrorJson(404, 5, kind + " \"" + name + "\" not found in namespace \"" + ns + "\""));
+    Json options = body.value("submitOptions", Json::object());
+    auto params = Pairs(options.value("parameters", Json()), "submitOptions.parameters");
+    if (!params) return out.Send(ErrorOf(params.error()));
+    auto labels = Pairs(options.value("labels", Json()), "submitOptions.labels");
+    if (!labels) return out.Send(ErrorOf(labels.error()));
+    // As Argo does: a Workflow that references the template, named after it.
+    Json wf = {{"apiVersion", "argoproj.io/v1alpha1"},
+               {"kind", "Workflow"},
+               {"metadata", {{"generateName", options.value("generateName", name + "-")}}},
+               {"spec", {{"workflowTemplateRef", {{"name", name}}}}}};
+    if (kind == "ClusterWorkflowTemplate") wf["spec"]["workflowTemplateRef"]["clusterScope"] = true;
+    if (options.contains("name")) wf["metadata"] = {{"name", options.value("name", "")}};
+    SubmitRequest request;
+    request.namespace_ = ns;
+    request.workflow = {"submitted from " + kind + " " + name, wf.dump(2)};
+    request.parameters = std::move(*params);
+    request.labels = std::move(*labels);
+    request.labels["workflows.argoproj.io/workflow-template"] = name;
+    request.entrypoint = options.value("entryPoint", "");
+    request.dry_run = options.value("serverDryRun", false) || options.value("dryRun", false);
+    auto templates = Templates(ns);
+    if (!templates) return out.Send(ErrorOf(templates.error()));
+    request.templates = std::move(*templates);
+    Answer(out, engine.Submit(std::move(request)));
+  }
+
+  // ---- actions ----------------------------------------------------------------------------------
+
+  void Action(const Request& r, const Responder& out) {
+    const std::string ns = r.params.at("ns"), name = r.params.at("name"), action = r.params.at("action");
+    auto w = Find(ns, name);
+    if (!w) return out.Send(ErrorOf(w.error()));
+    Json body = Json::parse(r.body.empty() ? "{}" : r.body, nullptr, false);
+    if (body.is_discarded()) return out.Send(ErrorJson(400, 3, "the request body is not valid JSON"));
+    auto not_running = [&](const Error& e) {
+      return ErrorJson(409, 9, "cannot " + action + " workflow \"" + name + "\": " + e.message() +
+                                   " (phase " + w->phase + ")");
+    };
+    Result<void> done;
+    if (action == "stop") {
+      done = engine.Stop(w->uid, body.is_object() ? body.value("message", "") : "");
+    } else if (action == "terminate") {
+      done = engine.Terminate(w->uid);
+    } else if (action == "resume") {
+      auto n = engine.ResumeSuspended(w->uid);
+      if (!n) done = std::unexpected(n.error());
+    } else if (action == "suspend") {
+      return out.Send(ErrorJson(501, 12, "suspending a whole workflow is not supported yet; use a suspend template "
+                                         "and `resume`, or `stop`"));
+    } else if (action == "resubmit") {
+      return Answer(out, engine.Resubmit(w->uid));
+    } else if (action == "retry") {
+      return out.Send(ErrorJson(501, 12, "retry is not supported yet; `resubmit` runs the workflow again from the start"));
+    } else {
+      return out.Send(ErrorJson(404, 5, "no action \"" + action + "\"; one of stop, terminate, suspend, resume, retry, resubmit"));
+    }
+    if (!done) return out.Send(done.error().code() == Code::kFailedPrecondition ? not_running(done.error()) : ErrorOf(done.error()));
+    auto rows = Rows(*w);
+    if (!rows) return out.Send(ErrorOf(rows.error()));
+    out.Send(Ok(WorkflowObject(*rows, JsonOptions(true))));
+  }
+
+  void Delete(const Request& r, const Responder& out) {
+    auto w = Find(r.params.at("ns"), r.params.at("name"));
+    if (!w) return out.Send(ErrorOf(w.error()));
+    if (auto ok = engine.Delete(w->uid); !ok) return out.Send(ErrorOf(ok.error()));
+    out.Send(Ok(Json::object()));
+  }
+
+  // ---- reads ------------------------------------------------------------------------------------
+
+  Response List(const Request& r) {
+    store::WorkflowFilter filter;
+    filter.namespace_ = r.params.at("ns");
+    auto q = [&](std::string_view a, std::string_view b) {
+      auto v = r.GetQuery(a);
+      if (!v) v = r.GetQuery(b);
+      return std::string(v.value_or(""));
+    };
+    filter.phase = q("phase", "listOptions.phase");
+    filter.label_selector = q("listOptions.labelSelector", "labelSelector");
+    filter.continue_token = q("listOptions.continue", "continue");
+    std::string limit = q("listOptions.limit", "limit");
+    if (!limit.empty()) {
+      try {
+        filter.limit = std::stoi(limit);
+      } catch (const std::exception&) {
+        return ErrorJson(400, 3, "limit: \"" + limit + "\" is not a number");
+      }
+      if (filter.limit < 0) return ErrorJson(400, 3, "limit: must not be negative");
+    }
+    auto page = store.ListWorkflows(filter);
+    if (!page) return ErrorOf(page.error());
+    Json items = Json::array();
+    for (store::WorkflowRecord& w : page->workflows) {
+      WorkflowRows rows;
+      rows.workflow = std::move(w);
+      items.push_back(WorkflowObject(rows, JsonOptions(false)));
+    }
+    Json meta = Json::object();
+    if (!page->continue_token.empty()) meta["continue"] = page->continue_token;
+    return Ok({{"metadata", meta}, {"items", std::move(items)}});
+  }
+
+  Response Artifact(const Request& r) {
+    auto w = Find(r.params.at("ns"), r.params.at("name"));
+    if (!w) return ErrorOf(w.error());
+    auto artifacts = store.ListArtifacts(w->uid);
+    if (!artifacts) return ErrorOf(artifacts.error());
+    const std::string& node = r.params.at("node");
+    const std::string& name = r.params.at("artifact");
+    for (const store::ArtifactRecord& a : *artifacts) {
+      if (a.node_id != node || a.name != name || a.direction != "output") continue;
+      if (!a.uri.starts_with("file://")) {
+        return ErrorJson(404, 5, "artifact \"" + name + "\" of node \"" + node + "\" is at " + a.uri +
+                                     ", which this server cannot read");
+      }
+      std::ifstream in(a.uri.substr(7), std::ios::binary);
+      if (!in) return ErrorJson(404, 5, "artifact \"" + name + "\" of node \"" + node + "\" is recorded but its file is gone");
+      std::stringstream buf;
+      buf << in.rdbuf();
+      Response resp;
+      resp.status = 200;
+      resp.body = buf.str();
+      resp.SetHeader("Content-Type", "application/octet-stream");
+      resp.SetHeader("Content-Disposition", "attachment; filename=\"" + name + "\"");
+      if (!a.sha256.empty()) resp.SetHeader("X-Kiln-Sha256", a.sha256);
+      return resp;
+    }
+    return ErrorJson(404, 5, "node \"" + node + "\" of workflow \"" + w->name + "\" has no output artifact \"" + name + "\"");
+  }
+
+  // ---- streams ------------------------------------------------------------------------------
+
+  void Track(const std::shared_ptr<http::StreamWriter>& s) {
+    std::erase_if(streams, [](const auto& w) { return w.expired(); });
+    streams.push_back(s);
+  }
+
+  // GET .../log: the node's log lines (every Pod node's when no nodeId is given), as Argo's
+  // newline-delimited {"result": {"content", "podName"}}; with follow, new lines as they come
+  // until the node (or workflow) has finished.
+  void Log(const Request& r, const Responder& out) {
+    auto w = Find(r.params.at("ns"), r.params.at("name"));
+    if (!w) return out.Send(ErrorOf(w.error()));
+    std::string node(r.GetQuery("nodeId").value_or(r.GetQuery("podName").value_or("")));
+    bool follow = r.GetQuery("follow").value_or(r.GetQuery("logOptions.follow").value_or("false")) == "true";
+    std::optional<std::regex> grep;
+    if (auto g = r.GetQuery("grep"); g && !g->empty()) {
+      try {
+        grep.emplace(std::string(*g));
+      } catch (const std::regex_error& e) {
+        return out.Send(ErrorJson(400, 3, "grep: \"" + std::string(*g) + "\" is not a regular expression: " + e.what()));
+      }
+    }
+    auto nodes = store.ListNodes(w->uid);
+    if (!nodes) return out.Send(ErrorOf(nodes.error()));
+    std::vector<std::string> pods;
+    for (const store::NodeRecord& n : *nodes) {
+      if (n.type == "Pod" && (node.empty() || n.id == node || n.display_name == node)) pods.push_back(n.id);
+    }
+    if (!node.empty() && pods.empty()) {
+      return out.Send(ErrorJson(404, 5, "workflow \"" + w->name + "\" has no step \"" + node + "\""));
+    }
+    auto stream = out.Stream(200, {{"Content-Type", "application/json"}});
+    Track(stream);
+    struct Tail {
+      std::string uid;
+      std::vector<std::string> pods;
+      std::vector<std::streamoff> offsets;
+      std::optional<std::regex> grep;
+      bool follow = false;
+      std::unique_ptr<boost::asio::steady_timer> timer;
+    };
+    auto tail = std::make_shared<Tail>();
+    tail->uid = w->uid;
+    tail->pods = pods;
+    tail->offsets.assign(pods.size(), 0);
+    tail->grep = std::move(grep);
+    tail->follow = follow;
+    tail->timer = std::make_unique<boost::asio::steady_timer>(io);
+    auto pump = std::make_shared<std::function<void()>>();
+    *pump = [this, tail, stream, pump] {
+      if (stream->closed()) return;
+      for (size_t i = 0; i < tail->pods.size(); ++i) {
+        std::ifstream in(engine.LogPath(tail->uid, tail->pods[i]), std::ios::binary);
+        if (!in) continue;
+        in.seekg(tail->offsets[i]);
+        std::string line, chunk;
+        while (std::getline(in, line)) {
+          if (in.eof()) break;  // a partial last line: read it once complete
+          tail->offsets[i] += static_cast<std::streamoff>(line.size()) + 1;
+          // "<time> <stream> <text>": the text.
+          std::string_view text = line;
+          size_t sp1 = text.find(' ');
+          size_t sp2 = sp1 == std::string_view::npos ? sp1 : text.find(' ', sp1 + 1);
+          if (sp2 != std::string_view::npos) text = text.substr(sp2 + 1);
+          if (tail->grep && !std::regex_search(text.begin(), text.end(), *tail->grep)) continue;
+          chunk += Json{{"result", {{"content", text}, {"podName", tail->pods[i]}}}}.dump() + "\n";
+        }
+        if (!chunk.empty() && !stream->Write(std::move(chunk))) return;
+      }
+      if (!tail->follow || !engine.IsRunning(tail->uid)) {
+        stream->Finish();
+        return;
+      }
+      tail->timer->expires_after(std::chrono::milliseconds(250));
+      tail->timer->async_wait([pump](const boost::system::error_code& ec) {
+        if (!ec) (*pump)();
+      });
+    };
+    stream->OnClose([tail, pump] {
+      tail->timer->cancel();
+      boost::asio::post(tail->timer->get_executor(), [pump] { *pump = nullptr; });
+    });
+    (*pump)();
+  }
+
+  // GET /api/v1/workflow-events/{ns}: {"result": {"type", "object"}} per change, or SSE.
+  void Watch(const Request& r, const Responder& out) {
+    const std::string ns = r.params.at("ns");
+    std::string name;
+    std::string selector(r.GetQuery("listOptions.fieldSelector").value_or(r.GetQuery("fieldSelector").value_or("")));
+    if (!selector.empty()) {
+      if (!selector.starts_with("metadata.name=")) {
+        return out.Send(ErrorJson(400, 3, "fieldSelector: only metadata.name=NAME is supported"));
+      }
+      name = selector.substr(14);
+    }
+    bool sse = r.GetHeader("Accept").value_or("").find("text/event-stream") != std::string_view::npos;
+    auto stream = out.Stream(200, {{"Content-Type", sse ? "text/event-stream" : "application/json"}});
+    Track(stream);
+    // Changes are coalesced per workflow and rendered on the read pool.
+    struct Watcher {
+      std::mutex mu;
+      std::map<std::string, ChangeType> dirty;  // uid -> last change
+      std::map<std::string, store::WorkflowRecord> deleted;
+      bool scheduled = false;
+    };
+    auto watcher = std::make_shared<Watcher>();
+    auto emit = [sse](const char* type, const Json& object) {
+      std::string line = Json{{"result", {{"type", type}, {"object", object}}}}.dump();
+      return sse ? "data: " + line + "\n\n" : line + "\n";
+    };
+    auto flush = [this, watcher, stream, emit] {
+      std::map<std::string, ChangeType> dirty;
+      std::map<std::string, store::WorkflowRecord> deleted;
+      {
+        std::lock_guard lock(watcher->mu);
+        dirty.swap(watcher->dirty);
+        deleted.swap(watcher->deleted);
+        watcher->scheduled = false;
+      }
+      std::string out;
+      for (const auto& [uid, type] : dirty) {
+        if (type == ChangeType::kDeleted) {
+          WorkflowRows rows;
+          rows.workflow = deleted[uid];
+          out += emit("DELETED", WorkflowObject(rows, JsonOptions(false)));
+          continue;
+        }
+        auto w = store.GetWorkflow(uid);
+        if (!w || !*w) continue;
+        auto rows = Rows(std::move(**w));
+        if (!rows) continue;
+        out += emit(type == ChangeType::kAdded ? "ADDED" : "MODIFIED", WorkflowObject(*rows, JsonOptions(true)));
+      }
+      if (out.empty()) return;
+      boost::asio::post(io, [stream, out = std::move(out)]() mutable { stream->Write(std::move(out)); });
+    };
+    int id = engine.Subscribe([this, ns, name, watcher, flush](const store::WorkflowRecord& w, ChangeType type) {
+      if ((!ns.empty() && w.namespace_ != ns) || (!name.empty() && w.name != name)) return;
+      bool schedule = false;
+      {
+        std::lock_guard lock(watcher->mu);
+        auto it = watcher->dirty.find(w.uid);
+        if (it == watcher->dirty.end() || type == ChangeType::kDeleted) watcher->dirty[w.uid] = type;
+        if (type == ChangeType::kDeleted) watcher->deleted[w.uid] = w;
+        if (!watcher->scheduled) schedule = watcher->scheduled = true;
+      }
+      if (schedule) boost::asio::post(pool, flush);
+    });
+    stream->OnClose([this, id] { engine.Unsubscribe(id); });
+    // The current state first, as a Kubernetes watch without a resourceVersion does.
+    boost::asio::post(pool, [this, ns, name, watcher, flush] {
+      std::vector<std::string> uids;
+      if (!name.empty()) {
+        if (auto w = store.FindWorkflow(ns, name); w && *w) uids.push_back((*w)->uid);
+      } else {
+        store::WorkflowFilter f;
+        f.namespace_ = ns;
+        f.limit = 1000;
+        if (auto page = store.ListWorkflows(f)) {
+          for (const auto& w : page->workflows) uids.push_back(w.uid);
+        }
+      }
+      {
+        std::lock_guard lock(watcher->mu);
+        for (const std::string& uid : uids) watcher->dirty.emplace(uid, ChangeType::kAdded);
+        watcher->scheduled = true;
+      }
+      flush();
+    });
+  }
+
+  // ---- auth and dispatch --------------------------------------------------------------------
+
+  // The role a request needs: reads need read, changes write, cluster-wide templates admin.
+  static Role Needed(const Request& r) {
+    if (r.method == "GET" || r.method == "HEAD") return Role::kRead;
+    if (r.path.starts_with("/api/v1/cluster-workflow-templates")) return Role::kAdmin;
+    return Role::kWrite;
+  }
+
+  void Handle(Request r, Responder responder, const http::Handler& routes) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string route = RouteOf(r), method = r.method;
+    // Wrap the responder to count the answer.
+    struct Counting : Responder::Impl {
+      std::shared_ptr<Responder> inner;
+      ApiServer::Impl* self;
+      std::string route, method;
+      std::chrono::steady_clock::time_point start;
+      void Count(int status) {
+        self->requests.Add({route, method, std::to_string(status)});
+        self->latency.Observe({route}, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
+      void Send(Response response) override {
+        Count(response.status);
+        inner->Send(std::move(response));
+      }
+      std::shared_ptr<http::StreamWriter> Stream(int status, std::vector<http::Header> headers) override {
+        Count(status);
+        return inner->Stream(status, std::move(headers));
+      }
+      void Abort() override { inner->Abort(); }
+    };
+    auto counting = std::make_shared<Counting>();
+    counting->inner = std::make_shared<Responder>(std::move(responder));
+    counting->self = this;
+    counting->route = route;
+    counting->method = method;
+    counting->start = start;
+    Responder out(counting);
+    if (stopping) return out.Send(ErrorJson(503, 14, "the server is shutting down"));
+    const bool open = r.path == "/healthz" || r.path == "/readyz" || r.path == "/metrics";
+    if (options.auth && !open) {
+      auto header = r.GetHeader("Authorization");
+      const Principal* who = header ? options.auth->Authenticate(*header) : nullptr;
+      if (who == nullptr) {
+        Response resp = ErrorJson(401, 16, header ? "the bearer token is not valid; check --token or KILN_TOKEN"
+                                                  : "this server needs a bearer token: Authorization: Bearer <token>");
+        resp.SetHeader("WWW-Authenticate", "Bearer realm=\"kiln\"");
+        return out.Send(std::move(resp));
+      }
+      std::vector<std::string> seg = http::SplitPath(r.path);
+      std::string ns = seg.size() > 3 && seg[0] == "api" && seg[1] == "v1" && seg[2] != "openapi.json" &&
+                               seg[2] != "cluster-workflow-templates"
+                           ? seg[3]
+                           : "*";
+      Role needed = Needed(r);
+      if (ns == "*" ? who->role < needed : !who->Allows(ns, needed)) {
+        return out.Send(ErrorJson(403, 7, who->subject + " may not " + std::string(needed == Role::kRead ? "read" : "change") +
+                                              (ns == "*" ? std::string(" this") : " namespace \"" + ns + "\"") +
+                                              " (role " + std::string(RoleName(who->role)) + ")"));
+      }
+    }
+    routes(std::move(r), out);
+  }
+
+  http::Handler Routes() {
+    http::Router router;
+    router.Add("GET", "/healthz", [](Request, Responder out) { out.Send(Response::Text(200, "ok\n")); });
+    router.Add("GET", "/readyz", [this](Request, Responder out) {
+      Read(out, [this] {
+        auto probe = store.GetWorkflow("readyz-probe");
+        return probe ? Response::Text(200, "ok\n")
+                     : Response::Text(503, "store unavailable: " + probe.error().message() + "\n");
+      });
+    });
+    router.Add("GET", "/metrics", [this](Request, Responder out) {
+      metrics.Gauge("kiln_workflows_running", "Workflows being driven by this server").Set({}, static_cast<double>(engine.running()));
+      Response r;
+      r.body = metrics.Render();
+      r.SetHeader("Content-Type", std::string(kMetricsContentType));
+      out.Send(std::move(r));
+    });
+    router.Add("GET", "/api/v1/openapi.json", [](Request, Responder out) { out.Send(Response::Json(200, OpenApiDocument())); });
+    router.Add("POST", "/api/v1/workflows/{ns}/lint", [this](Request r, Responder out) { Submit(r, out, true); });
+    router.Add("POST", "/api/v1/workflows/{ns}/submit", [this](Request r, Responder out) { SubmitFrom(r, out); });
+    router.Add("POST", "/api/v1/workflows/{ns}", [this](Request r, Responder out) { Submit(r, out, false); });
+    router.Add("GET", "/api/v1/workflows/{ns}", [this](Request r, Responder out) {
+      Read(out, [this, r = std::move(r)] { return List(r); });
+    });
+    router.Add("GET", "/api/v1/workflows/{ns}/{name}", [this](Request r, Responder out) {
+      Read(out, [this, r = std::move(r)] {
+        auto j = WorkflowJsonOf(r.params.at("ns"), r.params.at("name"));
+        return j ? Ok(*j) : ErrorOf(j.error());
+      });
+    });
+    router.Add("DELETE", "/api/v1/workflows/{ns}/{name}", [this](Request r, Responder out) { Delete(r, out); });
+    router.Add("PUT", "/api/v1/workflows/{ns}/{name}/{action}", [this](Request r, Responder out) { Action(r, out); });
+    router.Add("GET", "/api/v1/workflows/{ns}/{name}/log", [this](Request r, Responder out) { Log(r, out); });
+    router.Add("GET", "/api/v1/workflows/{ns}/{name}/artifacts/{node}/{artifact}", [this](Request r, Responder out) {
+      Read(out, [this, r = std::move(r)] { return Artifact(r); });
+    });
+    // Argo Server's artifact path.
+    router.Add("GET", "/artifacts/{ns}/{name}/{node}/{artifact}", [this](Request r, Responder out) {
+      Read(out, [this, r = std::move(r)] { return Artifact(r); });
+    });
+    router.Add("GET", "/api/v1/workflow-events/{ns}", [this](Request r, Responder out) { Watch(r, out); });
+    AddTemplateRoutes(router, "workflow-templates", "WorkflowTemplate");
+    AddTemplateRoutes(router, "cluster-workflow-templates", "ClusterWorkflowTemplate");
+    return router.Build([](Request r, Responder out) {
+      out.Send(ErrorJson(404, 5, "no such API path: " + r.method + " " + r.path + " (see /api/v1/openapi.json)"));
+    });
+  }
+
+  // ---- templates ----------------------------------------------------------------------------
+
+  Json TemplateJson(const store::TemplateRecord& t) {
+    Json j = Json::object();
+    if (auto parsed = YamlToJson(t.name, t.spec); parsed && parsed->is_object()) j = std::move(*parsed);
+    j["apiVersion"] = "argoproj.io/v1alpha1";
+    j["kind"] = t.kind;
+    j["metadata"]["name"] = t.name;
+    if (!t.namespace_.empty()) j["metadata"]["namespace"] = t.namespace_;
+    j["metadata"]["uid"] = t.uid;
+    j["metadata"]["creationTimestamp"] = Rfc3339(t.created_at);
+    return j;
+  }
+
+  // Validates a template body and stores it. `name` is the URL's on update, "" on create.
+  void PutTemplate(const Request& r, const Responder& out, const std::string& kind, const std::string& ns,
+                   const std::string& name) {
+    auto text = BodyManifest(r, "template");
+    if (!text) return out.Send(ErrorOf(text.error()));
+    dag::Diagnostics diags;
+    std::vector<dag::Manifest> parsed = dag::ParseManifests(text->name, text->text, dag::ParseOptions{}, diags);
+    const dag::Manifest* t = nullptr;
+    for (const dag::Manifest& m : parsed) {
+      if (dag::KindName(m.kind) == kind) t = &m;
+    }
+    dag::TemplateLibrary library;
+    for (const dag::Manifest& m : parsed) library.Add(m);
+    if (t) dag::Validate(*t, library, diags);
+    std::vector<dag::Diagnostic> problems;
+    for (const dag::Diagnostic& d : diags.items()) {
+      if (d.severity == dag::Severity::kError) problems.push_back(d);
+    }
+    if (!problems.empty()) {
+      return out.Send(ErrorJson(400, 3, std::to_string(problems.size()) + " error(s) in the " + kind + "; nothing was saved",
+                                ProblemsJson(problems)));
+    }
+    if (!t) return out.Send(ErrorJson(400, 3, "the request body holds no " + kind));
+    if (t->metadata.name.empty()) return out.Send(ErrorJson(400, 3, "metadata.name: a " + kind + " needs a name"));
+    if (!name.empty() && t->metadata.name != name) {
+      return out.Send(ErrorJson(400, 3, "metadata.name: \"" + t->metadata.name + "\" differs from the URL's \"" + name + "\""));
+    }
+    auto existing = store.GetTemplate(kind, ns, t->metadata.name);
+    if (!existing) return out.Send(ErrorOf(existing.error()));
+    if (name.empty() && *existing) {
+      return out.Send(ErrorJson(409, 6, kind + " \"" + t->metadata.name + "\" already exists; PUT it to update it"));
+    }
+    if (!name.empty() && !*existing) {
+      return out.Send(ErrorJson(404, 5, kind + " \"" + name + "\" not found; POST it to create it"));
+    }
+    store::TemplateRecord record;
+    record.kind = kind;
+    record.namespace_ = ns;
+    record.name = t->metadata.name;
+    record.spec = text->text;
+    record.labels = t->metadata.labels;
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    record.uid = *existing ? (*existing)->uid : std::to_string(now) + "-" + record.name;
+    record.created_at = *existing ? (*existing)->created_at : now;
+    record.updated_at = now;
+    if (auto ok = store.PutTemplate(record); !ok) return out.Send(ErrorOf(ok.error()));
+    out.Send(Ok(TemplateJson(record)));
+  }
+
+  void AddTemplateRoutes(http::Router& router, const std::string& path, const std::string& kind) {
+    const bool cluster = kind == "ClusterWorkflowTemplate";
+    const std::string base = "/api/v1/" + path + (cluster ? "" : "/{ns}");
+    auto ns_of = [cluster](const Request& r) { return cluster ? std::string() : r.params.at("ns"); };
+    router.Add("POST", base, [this, kind, ns_of](Request r, Responder out) { PutTemplate(r, out, kind, ns_of(r), ""); });
+    router.Add("GET", base, [this, kind, ns_of](Request r, Responder out) {
+      Read(out, [this, kind, ns = ns_of(r)] {
+        auto list = store.ListTemplates(kind, ns);
+        if (!list) return ErrorOf(list.error());
+        Json items = Json::array();
+        for (const store::TemplateRecord& t : *list) items.push_back(TemplateJson(t));
+        return Ok({{"metadata", Json::object()}, {"items", std::move(items)}});
+      });
+    });
+    router.Add("GET", base + "/{name}", [this, kind, ns_of](Request r, Responder out) {
+      Read(out, [this, kind, ns = ns_of(r), name = r.params.at("name")] {
+        auto t = store.GetTemplate(kind, ns, name);
+        if (!t) return ErrorOf(t.error());
+        if (!*t) return ErrorJson(404, 5, kind + " \"" + name + "\" not found");
+        return Ok(TemplateJson(**t));
+      });
+    });
+    router.Add("PUT", base + "/{name}", [this, kind, ns_of](Request r, Responder out) {
+      PutTemplate(r, out, kind, ns_of(r), r.params.at("name"));
+    });
+    router.Add("DELETE", base + "/{name}", [this, kind, ns_of](Request r, Responder out) {
+      if (auto ok = store.DeleteTemplate(kind, ns_of(r), r.params.at("name")); !ok) return out.Send(ErrorOf(ok.error()));
+      out.Send(Ok(Json::object()));
+    });
+  }
+};
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Start(boost::asio::io_context& io, Engine& engine, store::Store& store,
+                                                    Metrics& metrics, ApiServerOptions options) {
+  auto impl = std::make_unique<Impl>(io, engine, store, metrics, std::move(options));
+  Impl* self = impl.get();
+  http::Handler routes = self->Routes();
+  http::ServerOptions http_options = self->options.http;
+  http_options.bearer_token.clear();  // authentication is ours (per token roles and namespaces)
+  http_options.unauthorized = [](const Request&) { return ErrorJson(401, 16, "unauthorized"); };
+  auto server = http::Server::Start(io, http_options, [self, routes](Request r, Responder out) {
+    self->Handle(std::move(r), std::move(out), routes);
+  });
+  if (!server) return std::unexpected(server.error());
+  impl->server = std::move(*server);
+  return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
+}
+
+ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ApiServer::~ApiServer() {
+  Stop();
+  impl_->pool.join();
+}
+
+uint16_t ApiServer::port() const { return impl_->server->port(); }
+
+std::string ApiServer::url() const { return impl_->server->url(); }
+
+void ApiServer::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  for (auto& s : impl_->streams) {
+    if (auto stream = s.lock()) stream->Finish();
+  }
+  impl_->server->Stop();
+}
+
+}  // namespace kiln::api

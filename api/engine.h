@@ -1,0 +1,144 @@
+// The engine of `kiln server`: many workflows driven at once in one process, on one
+// io_context. Each workflow has its own scheduler::Driver (so its transitions are serialized
+// and recorded before their actions run, exactly as `kiln run` records them: api/recording.h),
+// its own step runner (host processes, or Jobs through the one shared Kubernetes client), and
+// is resumed from the store when the server starts again.
+//
+// Thread-safety: an Engine and everything it returns belong to the io_context's thread; call
+// it there only (the API server posts to it).
+#ifndef KILN_API_ENGINE_H_
+#define KILN_API_ENGINE_H_
+
+#include <boost/asio/io_context.hpp>
+
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/metrics.h"
+#include "base/error.h"
+#include "dag/diagnostic.h"
+#include "scheduler/state.h"
+#include "store/store.h"
+
+namespace kiln::api {
+
+struct EngineOptions {
+  std::string data_dir;        // step directories, logs, artifacts (cli/data_dir.h layout)
+  std::string executor = "local";  // local | kubernetes
+  bool sandbox = true;             // local: run steps in bubblewrap when it works
+  std::string kubeconfig;          // kubernetes: where the Jobs go
+  std::string kube_context;
+  std::string kube_namespace;      // "" = each workflow's own namespace
+  // Where the engine counts what it does (steps by phase, step durations, scheduling latency,
+  // steps waiting to start, workflows by phase); none when null. Must outlive the engine.
+  Metrics* metrics = nullptr;
+};
+
+// A manifest text with the name its diagnostics use ("request body", "template ml/train").
+struct ManifestText {
+  std::string name;
+  std::string text;
+};
+
+struct SubmitRequest {
+  std::string namespace_;  // the workflow's namespace (the URL's); overrides metadata.namespace
+  ManifestText workflow;   // a Workflow (or a CronWorkflow, whose workflowSpec runs once)
+  std::map<std::string, std::string> parameters;  // override spec.arguments.parameters
+  std::string entrypoint;                          // "" = spec.entrypoint
+  std::string name;  // "" = the manifest's metadata.name, else generateName and a random suffix
+  std::map<std::string, std::string> labels;      // added to metadata.labels
+  std::vector<ManifestText> templates;  // WorkflowTemplates for templateRef / workflowTemplateRef
+  bool dry_run = false;                 // validate only: nothing recorded, nothing run
+};
+
+// Why a submission was refused: the error, and every problem found in the manifest.
+struct SubmitError {
+  Error error;
+  std::vector<dag::Diagnostic> problems;
+};
+
+enum class ChangeType { kAdded, kModified, kDeleted };
+
+// Called on the io_context thread after a workflow's change was recorded.
+using ChangeListener = std::function<void(const store::WorkflowRecord& workflow, ChangeType type)>;
+
+class Engine {
+ public:
+  // Errors: a kubeconfig that cannot be used (executor kubernetes); a data directory that cannot
+  // be written.
+  static Result<std::unique_ptr<Engine>> Create(boost::asio::io_context& io, store::Store& store,
+                                                EngineOptions options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Validates, records and starts a workflow. Returns its row as recorded (phase Pending).
+  // Errors: kInvalidArgument with the problems; kAlreadyExists for a name in use in the
+  // namespace; the store's errors.
+  std::expected<store::WorkflowRecord, SubmitError> Submit(SubmitRequest request);
+
+  // Continues every workflow the store has as Pending or Running (left by a server that
+  // stopped or crashed): steps that succeeded are not run again. Returns how many.
+  Result<size_t> ResumeUnfinished();
+
+  // Argo's stop: running steps are stopped and the exit handler runs. kNotFound when the
+  // workflow is not running here; kFailedPrecondition when it has finished.
+  Result<void> Stop(const std::string& uid, std::string message);
+  // Argo's terminate: everything stops, no exit handler.
+  Result<void> Terminate(const std::string& uid);
+  // Argo's resume: suspend nodes that wait for one (no duration, or not yet elapsed) succeed.
+  // Returns how many were resumed; kFailedPrecondition when none waits.
+  Result<size_t> ResumeSuspended(const std::string& uid);
+  // A new workflow from the manifest, parameters and templates `uid` was submitted with.
+  std::expected<store::WorkflowRecord, SubmitError> Resubmit(const std::string& uid);
+  // Removes the workflow and everything recorded about it; a running one is terminated first
+  // and removed when its steps have stopped.
+  Result<void> Delete(const std::string& uid);
+
+  bool IsRunning(const std::string& uid) const;
+  size_t running() const;
+  // The log file of `node` of workflow `uid` (local executor; see cli/data_dir.h).
+  std::string LogPath(const std::string& uid, const std::string& node) const;
+  const EngineOptions& options() const { return options_; }
+
+  int Subscribe(ChangeListener listener);
+  void Unsubscribe(int id);
+
+  // Stops driving (graceful shutdown): every transition so far is recorded; the workflows stay
+  // Running in the store and the next start resumes them. Local step processes are killed
+  // (they would be orphans); Kubernetes Jobs keep running and are found again on resume.
+  void Shutdown();
+
+ private:
+  struct Run;
+  Engine(boost::asio::io_context& io, store::Store& store, EngineOptions options);
+  // Builds the run's state from `manifests` (the workflow first), records nothing.
+  std::expected<std::unique_ptr<Run>, SubmitError> Prepare(const SubmitRequest& request,
+                                                          const std::string& uid);
+  Result<void> Drive(std::unique_ptr<Run> run, bool resume);
+  void Changed(const store::WorkflowRecord& w, ChangeType type);
+  // Counts a recorded transition into options_.metrics.
+  void Count(const scheduler::WorkflowState& before, const scheduler::Transition& t);
+  void Finished(const std::string& uid);
+
+  boost::asio::io_context& io_;
+  store::Store& store_;
+  EngineOptions options_;
+  struct Shared;
+  std::unique_ptr<Shared> shared_;  // artifact repository, GPUs, Kubernetes client
+  std::map<std::string, std::unique_ptr<Run>> runs_;
+  std::map<std::string, bool> delete_when_done_;
+  std::map<int, ChangeListener> listeners_;
+  // Steps decided (LaunchStep) and not yet started: "uid\nnode" -> when decided.
+  std::map<std::string, scheduler::Time> waiting_;
+  int next_listener_ = 1;
+  bool shut_down_ = false;
+};
+
+}  // namespace kiln::api
+
+#endif  // KILN_API_ENGINE_H_

@@ -1,0 +1,445 @@
+// The REST API through a real HTTP client (http/client.h) against a server in this process:
+// the engine and server on an io_context thread, SQLite in a temporary directory, steps as host
+// processes. Waiting is on the engine's change notifications or the watch stream, never sleeps.
+#include <catch2/catch.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "api/api_server.h"
+#include "api/auth.h"
+#include "api/engine.h"
+#include "api/metrics.h"
+#include "http/client.h"
+#include "store/sqlite_store.h"
+
+namespace kiln::api {
+namespace {
+
+using Json = nlohmann::json;
+namespace fs = std::filesystem;
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "kiln-api-XXXXXX").string();
+    path = ::mkdtemp(t.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+const char* kHello = R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: hello-
+  labels: {team: vision}
+spec:
+  entrypoint: main
+  arguments:
+    parameters: [{name: who, value: world}]
+  templates:
+  - name: main
+    inputs:
+      parameters: [{name: who, value: "{{workflow.parameters.who}}"}]
+    outputs:
+      parameters: [{name: said, valueFrom: {path: /tmp/said}}]
+    container:
+      image: alpine
+      command: [sh, -c, "echo hello {{inputs.parameters.who}}; echo -n {{inputs.parameters.who}} > /tmp/said"]
+)";
+
+const char* kSuspend = R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: wait-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - [{name: approve, template: gate}]
+    - [{name: after, template: echo}]
+  - name: gate
+    suspend: {}
+  - name: echo
+    container: {image: alpine, command: [echo, approved]}
+)";
+
+struct ServerHarness {
+  TempDir dir;
+  std::unique_ptr<store::SqliteStore> db;
+  boost::asio::io_context io;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+  Metrics metrics;
+  std::unique_ptr<Engine> engine;
+  std::optional<TokenAuthenticator> auth;
+  std::unique_ptr<ApiServer> server;
+  std::thread thread;
+  http::Endpoint endpoint;
+
+  explicit ServerHarness(std::function<void(ApiServerOptions&)> configure = {}, const std::string& tokens = "") {
+    store::SqliteOptions so;
+    so.durability = store::Durability::kNormal;
+    db = std::move(*store::SqliteStore::Open(dir.path + "/kiln.db", so));
+    EngineOptions eo;
+    eo.data_dir = dir.path;
+    eo.sandbox = false;
+    eo.metrics = &metrics;
+    engine = std::move(*Engine::Create(io, *db, eo));
+    ApiServerOptions options;
+    options.read_threads = 2;
+    if (!tokens.empty()) {
+      auto a = TokenAuthenticator::Parse("tokens.yaml", tokens);
+      REQUIRE(a);
+      auth = std::move(*a);
+      options.auth = &*auth;
+    }
+    if (configure) configure(options);
+    auto s = ApiServer::Start(io, *engine, *db, metrics, options);
+    REQUIRE(s);
+    server = std::move(*s);
+    endpoint.url = server->url();
+    thread = std::thread([this] { io.run(); });
+  }
+  ~ServerHarness() {
+    boost::asio::post(io, [this] {
+      server->Stop();
+      engine->Shutdown();
+      work.reset();
+    });
+    thread.join();
+    server.reset();
+  }
+
+  http::ClientResponse Call(const std::string& method, const std::string& target, const std::string& body = "",
+                            std::vector<http::Header> headers = {}) {
+    auto r = http::Fetch(endpoint, method, target, body, std::move(headers));
+    REQUIRE(r);
+    return *r;
+  }
+  Json CallJson(const std::string& method, const std::string& target, const std::string& body = "", int status = 200) {
+    http::ClientResponse r = Call(method, target, body);
+    INFO(method << " " << target << " -> " << r.status << " " << r.body);
+    REQUIRE(r.status == status);
+    Json j = Json::parse(r.body, nullptr, false);
+    REQUIRE_FALSE(j.is_discarded());
+    return j;
+  }
+  std::string Submit(const std::string& ns, const std::string& yaml) {
+    http::ClientResponse r = Call("POST", "/api/v1/workflows/" + ns, yaml, {{"Content-Type", "application/yaml"}});
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    return Json::parse(r.body)["metadata"]["name"].get<std::string>();
+  }
+
+  // Blocks until workflow `name` reaches a final phase (on the engine's notifications).
+  std::string WaitDone(const std::string& ns, const std::string& name) {
+    auto done = std::make_shared<std::promise<std::string>>();
+    auto fired = std::make_shared<std::atomic<bool>>(false);
+    auto finish = [done, fired](const std::string& phase) {
+      if (!fired->exchange(true)) done->set_value(phase);
+    };
+    auto is_final = [](const std::string& p) { return p == "Succeeded" || p == "Failed" || p == "Error"; };
+    std::promise<int> subscribed;
+    boost::asio::post(io, [&, finish] {
+      int id = engine->Subscribe([ns, name, finish, is_final](const store::WorkflowRecord& w, ChangeType) {
+        if (w.namespace_ == ns && w.name == name && is_final(w.phase)) finish(w.phase);
+      });
+      if (auto w = db->FindWorkflow(ns, name); w && *w && is_final((*w)->phase)) finish((*w)->phase);
+      subscribed.set_value(id);
+    });
+    int id = subscribed.get_future().get();
+    std::string phase = done->get_future().get();
+    boost::asio::post(io, [this, id] { engine->Unsubscribe(id); });
+    return phase;
+  }
+};
+
+TEST_CASE("a workflow submitted as YAML runs, and GET shows every node with outputs", "[api]") {
+  ServerHarness h;
+  std::string name = h.Submit("ml", kHello);
+  CHECK(name.starts_with("hello-"));
+  CHECK(h.WaitDone("ml", name) == "Succeeded");
+  Json wf = h.CallJson("GET", "/api/v1/workflows/ml/" + name);
+  CHECK(wf["metadata"]["namespace"] == "ml");
+  CHECK(wf["metadata"]["labels"]["team"] == "vision");
+  CHECK(wf["status"]["phase"] == "Succeeded");
+  CHECK(wf["status"]["progress"] == "1/1");
+  CHECK(wf["spec"]["entrypoint"] == "main");
+  REQUIRE(wf["status"]["nodes"].size() == 1);
+  const Json& node = wf["status"]["nodes"].begin().value();
+  CHECK(node["type"] == "Pod");
+  CHECK(node["phase"] == "Succeeded");
+  CHECK(node["outputs"]["parameters"][0]["value"] == "world");
+  CHECK(node["outputs"]["exitCode"] == "0");
+  CHECK(node["inputs"]["parameters"][0]["name"] == "who");
+  CHECK_FALSE(node["startedAt"].is_null());
+
+  // The log, from kiln's own copy.
+  http::ClientResponse log = h.Call("GET", "/api/v1/workflows/ml/" + name + "/log?nodeId=" + http::UrlEncode(node["id"].get<std::string>()));
+  REQUIRE(log.status == 200);
+  Json line = Json::parse(log.body.substr(0, log.body.find('\n')));
+  CHECK(line["result"]["content"] == "hello world");
+  CHECK(line["result"]["podName"] == node["id"]);
+  // The step is counted in the metrics.
+  std::string m = h.Call("GET", "/metrics").body;
+  CHECK(m.find("kiln_steps_total{phase=\"Succeeded\"} 1") != std::string::npos);
+  CHECK(m.find("kiln_step_duration_seconds_count{phase=\"Succeeded\"} 1") != std::string::npos);
+  CHECK(m.find("kiln_step_scheduling_latency_seconds_count 1") != std::string::npos);
+  CHECK(m.find("kiln_workflows_finished_total{phase=\"Succeeded\"} 1") != std::string::npos);
+  // grep filters lines.
+  log = h.Call("GET", "/api/v1/workflows/ml/" + name + "/log?grep=nomatch");
+  CHECK(log.status == 200);
+  CHECK(log.body.empty());
+}
+
+TEST_CASE("a workflow submitted as {workflow: ...} JSON takes its namespace from the URL", "[api]") {
+  ServerHarness h;
+  Json manifest = {{"apiVersion", "argoproj.io/v1alpha1"},
+                   {"kind", "Workflow"},
+                   {"metadata", {{"name", "fixed-name"}, {"namespace", "elsewhere"}}},
+                   {"spec", {{"entrypoint", "main"},
+                             {"templates", Json::array({{{"name", "main"}, {"container", {{"image", "alpine"}, {"command", {"true"}}}}}})}}}};
+  Json wf = h.CallJson("POST", "/api/v1/workflows/team-a", Json{{"workflow", manifest}}.dump());
+  CHECK(wf["metadata"]["name"] == "fixed-name");
+  CHECK(wf["metadata"]["namespace"] == "team-a");
+  CHECK(h.WaitDone("team-a", "fixed-name") == "Succeeded");
+  // The same name again: 409 AlreadyExists.
+  Json again = h.CallJson("POST", "/api/v1/workflows/team-a", Json{{"workflow", manifest}}.dump(), 409);
+  CHECK(again["code"] == 6);
+  // Listing: in its namespace only.
+  CHECK(h.CallJson("GET", "/api/v1/workflows/team-a")["items"].size() == 1);
+  CHECK(h.CallJson("GET", "/api/v1/workflows/team-b")["items"].empty());
+}
+
+TEST_CASE("bad bodies get 400 with what is wrong, and nothing is recorded", "[api]") {
+  ServerHarness h;
+  SECTION("malformed JSON") {
+    Json e = h.CallJson("POST", "/api/v1/workflows/ml", "{\"workflow\": {", 400);
+    CHECK(e["code"] == 3);
+    CHECK(e["message"].get<std::string>().find("not valid JSON") != std::string::npos);
+  }
+  SECTION("malformed YAML names the line") {
+    http::ClientResponse r = h.Call("POST", "/api/v1/workflows/ml", "kind: Workflow\nspec: [unclosed\n",
+                                    {{"Content-Type", "application/yaml"}});
+    CHECK(r.status == 400);
+    Json e = Json::parse(r.body);
+    REQUIRE(e["details"].is_array());
+    CHECK(e["details"][0]["line"].get<int>() >= 2);
+  }
+  SECTION("a manifest with validation errors lists each with its field path and line") {
+    std::string bad = std::string(kHello);
+    bad.replace(bad.find("entrypoint: main"), 16, "entrypoint: nope");
+    http::ClientResponse r = h.Call("POST", "/api/v1/workflows/ml", bad, {{"Content-Type", "application/yaml"}});
+    REQUIRE(r.status == 400);
+    Json e = Json::parse(r.body);
+    REQUIRE(e["details"].size() >= 1);
+    CHECK(e["details"][0]["field"] == "spec.entrypoint");
+    CHECK(e["details"][0]["line"] == 7);
+  }
+  SECTION("lint answers the same without recording") {
+    http::ClientResponse r = h.Call("POST", "/api/v1/workflows/ml/lint", kHello, {{"Content-Type", "application/yaml"}});
+    CHECK(r.status == 200);
+    CHECK(Json::parse(r.body)["metadata"]["name"].get<std::string>().starts_with("hello-"));
+  }
+  CHECK(h.CallJson("GET", "/api/v1/workflows/ml")["items"].empty());
+}
+
+TEST_CASE("unknown workflows and paths get 404 JSON", "[api]") {
+  ServerHarness h;
+  Json e = h.CallJson("GET", "/api/v1/workflows/ml/nope", "", 404);
+  CHECK(e["code"] == 5);
+  CHECK(e["message"].get<std::string>().find("nope") != std::string::npos);
+  CHECK(h.CallJson("PUT", "/api/v1/workflows/ml/nope/stop", "", 404)["code"] == 5);
+  CHECK(h.CallJson("DELETE", "/api/v1/workflows/ml/nope", "", 404)["code"] == 5);
+  CHECK(h.CallJson("GET", "/api/v2/whatever", "", 404)["code"] == 5);
+}
+
+TEST_CASE("bodies over the limit get 413", "[api]") {
+  ServerHarness h([](ApiServerOptions& o) { o.http.body_limit = 1024; });
+  http::ClientResponse r = h.Call("POST", "/api/v1/workflows/ml", std::string(4096, ' '), {{"Content-Type", "application/yaml"}});
+  CHECK(r.status == 413);
+  // The server goes on answering.
+  CHECK(h.Call("GET", "/healthz").status == 200);
+}
+
+TEST_CASE("a client that sends its headers slowly times out and does not block others", "[api]") {
+  ServerHarness h([](ApiServerOptions& o) { o.http.read_timeout = std::chrono::seconds(1); });
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket slow(io);
+  slow.connect({boost::asio::ip::make_address("127.0.0.1"), h.server->port()});
+  boost::asio::write(slow, boost::asio::buffer(std::string("GET /api/v1/workflows/ml HTTP/1.1\r\nHost: x\r\n")));
+  // Others are served while the slow one hangs.
+  for (int i = 0; i < 5; ++i) CHECK(h.Call("GET", "/api/v1/workflows/ml").status == 200);
+  // The slow one is cut off after the read timeout: EOF (or a 408) instead of waiting forever.
+  std::string got(256, '\0');
+  boost::system::error_code ec;
+  size_t n = slow.read_some(boost::asio::buffer(got), ec);
+  CHECK((ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset ||
+         std::string_view(got.data(), n).find("408") != std::string_view::npos));
+}
+
+TEST_CASE("bearer tokens: 401 without or with a wrong token, 403 outside namespaces or role", "[api]") {
+  const std::string tokens = R"(
+- {token: writer-token-0123456789, subject: ci, namespaces: [ml], role: write}
+- {token: reader-token-0123456789, subject: dash, namespaces: ["*"], role: read}
+)";
+  ServerHarness h({}, tokens);
+  auto as = [&](const std::string& token, const std::string& method, const std::string& target, const std::string& body = "") {
+    http::Endpoint e = h.endpoint;
+    e.token = token;
+    auto r = http::Fetch(e, method, target, body, {{"Content-Type", "application/yaml"}});
+    REQUIRE(r);
+    return *r;
+  };
+  CHECK(as("", "GET", "/api/v1/workflows/ml").status == 401);
+  CHECK(as("wrong-token-0123456789", "GET", "/api/v1/workflows/ml").status == 401);
+  CHECK(Json::parse(as("", "GET", "/api/v1/workflows/ml").body)["code"] == 16);
+  CHECK(as("writer-token-0123456789", "GET", "/api/v1/workflows/other").status == 403);
+  CHECK(as("reader-token-0123456789", "POST", "/api/v1/workflows/ml", kHello).status == 403);
+  CHECK(as("reader-token-0123456789", "GET", "/api/v1/workflows/ml").status == 200);
+  http::ClientResponse ok = as("writer-token-0123456789", "POST", "/api/v1/workflows/ml", kHello);
+  CHECK(ok.status == 200);
+  // Health and metrics stay open.
+  CHECK(as("", "GET", "/healthz").status == 200);
+  http::ClientResponse m = as("", "GET", "/metrics");
+  CHECK(m.status == 200);
+  // No token ever appears in what the server exposes.
+  CHECK(m.body.find("token-0123456789") == std::string::npos);
+  CHECK(m.body.find("kiln_api_requests_total{route=\"/api/v1/workflows/{ns}\",method=\"GET\",code=\"401\"}") != std::string::npos);
+  h.WaitDone("ml", Json::parse(ok.body)["metadata"]["name"]);
+}
+
+TEST_CASE("resume lets a suspended workflow go on; terminate stops a running one", "[api]") {
+  ServerHarness h;
+  std::string name = h.Submit("ml", kSuspend);
+  // Wait (on the watch stream) until the suspend node is running.
+  auto watched = http::FetchStream(h.endpoint, "GET", "/api/v1/workflow-events/ml?listOptions.fieldSelector=metadata.name%3D" + name,
+                                   [&](std::string_view line) {
+                                     Json e = Json::parse(line);
+                                     for (const auto& [id, n] : e["result"]["object"]["status"]["nodes"].items()) {
+                                       if (n["type"] == "Suspend" && n["phase"] == "Running") return false;
+                                     }
+                                     return true;
+                                   });
+  REQUIRE(watched);
+  Json resumed = h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/resume");
+  CHECK(resumed["metadata"]["name"] == name);
+  CHECK(h.WaitDone("ml", name) == "Succeeded");
+  // Resuming a finished workflow: 409.
+  CHECK(h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/resume", "", 409)["code"] == 9);
+
+  std::string second = h.Submit("ml", kSuspend);
+  h.CallJson("PUT", "/api/v1/workflows/ml/" + second + "/terminate");
+  CHECK(h.WaitDone("ml", second) == "Failed");
+  Json wf = h.CallJson("GET", "/api/v1/workflows/ml/" + second);
+  CHECK(wf["status"]["message"].get<std::string>().find("erminated") != std::string::npos);
+
+  // Resubmit: a new workflow from the same manifest.
+  Json again = h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/resubmit");
+  CHECK(again["metadata"]["name"] != name);
+  CHECK(again["metadata"]["labels"]["workflows.argoproj.io/resubmitted-from-workflow"] == name);
+  h.CallJson("PUT", "/api/v1/workflows/ml/" + again["metadata"]["name"].get<std::string>() + "/terminate");
+  h.WaitDone("ml", again["metadata"]["name"]);
+  // Delete removes it.
+  h.CallJson("DELETE", "/api/v1/workflows/ml/" + second);
+  h.CallJson("GET", "/api/v1/workflows/ml/" + second, "", 404);
+}
+
+TEST_CASE("1,000 concurrent submissions are all recorded", "[api]") {
+  ServerHarness h;
+  constexpr int kThreads = 16, kEach = 63;  // 1,008
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = http::Fetch(h.endpoint, "POST", "/api/v1/workflows/load", kSuspend, {{"Content-Type", "application/yaml"}});
+        (r && r->status == 200 ? ok : failed)++;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  CHECK(failed == 0);
+  CHECK(ok == kThreads * kEach);
+  // Every one recorded, and listed page by page.
+  size_t listed = 0;
+  std::string cont;
+  for (;;) {
+    Json page = h.CallJson("GET", "/api/v1/workflows/load?listOptions.limit=300" + (cont.empty() ? "" : "&listOptions.continue=" + http::UrlEncode(cont)));
+    listed += page["items"].size();
+    if (!page["metadata"].contains("continue")) break;
+    cont = page["metadata"]["continue"];
+  }
+  CHECK(listed == static_cast<size_t>(kThreads * kEach));
+}
+
+TEST_CASE("every operation of the OpenAPI document is routed", "[api]") {
+  ServerHarness h;
+  Json doc = h.CallJson("GET", "/api/v1/openapi.json");
+  CHECK(doc["openapi"] == "3.0.3");
+  size_t operations = 0;
+  for (const auto& [path, methods] : doc["paths"].items()) {
+    std::string target = path;
+    for (auto [from, to] : {std::pair<std::string, std::string>{"{ns}", "ml"}, {"{name}", "x"}, {"{node}", "n"}, {"{artifact}", "a"}}) {
+      for (size_t at; (at = target.find(from)) != std::string::npos;) target.replace(at, from.size(), to);
+    }
+    for (const auto& [method, op] : methods.items()) {
+      std::string m = method;
+      std::transform(m.begin(), m.end(), m.begin(), ::toupper);
+      if (path == "/api/v1/workflow-events/{ns}") continue;  // a stream; tested above
+      http::ClientResponse r = h.Call(m, target, m == "GET" || m == "DELETE" ? "" : "{}");
+      INFO(m << " " << target << " -> " << r.status << " " << r.body);
+      CHECK(r.body.find("no such API path") == std::string::npos);
+      ++operations;
+    }
+  }
+  CHECK(operations > 20);
+}
+
+TEST_CASE("WorkflowTemplates: create, list, get, update, delete, and submit from one", "[api]") {
+  ServerHarness h;
+  const std::string tmpl = R"({"template": {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+    "metadata": {"name": "greet"},
+    "spec": {"entrypoint": "main", "arguments": {"parameters": [{"name": "who", "value": "x"}]},
+             "templates": [{"name": "main", "container": {"image": "alpine", "command": ["echo", "{{workflow.parameters.who}}"]}}]}}})";
+  Json created = h.CallJson("POST", "/api/v1/workflow-templates/ml", tmpl);
+  CHECK(created["metadata"]["name"] == "greet");
+  CHECK(h.CallJson("POST", "/api/v1/workflow-templates/ml", tmpl, 409)["code"] == 6);
+  CHECK(h.CallJson("GET", "/api/v1/workflow-templates/ml")["items"].size() == 1);
+  CHECK(h.CallJson("GET", "/api/v1/workflow-templates/ml/greet")["spec"]["entrypoint"] == "main");
+  CHECK(h.CallJson("GET", "/api/v1/workflow-templates/other/greet", "", 404)["code"] == 5);
+  h.CallJson("PUT", "/api/v1/workflow-templates/ml/greet", tmpl);
+  // A template with an error is refused with its details.
+  Json bad = h.CallJson("POST", "/api/v1/workflow-templates/ml",
+                        R"({"template": {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate", "metadata": {"name": "b"},
+                            "spec": {"entrypoint": "missing", "templates": [{"name": "main", "container": {"image": "a"}}]}}})",
+                        400);
+  CHECK(bad["details"][0]["field"] == "spec.entrypoint");
+
+  Json wf = h.CallJson("POST", "/api/v1/workflows/ml/submit",
+                       R"({"resourceKind": "WorkflowTemplate", "resourceName": "greet", "submitOptions": {"parameters": ["who=kiln"]}})");
+  std::string name = wf["metadata"]["name"];
+  CHECK(name.starts_with("greet-"));
+  CHECK(h.WaitDone("ml", name) == "Succeeded");
+  Json got = h.CallJson("GET", "/api/v1/workflows/ml/" + name);
+  CHECK(got["metadata"]["labels"]["workflows.argoproj.io/workflow-template"] == "greet");
+  h.CallJson("DELETE", "/api/v1/workflow-templates/ml/greet");
+  CHECK(h.CallJson("GET", "/api/v1/workflow-templates/ml")["items"].empty());
+}
+
+}  // namespace
+}  // namespace kiln::api
