@@ -260,7 +260,19 @@ Result<void> Engine::Drive(std::unique_ptr<Run> run, bool resume) {
       boost::asio::post(io_, [this, uid] { Finished(uid); });
     }
   };
-  run->driver = std::make_unique<scheduler::Driver>(io_, *run->state, run->library, *runner, recorder, observer);
+  scheduler::RecordRetry retry;
+  retry.on_retry = [this, name = run->state->name](const Error& error, int attempt, std::chrono::milliseconds next) {
+    if (options_.metrics) {
+      options_.metrics->Counter("kiln_record_retries_total", "Transitions recorded again after the store was unavailable")
+          .Add({});
+    }
+    if (attempt == 1 || attempt % 10 == 0) {
+      std::fprintf(stderr, "kiln server: workflow %s: cannot record a transition (attempt %d: %s); retrying in %lld ms\n",
+                   name.c_str(), attempt, error.message().c_str(), static_cast<long long>(next.count()));
+    }
+  };
+  run->driver = std::make_unique<scheduler::Driver>(io_, *run->state, run->library, *runner, recorder, observer,
+                                                    scheduler::Clock{}, std::move(retry));
   scheduler::Driver& driver = *run->driver;
   runs_[uid] = std::move(run);
   if (resume) driver.Resume();

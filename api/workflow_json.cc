@@ -63,7 +63,7 @@ nlohmann::json WorkflowObject(const WorkflowRows& rows, const WorkflowJsonOption
                            {"finishedAt", Rfc3339(w.finished_at)}};
   if (!w.message.empty()) status["message"] = w.message;
   nlohmann::json manifest;
-  {  // labels and annotations come from the manifest too
+  if (options.with_spec) {  // annotations come from the manifest (lists skip the parse)
     auto parsed = YamlToJson(w.name, w.spec);
     if (parsed && parsed->is_object()) manifest = std::move(*parsed);
   }

@@ -162,10 +162,11 @@ free_port() {
 
 # CPU seconds (user + system) of a process and its children, from /proc.
 cpu_ticks() {
-  local total=0 p
+  local total=0 p t
   for p in "$@" $(ps -o pid= --ppid "$1" 2>/dev/null || true); do
-    [ -r "/proc/$p/stat" ] || continue
-    total=$((total + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    # (A process may end between ps and here.)
+    t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}' || true)
+    total=$((total + ${t:-0}))
   done
   echo "$total"
 }
@@ -221,12 +222,13 @@ KILN_PID=""
 start_kiln() {  # start_kiln NAME [--store URL]
   local dir="$T/$1"; shift
   mkdir -p "$dir"
+  : >"$dir/server.log"  # before the background start opens it, so that the loop below can read it
   "$KILN" server --data-dir "$dir/data" --listen 127.0.0.1:0 --no-sandbox "$@" >"$dir/server.log" 2>&1 &
   KILN_PID=$!
   PIDS+=("$KILN_PID")
   local _
   for _ in $(seq 1 300); do
-    KILN_URL=$(sed -n 's|^kiln server listening on \(http://[^ ]*\).*|\1|p' "$dir/server.log")
+    KILN_URL=$(sed -n 's|^kiln server listening on \(http://[^ ]*\).*|\1|p' "$dir/server.log" || true)
     [ -n "$KILN_URL" ] && return 0
     kill -0 "$KILN_PID" 2>/dev/null || { cat "$dir/server.log" >&2; die "kiln server exited at start"; }
     sleep 0.1
@@ -359,7 +361,7 @@ run_wrk() {
     "$T/wrk/$label.threads-before" "$T/wrk/$label.threads-after")
   log "  $W_RPS req/s, p50 $W_P50 ms, p99 $W_P99 ms, $W_REQ requests in ${W_SECS}s, non-2xx $W_NON2XX, socket errors $W_SOCKERR," \
     "server CPU $W_CPU_MS ms/request (PostgreSQL: $W_STORE_MS), $W_CORES% of a core (busiest thread $W_TOP_THREAD% running (waiting for a CPU))"
-  [ -n "$W_RPS" ] && [ -n "$W_P99" ] || { cat "$f" >&2; die "could not read wrk's output"; }
+  if [ -z "$W_RPS" ] || [ -z "$W_P99" ]; then cat "$f" >&2; die "could not read wrk's output"; fi
 }
 
 # ---- the runs --------------------------------------------------------------------------------------
@@ -442,8 +444,8 @@ report() {
   echo "Run of $STARTED, $(nproc) CPUs; wrk $("$WRK" -v 2>&1 | awk 'NR == 1 {print $2}') -t$THREADS -c$CONNECTIONS -d${DURATION}s --timeout 30s --latency;" \
     "nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') (worker_processes 2, access_log off, sendfile)${PG_VERSION:+; PostgreSQL $PG_VERSION (scripts/with-postgres.sh: fsync off)}."
   echo
-  echo "- uptime before: \`$(echo "$UPTIME_BEFORE" | sed 's/^ *//')\`"
-  echo "- uptime after: \`$(echo "$UPTIME_AFTER" | sed 's/^ *//')\`"
+  echo "- uptime before: \`${UPTIME_BEFORE#"${UPTIME_BEFORE%%[! ]*}"}\`"
+  echo "- uptime after: \`${UPTIME_AFTER#"${UPTIME_AFTER%%[! ]*}"}\`"
   echo
   echo "Reads (nginx serves the SQLite run's answers as static files; its figures stand for both stores):"
   echo

@@ -48,7 +48,11 @@ void Driver::Deliver(Event event) {
 
 void Driver::Drain() {
   while (!pending_.empty() && !done_) {
-    if (Handle(pending_.front().event, pending_.front().at) == Outcome::kUnavailable) {
+    // A copy: a recording error that stops the workflow empties pending_ inside Handle.
+    const Arrived front = pending_.front();
+    Outcome outcome = Handle(front.event, front.at);
+    if (done_) break;
+    if (outcome == Outcome::kUnavailable) {
       RetryLater();
       return;
     }

@@ -251,6 +251,27 @@ TEST_CASE("driver: another recording error stops the workflow with error()",
   CHECK(h.state().phase == Phase::kRunning);
 }
 
+TEST_CASE("driver: another recording error while events wait stops the workflow with error()",
+          "[scheduler][driver]") {
+  // a's start cannot be recorded yet (calls 2 and 3) and a's end queues behind it; a's start is
+  // recorded (call 4), then the store fails for good on a's end (call 5), while it drains.
+  Harness h([](int call) -> std::optional<Error> {
+    if (call == 2 || call == 3) return Unavailable();
+    if (call == 5) return Error(Code::kInternal, "cannot record: disk I/O error", "kiln.db");
+    return std::nullopt;
+  });
+  h.Run();
+  REQUIRE(h.driver->done());
+  REQUIRE(h.driver->error());
+  CHECK(h.driver->error()->code() == Code::kInternal);
+  CHECK(h.driver->record_retries() == 2);
+  CHECK_FALSE(h.driver->recording_blocked());
+  CHECK(h.driver->pending_events() == 0);
+  CHECK(h.calls == 5);
+  CHECK(h.recorded.size() == 2);
+  CHECK(h.runner.launched == V{"wf[0].a"});
+}
+
 TEST_CASE("driver: with max_attempts, recording that stays unavailable stops the workflow",
           "[scheduler][driver]") {
   RecordRetry retry = Harness::Fast();
