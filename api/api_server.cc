@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "api/render_cache.h"
 #include "api/workflow_json.h"
 #include "dag/parse.h"
 #include "dag/validate.h"
@@ -78,6 +79,12 @@ Json ProblemsJson(const std::vector<dag::Diagnostic>& problems) {
 
 Response Ok(const Json& body) { return Response::Json(200, body.dump() + "\n"); }
 
+Response Ok(RenderCache::Body body) {
+  Response r = Response::Json(200, {});
+  r.shared_body = std::move(body);
+  return r;
+}
+
 // "k=v" pairs of Argo's submitOptions.parameters and of label strings "a=b,c=d".
 Result<std::map<std::string, std::string>> Pairs(const Json& list, const std::string& field) {
   std::map<std::string, std::string> out;
@@ -131,7 +138,8 @@ struct ApiServer::Impl {
   store::Store& store;
   Metrics& metrics;
   ApiServerOptions options;
-  boost::asio::thread_pool pool;
+  boost::asio::thread_pool pool;  // renders watch events
+  RenderCache cache;
   std::unique_ptr<http::Server> server;
   std::atomic<bool> stopping{false};
   // Open streams (watches, followed logs), ended by Stop.
@@ -146,23 +154,33 @@ struct ApiServer::Impl {
         store(store),
         metrics(metrics),
         options(std::move(options)),
-        pool(std::max<size_t>(1, this->options.read_threads)),
+        pool(2),
+        cache(this->options.render_cache_bytes),
         requests(metrics.Counter("kiln_api_requests_total", "API requests answered, by route, method and status",
                                  {"route", "method", "code"})),
         latency(metrics.Histogram("kiln_api_request_duration_seconds", "Time to answer an API request, by route",
                                   {"route"}, {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5})) {}
 
-  // Runs `work` on the read pool; its Response is sent from the io_context thread.
-  void Read(Responder responder, std::function<Response()> work) {
-    boost::asio::post(pool, [this, responder, work = std::move(work)] {
-      Response r;
-      try {
-        r = work();
-      } catch (const std::exception& e) {
-        r = ErrorJson(500, 13, std::string("internal error: ") + e.what());
-      }
-      boost::asio::post(io, [responder, r = std::move(r)]() mutable { responder.Send(std::move(r)); });
-    });
+  // Answers a read where it arrived, on an HTTP thread: the store is thread-safe and the
+  // rendering is pure.
+  static void Read(const Responder& responder, const std::function<Response()>& work) {
+    Response r;
+    try {
+      r = work();
+    } catch (const std::exception& e) {
+      r = ErrorJson(500, 13, std::string("internal error: ") + e.what());
+    }
+    responder.Send(std::move(r));
+  }
+
+  // A handler that runs `handler` on the io_context thread, where the engine lives: every
+  // request that submits, changes or follows a workflow.
+  http::Handler OnEngine(http::Handler handler) {
+    return [this, handler = std::move(handler)](Request r, Responder out) {
+      boost::asio::post(io, [handler, r = std::move(r), out = std::move(out)]() mutable {
+        handler(std::move(r), std::move(out));
+      });
+    };
   }
 
   // ---- lookups ------------------------------------------------------------------------------
@@ -205,6 +223,22 @@ struct ApiServer::Impl {
     auto rows = Rows(std::move(*w));
     if (!rows) return std::unexpected(rows.error());
     return WorkflowObject(*rows, JsonOptions(true));
+  }
+
+  // The answer cached under `key` while the store has not changed since it was rendered, or a
+  // fresh one from `render` (cached when it is a 200). The change count is read before
+  // `render` reads the rows, so a change committed meanwhile only makes the next reader render
+  // again. When the count cannot be read, nothing is cached.
+  Response Cached(const std::string& key, const std::function<Result<Json>()>& render) {
+    auto changes = store.ChangeCount();
+    if (changes) {
+      if (RenderCache::Body body = cache.Get(key, *changes)) return Ok(std::move(body));
+    }
+    auto j = render();
+    if (!j) return ErrorOf(j.error());
+    auto body = std::make_shared<const std::string>(j->dump() + "\n");
+    if (changes) cache.Put(key, *changes, body);
+    return Ok(std::move(body));
   }
 
   // ---- submissions ----------------------------------------------------------------------------
@@ -383,17 +417,21 @@ struct ApiServer::Impl {
       }
       if (filter.limit < 0) return ErrorJson(400, 3, "limit: must not be negative");
     }
-    auto page = store.ListWorkflows(filter);
-    if (!page) return ErrorOf(page.error());
-    Json items = Json::array();
-    for (store::WorkflowRecord& w : page->workflows) {
-      WorkflowRows rows;
-      rows.workflow = std::move(w);
-      items.push_back(WorkflowObject(rows, JsonOptions(false)));
-    }
-    Json meta = Json::object();
-    if (!page->continue_token.empty()) meta["continue"] = page->continue_token;
-    return Ok({{"metadata", meta}, {"items", std::move(items)}});
+    std::string key = "list\n" + filter.namespace_ + "\n" + filter.phase + "\n" + filter.label_selector + "\n" +
+                      filter.continue_token + "\n" + std::to_string(filter.limit);
+    return Cached(key, [&]() -> Result<Json> {
+      auto page = store.ListWorkflows(filter);
+      if (!page) return std::unexpected(page.error());
+      Json items = Json::array();
+      for (store::WorkflowRecord& w : page->workflows) {
+        WorkflowRows rows;
+        rows.workflow = std::move(w);
+        items.push_back(WorkflowObject(rows, JsonOptions(false)));
+      }
+      Json meta = Json::object();
+      if (!page->continue_token.empty()) meta["continue"] = page->continue_token;
+      return Json{{"metadata", meta}, {"items", std::move(items)}};
+    });
   }
 
   Response Artifact(const Request& r) {
@@ -503,9 +541,11 @@ struct ApiServer::Impl {
         if (!ec) (*pump)();
       });
     };
-    stream->OnClose([tail, pump] {
-      tail->timer->cancel();
-      boost::asio::post(tail->timer->get_executor(), [pump] { *pump = nullptr; });
+    stream->OnClose([tail, pump] {  // on the connection's strand: the timer is the io thread's
+      boost::asio::post(tail->timer->get_executor(), [tail, pump] {
+        tail->timer->cancel();
+        *pump = nullptr;
+      });
     });
     (*pump)();
   }
@@ -524,7 +564,7 @@ struct ApiServer::Impl {
     bool sse = r.GetHeader("Accept").value_or("").find("text/event-stream") != std::string_view::npos;
     auto stream = out.Stream(200, {{"Content-Type", sse ? "text/event-stream" : "application/json"}});
     Track(stream);
-    // Changes are coalesced per workflow and rendered on the read pool.
+    // Changes are coalesced per workflow and rendered on the pool, off the engine's thread.
     struct Watcher {
       std::mutex mu;
       std::map<std::string, ChangeType> dirty;  // uid -> last change
@@ -560,7 +600,7 @@ struct ApiServer::Impl {
         out += emit(type == ChangeType::kAdded ? "ADDED" : "MODIFIED", WorkflowObject(*rows, JsonOptions(true)));
       }
       if (out.empty()) return;
-      boost::asio::post(io, [stream, out = std::move(out)]() mutable { stream->Write(std::move(out)); });
+      stream->Write(std::move(out));
     };
     int id = engine.Subscribe([this, ns, name, watcher, flush](const store::WorkflowRecord& w, ChangeType type) {
       if ((!ns.empty() && w.namespace_ != ns) || (!name.empty() && w.name != name)) return;
@@ -574,7 +614,7 @@ struct ApiServer::Impl {
       }
       if (schedule) boost::asio::post(pool, flush);
     });
-    stream->OnClose([this, id] { engine.Unsubscribe(id); });
+    stream->OnClose([this, id] { boost::asio::post(io, [this, id] { engine.Unsubscribe(id); }); });
     // The current state first, as a Kubernetes watch without a resourceVersion does.
     boost::asio::post(pool, [this, ns, name, watcher, flush] {
       std::vector<std::string> uids;
@@ -672,29 +712,29 @@ struct ApiServer::Impl {
                      : Response::Text(503, "store unavailable: " + probe.error().message() + "\n");
       });
     });
-    router.Add("GET", "/metrics", [this](Request, Responder out) {
+    router.Add("GET", "/metrics", OnEngine([this](Request, Responder out) {
       metrics.Gauge("kiln_workflows_running", "Workflows being driven by this server").Set({}, static_cast<double>(engine.running()));
       Response r;
       r.body = metrics.Render();
       r.SetHeader("Content-Type", std::string(kMetricsContentType));
       out.Send(std::move(r));
-    });
+    }));
     router.Add("GET", "/api/v1/openapi.json", [](Request, Responder out) { out.Send(Response::Json(200, OpenApiDocument())); });
-    router.Add("POST", "/api/v1/workflows/{ns}/lint", [this](Request r, Responder out) { Submit(r, out, true); });
-    router.Add("POST", "/api/v1/workflows/{ns}/submit", [this](Request r, Responder out) { SubmitFrom(r, out); });
-    router.Add("POST", "/api/v1/workflows/{ns}", [this](Request r, Responder out) { Submit(r, out, false); });
+    router.Add("POST", "/api/v1/workflows/{ns}/lint", OnEngine([this](Request r, Responder out) { Submit(r, out, true); }));
+    router.Add("POST", "/api/v1/workflows/{ns}/submit", OnEngine([this](Request r, Responder out) { SubmitFrom(r, out); }));
+    router.Add("POST", "/api/v1/workflows/{ns}", OnEngine([this](Request r, Responder out) { Submit(r, out, false); }));
     router.Add("GET", "/api/v1/workflows/{ns}", [this](Request r, Responder out) {
       Read(out, [this, r = std::move(r)] { return List(r); });
     });
     router.Add("GET", "/api/v1/workflows/{ns}/{name}", [this](Request r, Responder out) {
       Read(out, [this, r = std::move(r)] {
-        auto j = WorkflowJsonOf(r.params.at("ns"), r.params.at("name"));
-        return j ? Ok(*j) : ErrorOf(j.error());
+        const std::string &ns = r.params.at("ns"), &name = r.params.at("name");
+        return Cached("get\n" + ns + "\n" + name, [&] { return WorkflowJsonOf(ns, name); });
       });
     });
-    router.Add("DELETE", "/api/v1/workflows/{ns}/{name}", [this](Request r, Responder out) { Delete(r, out); });
-    router.Add("PUT", "/api/v1/workflows/{ns}/{name}/{action}", [this](Request r, Responder out) { Action(r, out); });
-    router.Add("GET", "/api/v1/workflows/{ns}/{name}/log", [this](Request r, Responder out) { Log(r, out); });
+    router.Add("DELETE", "/api/v1/workflows/{ns}/{name}", OnEngine([this](Request r, Responder out) { Delete(r, out); }));
+    router.Add("PUT", "/api/v1/workflows/{ns}/{name}/{action}", OnEngine([this](Request r, Responder out) { Action(r, out); }));
+    router.Add("GET", "/api/v1/workflows/{ns}/{name}/log", OnEngine([this](Request r, Responder out) { Log(r, out); }));
     router.Add("GET", "/api/v1/workflows/{ns}/{name}/artifacts/{node}/{artifact}", [this](Request r, Responder out) {
       Read(out, [this, r = std::move(r)] { return Artifact(r); });
     });
@@ -702,7 +742,7 @@ struct ApiServer::Impl {
     router.Add("GET", "/artifacts/{ns}/{name}/{node}/{artifact}", [this](Request r, Responder out) {
       Read(out, [this, r = std::move(r)] { return Artifact(r); });
     });
-    router.Add("GET", "/api/v1/workflow-events/{ns}", [this](Request r, Responder out) { Watch(r, out); });
+    router.Add("GET", "/api/v1/workflow-events/{ns}", OnEngine([this](Request r, Responder out) { Watch(r, out); }));
     AddTemplateRoutes(router, "workflow-templates", "WorkflowTemplate");
     AddTemplateRoutes(router, "cluster-workflow-templates", "ClusterWorkflowTemplate");
     return router.Build([](Request r, Responder out) {
@@ -814,6 +854,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(boost::asio::io_context& io,
   http::Handler routes = self->Routes();
   http::ServerOptions http_options = self->options.http;
   http_options.bearer_token.clear();  // authentication is ours (per token roles and namespaces)
+  http_options.threads = std::max<size_t>(1, self->options.read_threads);
   http_options.unauthorized = [](const Request&) { return ErrorJson(401, 16, "unauthorized"); };
   auto server = http::Server::Start(io, http_options, [self, routes](Request r, Responder out) {
     self->Handle(std::move(r), std::move(out), routes);
@@ -827,6 +868,7 @@ ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 ApiServer::~ApiServer() {
   Stop();
+  impl_->server.reset();  // waits for the HTTP threads, which use the rest of Impl
   impl_->pool.join();
 }
 

@@ -1,11 +1,13 @@
 // kiln server's REST API (docs/api.md): Argo Server-compatible paths and bodies over the
 // project's HTTP server (http/server.h), in front of the Engine (api/engine.h) and the store.
 //
-// Threading: connections, the engine and every write (submit, stop, delete, ...) run on the one
-// io_context thread, so each workflow's transitions stay serialized. Reads (get, list, logs,
-// artifacts, watch rendering) go to a pool of `read_threads` threads that query the store (which
-// is thread-safe) and render JSON, then hand the answer back to the io_context thread: a slow
-// store read or a large workflow never holds up the event loop.
+// Threading: connections are served by `read_threads` HTTP threads (http/server.h, one strand
+// per connection). Reads (get, list, artifacts, templates) are answered right there: the store
+// is thread-safe, rendering is pure, and rendered answers are kept until the store changes
+// (api/render_cache.h). Everything that touches the Engine (submit, stop, delete, ..., logs that
+// follow a workflow, watches, /metrics) is posted to the one io_context thread the engine runs
+// on, so each workflow's transitions stay serialized; a slow read never holds up the engine and
+// a busy engine never holds up reads.
 #ifndef KILN_API_API_SERVER_H_
 #define KILN_API_API_SERVER_H_
 
@@ -27,7 +29,10 @@ struct ApiServerOptions {
   http::ServerOptions http;  // address, port, TLS, body limit, timeouts
   // When set, every request outside /healthz, /readyz and /metrics needs a bearer token of it.
   const TokenAuthenticator* auth = nullptr;
-  size_t read_threads = 4;
+  size_t read_threads = 4;  // HTTP threads: connections and reads
+  // Bytes of rendered answers (workflows, list pages) kept until the store changes
+  // (api/render_cache.h); 0 renders every answer afresh.
+  size_t render_cache_bytes = size_t{64} << 20;
 };
 
 class ApiServer {
@@ -41,7 +46,8 @@ class ApiServer {
 
   uint16_t port() const;
   std::string url() const;
-  // Stops accepting, ends watch and log streams, lets reads in the pool finish. Idempotent.
+  // Stops accepting, ends watch and log streams, closes idle connections; requests being
+  // answered finish (graceful shutdown). Call on the io_context thread. Idempotent.
   void Stop();
 
   struct Impl;

@@ -95,7 +95,10 @@ nlohmann::json WorkflowObject(const WorkflowRows& rows, const WorkflowJsonOption
       }
     }
   }
-  status["progress"] = std::to_string(pods_done) + "/" + std::to_string(pods);
+  // Lists are rendered without the nodes: no progress rather than a wrong one.
+  if (options.with_nodes || !rows.nodes.empty()) {
+    status["progress"] = std::to_string(pods_done) + "/" + std::to_string(pods);
+  }
   if (options.with_nodes) {
     std::map<std::string, std::vector<const store::ArtifactRecord*>> artifacts;
     for (const store::ArtifactRecord& a : rows.artifacts) artifacts[a.node_id + "\n" + a.direction].push_back(&a);

@@ -34,6 +34,7 @@ struct ServerFlags {
   std::string tls_key;
   std::string auth_tokens;
   size_t read_threads = 4;
+  size_t render_cache_mb = 64;
   size_t body_limit_mb = 8;
 };
 
@@ -87,6 +88,7 @@ int RunServer(const ServerFlags& flags) {
   options.http.read_timeout = std::chrono::seconds(30);
   options.http.write_timeout = std::chrono::seconds(60);
   options.read_threads = flags.read_threads;
+  options.render_cache_bytes = flags.render_cache_mb << 20;
 
   std::optional<api::TokenAuthenticator> auth;
   if (!flags.auth_tokens.empty()) {
@@ -208,7 +210,10 @@ void RegisterServer(CLI::App& app) {
   cmd->add_option("--auth-tokens", flags->auth_tokens,
                   "YAML list of {token, subject, namespaces, role: read|write|admin}; without it the server "
                   "listens on loopback only");
-  cmd->add_option("--read-threads", flags->read_threads, "Threads answering reads (get, list, logs)")->capture_default_str();
+  cmd->add_option("--read-threads", flags->read_threads, "HTTP threads: connections and reads (get, list, artifacts)")->capture_default_str();
+  cmd->add_option("--render-cache-mb", flags->render_cache_mb,
+                  "Rendered answers (workflows, lists) kept until the store changes, MiB (0: none)")
+      ->capture_default_str();
   cmd->add_option("--body-limit-mb", flags->body_limit_mb, "Largest request body, MiB (larger: 413)")->capture_default_str();
   cmd->callback([flags] { SetExitCode(RunServer(*flags)); });
 }

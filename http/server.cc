@@ -2,12 +2,18 @@
 
 #include <openssl/crypto.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/span_body.hpp>
 #include <boost/beast/ssl.hpp>
+#include <atomic>
 #include <deque>
+#include <mutex>
+#include <thread>
 #include <type_traits>
 
 namespace kiln::http {
@@ -33,12 +39,19 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 struct Shared {
   ServerOptions options;
   Handler handler;
+  // The server's own io_context when options.threads > 0: held by every session, so that a
+  // Responder used after the Server is gone still finds its executor (its handler never runs).
+  std::shared_ptr<net::io_context> own_io;
 };
 
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
+  // Closes the connection now. Any thread.
   virtual void Close() = 0;
+  // Ends the connection once the request being answered, if any, has its answer: idle
+  // connections close now, answered ones instead of reading the next request. Any thread.
+  virtual void Drain() = 0;
 };
 
 template <class Stream>
@@ -49,12 +62,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   Session(Stream stream, std::shared_ptr<const Shared> shared, std::string remote)
       : stream_(std::move(stream)), shared_(std::move(shared)), remote_(std::move(remote)) {}
 
+  // Starts reading (after the TLS handshake), on the session's executor. Any thread.
   void Run() {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->Start(); });
+  }
+
+  void Start() {
     if constexpr (kTls) {
       Tcp().expires_after(shared_->options.read_timeout);
       stream_.async_handshake(net::ssl::stream_base::server,
                               [self = this->shared_from_this()](beast::error_code ec) {
-                                if (ec) return self->Close();
+                                if (ec) return self->CloseNow();
                                 self->DoRead();
                               });
     } else {
@@ -63,6 +81,18 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void Close() override {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->CloseNow(); });
+  }
+
+  void Drain() override {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->draining_ = true;
+      // A stream that is finishing writes its last chunk first; other streams end now.
+      if (!self->in_flight_ && !self->finishing_) self->CloseNow();
+    });
+  }
+
+  void CloseNow() {
     if (closed_) return;
     closed_ = true;
     beast::error_code ec;
@@ -73,24 +103,37 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     for (auto& callback : callbacks) callback();
   }
 
-  // Called by the Responder.
+  // Called by the Responder, from any thread: the answer is written on the session's executor.
   void Send(Response response) {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this(), response = std::move(response)]() mutable {
+      self->SendNow(std::move(response));
+    });
+  }
+
+  void SendNow(Response response) {
+    in_flight_ = false;
     if (closed_) return;
-    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
-        static_cast<bhttp::status>(response.status), version_);
-    for (const Header& h : response.headers) res->insert(h.name, h.value);
-    res->body() = std::move(response.body);
-    res->keep_alive(keep_alive_);
-    res->prepare_payload();
-    Tcp().expires_after(shared_->options.write_timeout);
-    bhttp::async_write(stream_, *res,
-                       [self = this->shared_from_this(), res](beast::error_code ec, size_t) {
-                         if (ec || !self->keep_alive_) return self->Shutdown();
-                         self->DoRead();
-                       });
+    const auto status = static_cast<bhttp::status>(response.status);
+    if (response.shared_body) {
+      auto res = std::make_shared<bhttp::response<bhttp::span_body<const char>>>(status, version_);
+      std::shared_ptr<const std::string> body = std::move(response.shared_body);
+      res->body() = bhttp::span_body<const char>::value_type(body->data(), body->size());
+      Write(std::move(res), response.headers, std::move(body));
+    } else {
+      auto res = std::make_shared<bhttp::response<bhttp::string_body>>(status, version_);
+      res->body() = std::move(response.body);
+      Write(std::move(res), response.headers, nullptr);
+    }
   }
 
   void StartStream(int status, std::vector<Header> headers) {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this(), status, headers = std::move(headers)]() mutable {
+      self->StartStreamNow(status, std::move(headers));
+    });
+  }
+
+  void StartStreamNow(int status, std::vector<Header> headers) {
+    in_flight_ = false;
     if (closed_) return;
     auto res = std::make_shared<bhttp::response<bhttp::empty_body>>(
         static_cast<bhttp::status>(status), version_);
@@ -103,43 +146,69 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     bhttp::async_write_header(
         stream_, *sr, [self = this->shared_from_this(), res, sr](beast::error_code ec, size_t) {
           self->writing_ = false;
-          if (ec) return self->Close();
+          if (ec) return self->CloseNow();
           self->Flush();
         });
     WatchForDisconnect();
   }
 
+  // From any thread: false once the stream is closed (or over its bound, which closes it).
   bool StreamWrite(std::string data) {
-    if (closed_ || finishing_) return false;
+    if (closed_ || finish_requested_) return false;
     if (data.empty()) return true;  // an empty chunk would end the response
-    queued_bytes_ += data.size();
-    queue_.push_back(std::move(data));
-    if (queued_bytes_ > shared_->options.stream_buffer_limit) {
-      Close();
-      return false;
-    }
-    Flush();
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this(), data = std::move(data)]() mutable {
+      self->StreamWriteNow(std::move(data));
+    });
     return true;
   }
 
-  void StreamFinish() {
+  void StreamWriteNow(std::string data) {
     if (closed_ || finishing_) return;
-    finishing_ = true;
+    queued_bytes_ += data.size();
+    queue_.push_back(std::move(data));
+    if (queued_bytes_ > shared_->options.stream_buffer_limit) {
+      CloseNow();
+      return;
+    }
     Flush();
+  }
+
+  void StreamFinish() {
+    finish_requested_ = true;
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if (self->closed_ || self->finishing_) return;
+      self->finishing_ = true;
+      self->Flush();
+    });
   }
 
   bool closed() const { return closed_; }
 
+  // `callback` runs on the session's executor when the connection closes (now if it has).
   void OnClose(std::function<void()> callback) {
-    if (closed_) {
-      callback();
-      return;
-    }
-    on_close_.push_back(std::move(callback));
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this(), callback = std::move(callback)]() mutable {
+      if (self->closed_) return callback();
+      self->on_close_.push_back(std::move(callback));
+    });
   }
 
  private:
   beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
+  // Writes `res`; `keep` holds the bytes a span body points to until the write ends.
+  template <class Body>
+  void Write(std::shared_ptr<bhttp::response<Body>> res, const std::vector<Header>& headers,
+             std::shared_ptr<const std::string> keep) {
+    for (const Header& h : headers) res->insert(h.name, h.value);
+    res->keep_alive(keep_alive_);
+    res->prepare_payload();
+    Tcp().expires_after(shared_->options.write_timeout);
+    bhttp::async_write(stream_, *res,
+                       [self = this->shared_from_this(), res, keep = std::move(keep)](beast::error_code ec, size_t) {
+                         if (ec || !self->keep_alive_ || self->draining_) return self->Shutdown();
+                         self->DoRead();
+                       });
+  }
 
   void DoRead() {
     if (closed_) return;
@@ -156,9 +225,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void OnRead(beast::error_code ec) {
     if (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit) {
       keep_alive_ = false;
-      return Send(Response::Text(413, "request entity too large\n"));
+      return SendNow(Response::Text(413, "request entity too large\n"));
     }
-    if (ec) return Close();
+    if (ec) return CloseNow();
     bhttp::request<bhttp::string_body> req = parser_->release();
     parser_.reset();
     keep_alive_ = req.keep_alive();
@@ -194,8 +263,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       Response response = shared_->options.unauthorized
                               ? shared_->options.unauthorized(request)
                               : Response::Text(401, "Unauthorized\n");
-      return Send(std::move(response));
+      return SendNow(std::move(response));
     }
+    in_flight_ = true;
     shared_->handler(std::move(request), Responder(MakeResponder()));
   }
 
@@ -227,7 +297,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     stream_.async_read_some(
         disconnect_buffer_.prepare(512),
         [self = this->shared_from_this()](beast::error_code ec, size_t n) {
-          if (ec) return self->Close();
+          if (ec) return self->CloseNow();
           self->disconnect_buffer_.consume(n);
           self->WatchForDisconnect();
         });
@@ -240,7 +310,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       net::async_write(stream_, bhttp::make_chunk(net::buffer(queue_.front())),
                        [self = this->shared_from_this()](beast::error_code ec, size_t) {
                          self->writing_ = false;
-                         if (ec) return self->Close();
+                         if (ec) return self->CloseNow();
                          self->queued_bytes_ -= self->queue_.front().size();
                          self->queue_.pop_front();
                          self->Flush();
@@ -261,9 +331,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if constexpr (kTls) {
       Tcp().expires_after(std::chrono::seconds(5));
       stream_.async_shutdown(
-          [self = this->shared_from_this()](beast::error_code) { self->Close(); });
+          [self = this->shared_from_this()](beast::error_code) { self->CloseNow(); });
     } else {
-      Close();
+      CloseNow();
     }
   }
 
@@ -274,10 +344,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
-  bool closed_ = false;
+  std::atomic<bool> closed_ = false;  // read from any thread; written on the executor
+  bool in_flight_ = false;            // a request was handed to the handler and not answered
+  bool draining_ = false;             // Drain: no further request on this connection
   // Streaming state.
   bool writing_ = false;
   bool finishing_ = false;
+  std::atomic<bool> finish_requested_ = false;
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;
   beast::flat_buffer disconnect_buffer_;
@@ -336,10 +409,15 @@ using TlsSession = Session<beast::ssl_stream<beast::tcp_stream>>;
 
 struct Server::Impl {
   Impl(net::io_context& io_context, std::shared_ptr<Shared> shared_state)
-      : io(io_context), shared(std::move(shared_state)), acceptor(io_context) {}
+      : io(shared_state->own_io ? *shared_state->own_io : io_context),
+        shared(std::move(shared_state)),
+        acceptor(net::make_strand(io)) {}
 
   void Accept() {
-    acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+    // Each connection gets a strand of its own: with several threads, its handlers still run
+    // one at a time.
+    acceptor.async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+      std::lock_guard lock(mu);
       if (stopped) return;
       if (!ec) {
         beast::error_code ignored;
@@ -368,24 +446,37 @@ struct Server::Impl {
     });
   }
 
-  net::io_context& io;
+  net::io_context& io;  // where sessions run: the caller's, or shared->own_io
   std::shared_ptr<Shared> shared;
   tcp::acceptor acceptor;
   std::optional<net::ssl::context> ssl;
+  std::mutex mu;  // guards sessions and stopped
   std::vector<std::weak_ptr<SessionBase>> sessions;
   bool stopped = false;
   uint16_t port = 0;
+  // With options.threads > 0: the threads running shared->own_io.
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
 };
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Server::~Server() { Stop(); }
+Server::~Server() {
+  Stop();
+  if (impl_->work) {
+    impl_->work.reset();
+    for (std::thread& t : impl_->threads) t.join();
+  }
+}
 
 Result<std::unique_ptr<Server>> Server::Start(net::io_context& io, ServerOptions options,
                                               Handler handler) {
   auto shared = std::make_shared<Shared>();
   shared->options = std::move(options);
   shared->handler = std::move(handler);
+  if (shared->options.threads > 0) {
+    shared->own_io = std::make_shared<net::io_context>(static_cast<int>(shared->options.threads));
+  }
   auto impl = std::make_unique<Impl>(io, shared);
   const ServerOptions& opts = shared->options;
 
@@ -415,6 +506,12 @@ Result<std::unique_ptr<Server>> Server::Start(net::io_context& io, ServerOptions
   }
   impl->port = impl->acceptor.local_endpoint().port();
   impl->Accept();
+  if (impl->shared->own_io) {
+    impl->work.emplace(impl->shared->own_io->get_executor());
+    for (size_t i = 0; i < impl->shared->options.threads; ++i) {
+      impl->threads.emplace_back([io = impl->shared->own_io] { io->run(); });
+    }
+  }
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -427,14 +524,26 @@ std::string Server::url() const {
 }
 
 void Server::Stop() {
-  if (impl_->stopped) return;
-  impl_->stopped = true;
-  beast::error_code ec;
-  impl_->acceptor.close(ec);
-  for (auto& weak : impl_->sessions) {
-    if (auto session = weak.lock()) session->Close();
+  std::vector<std::weak_ptr<SessionBase>> sessions;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+    sessions.swap(impl_->sessions);
   }
-  impl_->sessions.clear();
+  auto close = [impl = impl_.get()] {
+    beast::error_code ec;
+    impl->acceptor.close(ec);
+  };
+  // The acceptor belongs to its strand when threads run it; otherwise to the caller's thread.
+  if (impl_->work) {
+    net::post(impl_->acceptor.get_executor(), close);
+  } else {
+    close();
+  }
+  for (auto& weak : sessions) {
+    if (auto session = weak.lock()) session->Drain();
+  }
 }
 
 std::optional<std::string_view> Request::GetHeader(std::string_view name) const {

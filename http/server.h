@@ -3,9 +3,13 @@
 // (tests/kubesim/) and kiln's REST server (api/). Beast stays inside server.cc: this header only
 // forward-declares the io_context.
 //
-// Threading: a Server and everything it hands out (Responder, StreamWriter) belong to the one
-// thread that runs the io_context. Handlers are called on that thread and must use the Responder
-// there. Not thread-safe otherwise.
+// Threading: with ServerOptions::threads 0 (kubesim), the server runs on the caller's
+// io_context, whose one thread calls the handler. With threads N > 0 (kiln server), it runs on
+// an io_context of its own with N threads; each connection has a strand, so one connection's
+// requests are handled one at a time while others are handled in parallel, and the handler must
+// be thread-safe. Either way, a Responder and a StreamWriter may be used from any thread (their
+// work is dispatched to the connection's strand), and Start/Stop/the destructor are called from
+// one thread (the io_context's, with threads 0).
 #ifndef KILN_HTTP_SERVER_H_
 #define KILN_HTTP_SERVER_H_
 
@@ -57,6 +61,9 @@ struct Response {
   int status = 200;
   std::vector<Header> headers;
   std::string body;
+  // When set, sent instead of `body` and without copying it: a body kept for many responses
+  // (api/render_cache.h). Held until the response is written.
+  std::shared_ptr<const std::string> shared_body;
 
   // A response with Content-Type text/plain; charset=utf-8 or application/json.
   static Response Text(int status, std::string body);
@@ -75,13 +82,13 @@ class StreamWriter {
   // Sends the last chunk once the queue has drained and then closes the connection. Idempotent.
   virtual void Finish() = 0;
   virtual bool closed() const = 0;
-  // `callback` runs once, on the io_context thread, when the stream closes for any reason
-  // (immediately if it already has).
+  // `callback` runs once, on the connection's strand (a server thread), when the stream closes
+  // for any reason (at once if it already has).
   virtual void OnClose(std::function<void()> callback) = 0;
 };
 
 // The way a handler answers. Exactly one of Send or Stream must be called, once, possibly later
-// (from a timer or another event) but on the io_context thread. Copies share the same request.
+// and from any thread. Copies share the same request.
 class Responder {
  public:
   class Impl {
@@ -124,6 +131,8 @@ struct ServerOptions {
   std::chrono::seconds write_timeout{60};  // per response (not for streams, which are bounded by
                                            // stream_buffer_limit instead)
   size_t stream_buffer_limit = 32 << 20;   // bytes queued on one stream before it is closed
+  // Threads of the server's own io_context; 0 runs on the io_context given to Start.
+  size_t threads = 0;
 };
 
 class Server {
@@ -139,7 +148,9 @@ class Server {
   uint16_t port() const;
   // "https://127.0.0.1:PORT" or "http://...".
   std::string url() const;
-  // Stops accepting and closes every open connection, streams included.
+  // Stops accepting; idle connections and streams (other than those finishing) close now, and a
+  // connection whose request is being answered closes once the answer is written (graceful
+  // shutdown: requests in flight finish). The destructor also waits for the server's threads.
   void Stop();
 
   struct Impl;

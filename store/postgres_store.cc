@@ -762,6 +762,7 @@ Result<void> PostgresStore::Apply(const Batch& batch) {
       auto written = conn.Run(Sql().write_event_seq, Params().Int(seq), "update the event counter");
       if (!written) return std::unexpected(written.error());
     }
+    if (auto r = conn.Run(Sql().count_change, "count the change"); !r) return std::unexpected(r.error());
 
     conn.commit_sent = true;
     return conn.Exec("COMMIT", "commit");
@@ -826,6 +827,15 @@ Result<std::vector<EventRecord>> PostgresStore::ListEvents(const std::string& ui
   int64_t bound = limit > 0 ? limit : std::numeric_limits<int64_t>::max();
   return Select<EventRecord>(internal::Query{Sql().list_events, {uid, after_seq, bound}}, ReadEvent,
                              "list events");
+}
+
+Result<int64_t> PostgresStore::ChangeCount() {
+  auto count = SelectOne<int64_t>(internal::Query{Sql().read_changes, {}},
+                                  [](const PGresult* r, int row) { return ParseInt(PQgetvalue(r, row, 0)); },
+                                  "read the change counter");
+  if (!count) return std::unexpected(count.error());
+  if (!*count) return MakeError(Code::kInternal, "cannot read the change counter: its row is missing", display_url_);
+  return **count;
 }
 
 Result<void> PostgresStore::DeleteRow(const internal::Query& exists,

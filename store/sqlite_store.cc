@@ -685,6 +685,9 @@ Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
     if (rc == SQLITE_OK) rc = stmt->Step();
     if (rc != SQLITE_DONE) return std::unexpected(SqliteError(rc, "update the event counter"));
   }
+  auto stmt = Prepare(Sql().count_change);
+  if (!stmt) return std::unexpected(stmt.error());
+  if (int rc = stmt->Step(); rc != SQLITE_DONE) return std::unexpected(SqliteError(rc, "count the change"));
   return {};
 }
 
@@ -724,6 +727,17 @@ Result<std::vector<EventRecord>> SqliteStore::ListEvents(const std::string& uid,
   int64_t bound = limit > 0 ? limit : std::numeric_limits<int64_t>::max();
   return Select(internal::Query{Sql().list_events, {uid, after_seq, bound}}, ReadEvent,
                 "list events");
+}
+
+namespace {
+int64_t ReadCount(sqlite3_stmt* stmt) { return sqlite3_column_int64(stmt, 0); }
+}  // namespace
+
+Result<int64_t> SqliteStore::ChangeCount() {
+  auto count = SelectOne(internal::Query{Sql().read_changes, {}}, ReadCount, "read the change counter");
+  if (!count) return std::unexpected(count.error());
+  if (!*count) return MakeError(Code::kInternal, "cannot read the change counter: its row is missing", path_);
+  return **count;
 }
 
 Result<bool> SqliteStore::ExistsLocked(const internal::Query& q, std::string_view what) {

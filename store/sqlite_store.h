@@ -75,6 +75,7 @@ class SqliteStore final : public Store {
   Result<std::vector<ArtifactRecord>> ListArtifacts(const std::string& uid) override;
   Result<std::vector<EventRecord>> ListEvents(const std::string& uid, int64_t after_seq,
                                               int limit) override;
+  Result<int64_t> ChangeCount() override;
   Result<void> DeleteWorkflow(const std::string& uid) override;
   Result<void> PutTemplate(const TemplateRecord& t) override;
   Result<std::optional<TemplateRecord>> GetTemplate(const std::string& kind,

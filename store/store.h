@@ -92,6 +92,11 @@ class Store {
   virtual Result<std::vector<EventRecord>> ListEvents(const std::string& uid, int64_t after_seq,
                                                       int limit) = 0;
 
+  // A number that grows with every Apply and DeleteWorkflow committed, by this process or any
+  // other sharing the database: while it stays the same, no workflow row changed, so what a
+  // reader derived from the rows (a rendered answer) is still true. Read it before the rows.
+  virtual Result<int64_t> ChangeCount() = 0;
+
   // Removes workflow `uid` and all its rows, its events included, in one transaction.
   // Errors: kNotFound when there is no such workflow.
   virtual Result<void> DeleteWorkflow(const std::string& uid) = 0;

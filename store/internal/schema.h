@@ -144,9 +144,16 @@ inline constexpr std::array<std::string_view, 4> kMigration2 = {
     " FOREIGN KEY (kind, namespace, name) REFERENCES workflow_templates (kind, namespace, name))",
 };
 
-inline constexpr std::array<Migration, 2> kMigrations = {
+// A counter of committed changes to workflows (Store::ChangeCount), so that readers can keep
+// what they derived from the rows until something changes.
+inline constexpr std::array<std::string_view, 1> kMigration3 = {
+    "INSERT INTO kiln_counters (name, value) VALUES ('changes', 0)",
+};
+
+inline constexpr std::array<Migration, 3> kMigrations = {
     Migration{1, "workflows, nodes, parameters, artifacts, events", kMigration1},
     Migration{2, "workflow labels, workflow templates", kMigration2},
+    Migration{3, "a counter of changes to workflows", kMigration3},
 };
 
 // The newest schema version this binary knows.

@@ -92,6 +92,8 @@ Statements Build(Dialect d) {
   s.read_event_seq = "SELECT value FROM kiln_counters WHERE name = 'event_seq'";
   if (d == Dialect::kPostgres) s.read_event_seq += " FOR UPDATE";
   s.write_event_seq = "UPDATE kiln_counters SET value = ? WHERE name = 'event_seq'";
+  s.count_change = "UPDATE kiln_counters SET value = value + 1 WHERE name = 'changes'";
+  s.read_changes = "SELECT value FROM kiln_counters WHERE name = 'changes'";
   s.delete_workflow_labels = "DELETE FROM workflow_labels WHERE workflow_uid = ?";
   s.insert_workflow_label =
       "INSERT INTO workflow_labels (workflow_uid, key, value) VALUES (?, ?, ?)";
@@ -154,6 +156,8 @@ Statements Build(Dialect d) {
                            &s.insert_event,
                            &s.read_event_seq,
                            &s.write_event_seq,
+                           &s.count_change,
+                           &s.read_changes,
                            &s.delete_workflow_labels,
                            &s.insert_workflow_label,
                            &s.upsert_template,
@@ -269,6 +273,7 @@ std::vector<Query> DeleteWorkflowWrites(Dialect dialect, const std::string& uid)
   for (const std::string& sql : StatementsFor(dialect).delete_workflow) {
     writes.push_back({sql, {uid}});
   }
+  writes.push_back({StatementsFor(dialect).count_change, {}});
   return writes;
 }
 

@@ -54,6 +54,9 @@ struct Statements {
   std::string insert_event;
   std::string read_event_seq;   // no parameters; one row, one column
   std::string write_event_seq;  // (value)
+  // Store::ChangeCount: one more at the end of every Apply and DeleteWorkflow; no parameters.
+  std::string count_change;
+  std::string read_changes;  // one row, one column
   // Labels: (uid) and (uid, key, value); (kind, namespace, name) and (kind, namespace, name,
   // key, value). Used through WorkflowLabelWrites and TemplateWrites below.
   std::string delete_workflow_labels;

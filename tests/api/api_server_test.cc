@@ -206,6 +206,39 @@ TEST_CASE("a workflow submitted as YAML runs, and GET shows every node with outp
   CHECK(log.body.empty());
 }
 
+TEST_CASE("answers kept for repeated reads change as soon as the store does, whoever writes it", "[api]") {
+  ServerHarness h;
+  std::string name = h.Submit("ml", kHello);
+  REQUIRE(h.WaitDone("ml", name) == "Succeeded");
+  const std::string path = "/api/v1/workflows/ml/" + name;
+  std::string first = h.Call("GET", path).body;
+  std::string list = h.Call("GET", "/api/v1/workflows/ml").body;
+  CHECK(h.Call("GET", path).body == first);
+  CHECK(h.Call("GET", "/api/v1/workflows/ml").body == list);
+
+  // Another process (a `kiln run`, a second server) changes the workflow through its own
+  // connection to the same database.
+  auto other = store::SqliteStore::Open(h.dir.path + "/kiln.db", store::SqliteOptions{});
+  REQUIRE(other);
+  auto row = (*other)->FindWorkflow("ml", name);
+  REQUIRE(row);
+  REQUIRE(row->has_value());
+  store::Batch batch;
+  batch.workflow_upsert = **row;
+  batch.workflow_upsert->message = "changed elsewhere";
+  REQUIRE((*other)->Apply(batch));
+  CHECK(h.CallJson("GET", path)["status"]["message"] == "changed elsewhere");
+  Json items = h.CallJson("GET", "/api/v1/workflows/ml")["items"];
+  REQUIRE(items.size() == 1);
+  CHECK(items[0]["status"]["message"] == "changed elsewhere");
+  CHECK_FALSE(items[0]["status"].contains("progress"));  // lists carry no nodes
+
+  // Deleted elsewhere: 404, not the kept answer.
+  REQUIRE((*other)->DeleteWorkflow((*row)->uid));
+  CHECK(h.Call("GET", path).status == 404);
+  CHECK(h.CallJson("GET", "/api/v1/workflows/ml")["items"].empty());
+}
+
 TEST_CASE("a workflow submitted as {workflow: ...} JSON takes its namespace from the URL", "[api]") {
   ServerHarness h;
   Json manifest = {{"apiVersion", "argoproj.io/v1alpha1"},

@@ -18,6 +18,30 @@
 namespace kiln::store::testing {
 namespace {
 
+STORE_TEST("store counts every committed change, and only those") {
+  auto backend = TestType::Make();
+  if (!backend) return;
+  auto store = OpenOrFail(*backend);
+  int64_t start = store->ChangeCount().value();
+  REQUIRE(store->Apply(FullBatch("uid-1", "train-abc")));
+  int64_t after_apply = store->ChangeCount().value();
+  CHECK(after_apply > start);
+  // Reads and refused batches change nothing.
+  CHECK(store->ListNodes("uid-1"));
+  CHECK_FALSE(store->Apply(FullBatch("uid-2", "train-abc")));  // the name is taken
+  CHECK(store->ChangeCount().value() == after_apply);
+  // A batch without events (a node's upsert) counts too.
+  Batch nodes;
+  nodes.node_upserts = {Node("uid-1", "uid-1.extra", 0)};
+  REQUIRE(store->Apply(nodes));
+  int64_t after_nodes = store->ChangeCount().value();
+  CHECK(after_nodes > after_apply);
+  REQUIRE(store->DeleteWorkflow("uid-1"));
+  CHECK(store->ChangeCount().value() > after_nodes);
+  CHECK_FALSE(store->DeleteWorkflow("uid-1"));
+  CHECK(store->ChangeCount().value() == after_nodes + 1);
+}
+
 STORE_TEST("store round-trips every record type") {
   auto backend = TestType::Make();
   if (!backend) return;
