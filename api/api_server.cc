@@ -373,16 +373,31 @@ struct ApiServer::Impl {
       auto n = engine.ResumeSuspended(w->uid);
       if (!n) done = std::unexpected(n.error());
     } else if (action == "suspend") {
-      return out.Send(ErrorJson(501, 12, "suspending a whole workflow is not supported yet; use a suspend template "
-                                         "and `resume`, or `stop`"));
+      done = engine.Suspend(w->uid);
     } else if (action == "resubmit") {
       return Answer(out, engine.Resubmit(w->uid));
     } else if (action == "retry") {
-      return out.Send(ErrorJson(501, 12, "retry is not supported yet; `resubmit` runs the workflow again from the start"));
+      // Argo's WorkflowRetryRequest: {"restartSuccessful", "nodeFieldSelector", "parameters"}.
+      scheduler::RetryRequested retry;
+      if (!body.is_object()) return out.Send(ErrorJson(400, 3, "the request body must be a JSON object"));
+      if (auto f = body.find("restartSuccessful"); f != body.end() && !f->is_null()) {
+        if (!f->is_boolean()) return out.Send(ErrorJson(400, 3, "restartSuccessful: expected true or false"));
+        retry.restart_successful = f->get<bool>();
+      }
+      if (auto f = body.find("nodeFieldSelector"); f != body.end() && !f->is_null()) {
+        if (!f->is_string()) return out.Send(ErrorJson(400, 3, "nodeFieldSelector: expected a string"));
+        retry.node_field_selector = f->get<std::string>();
+      }
+      auto params = Pairs(body.value("parameters", Json()), "parameters");
+      if (!params) return out.Send(ErrorOf(params.error()));
+      retry.parameters = std::move(*params);
+      done = engine.Retry(w->uid, std::move(retry));
     } else {
       return out.Send(ErrorJson(404, 5, "no action \"" + action + "\"; one of stop, terminate, suspend, resume, retry, resubmit"));
     }
     if (!done) return out.Send(done.error().code() == Code::kFailedPrecondition ? not_running(done.error()) : ErrorOf(done.error()));
+    // Suspend, resume and retry are recorded before the engine returns: answer with the row now.
+    if (auto fresh = store.GetWorkflow(w->uid); fresh && *fresh) w = std::move(**fresh);
     auto rows = Rows(*w);
     if (!rows) return out.Send(ErrorOf(rows.error()));
     out.Send(Ok(WorkflowObject(*rows, JsonOptions(true))));

@@ -20,6 +20,7 @@
 #include "kube/client.h"
 #include "kube/kubeconfig.h"
 #include "scheduler/driver.h"
+#include "scheduler/node_selector.h"
 
 namespace kiln::api {
 
@@ -357,50 +358,15 @@ Result<size_t> Engine::ResumeUnfinished() {
     }
     for (const store::WorkflowRecord& w : todo) {
       if (runs_.count(w.uid)) continue;
-      auto events = store_.ListEvents(w.uid, 0, 0);
-      if (!events) return std::unexpected(events.error());
-      std::optional<nlohmann::json> run_event;
-      std::vector<scheduler::RecordedEvent> inputs;
-      bool readable = true;
-      for (const store::EventRecord& e : *events) {
-        if (e.kind == "Run") {
-          run_event = nlohmann::json::parse(e.data_json, nullptr, false);
-        } else if (e.kind == "Input") {
-          auto event = scheduler::EventFromJson(nlohmann::json::parse(e.data_json, nullptr, false));
-          if (!event) {
-            readable = false;
-            break;
-          }
-          inputs.push_back({std::move(*event), scheduler::Time(std::chrono::milliseconds(e.at))});
-        }
-      }
-      if (!readable || !run_event || run_event->is_discarded()) {
-        std::fprintf(stderr, "kiln server: workflow %s/%s cannot be resumed: its event log cannot be read back\n",
-                     w.namespace_.c_str(), w.name.c_str());
-        continue;
-      }
-      SubmitRequest request;
-      request.namespace_ = w.namespace_;
-      request.workflow = {w.name, w.spec};
-      request.entrypoint = run_event->value("entrypoint", "");
-      if (!w.parameters_json.empty()) {
-        auto j = nlohmann::json::parse(w.parameters_json, nullptr, false);
-        if (j.is_object()) request.parameters = j.get<std::map<std::string, std::string>>();
-      }
-      if (auto files = run_event->find("template_files"); files != run_event->end() && files->is_array()) {
-        for (const auto& f : *files) request.templates.push_back({f.value("path", "template"), f.value("text", "")});
-      }
-      request.name = w.name;  // the recorded name, not a fresh one from generateName
-      auto prepared = Prepare(request, w.uid);
-      if (!prepared) {
+      auto rebuilt = Rebuild(w);
+      if (!rebuilt) {
+        const Code code = rebuilt.error().code();
+        if (code == Code::kUnavailable || code == Code::kInternal) return std::unexpected(rebuilt.error());  // the store's
         std::fprintf(stderr, "kiln server: workflow %s/%s cannot be resumed: %s\n", w.namespace_.c_str(),
-                     w.name.c_str(), prepared.error().error.message().c_str());
+                     w.name.c_str(), rebuilt.error().message().c_str());
         continue;
       }
-      std::unique_ptr<Run> run = std::move(*prepared);
-      run->identity.created = w.created_at;
-      run->run_event = *run_event;
-      scheduler::Replay(*run->state, run->library, inputs);
+      std::unique_ptr<Run> run = std::move(*rebuilt);
       if (scheduler::IsDone(run->state->phase)) continue;
       if (auto ok = Drive(std::move(run), /*resume=*/true); !ok) {
         std::fprintf(stderr, "kiln server: workflow %s/%s not resumed: %s\n", w.namespace_.c_str(), w.name.c_str(),
@@ -411,6 +377,48 @@ Result<size_t> Engine::ResumeUnfinished() {
     }
   }
   return resumed;
+}
+
+Result<std::unique_ptr<Engine::Run>> Engine::Rebuild(const store::WorkflowRecord& w) {
+  auto events = store_.ListEvents(w.uid, 0, 0);
+  if (!events) return std::unexpected(events.error());
+  std::optional<nlohmann::json> run_event;
+  std::vector<scheduler::RecordedEvent> inputs;
+  for (const store::EventRecord& e : *events) {
+    if (e.kind == "Run") {
+      run_event = nlohmann::json::parse(e.data_json, nullptr, false);
+    } else if (e.kind == "Input") {
+      auto event = scheduler::EventFromJson(nlohmann::json::parse(e.data_json, nullptr, false));
+      if (!event) return MakeError(Code::kFailedPrecondition, "its event log cannot be read back");
+      inputs.push_back({std::move(*event), scheduler::Time(std::chrono::milliseconds(e.at))});
+    }
+  }
+  if (!run_event || !run_event->is_object()) return MakeError(Code::kFailedPrecondition, "its event log cannot be read back");
+  SubmitRequest request;
+  request.namespace_ = w.namespace_;
+  request.workflow = {w.name, w.spec};
+  request.entrypoint = run_event->value("entrypoint", "");
+  // The parameters the run started with: a retry may have changed the recorded ones since, and
+  // the replay brings them forward again.
+  if (auto o = run_event->find("overrides"); o != run_event->end() && o->is_object()) {
+    for (auto it = o->begin(); it != o->end(); ++it) {
+      if (it.value().is_string()) request.parameters[it.key()] = it.value().get<std::string>();
+    }
+  } else if (!w.parameters_json.empty()) {
+    auto j = nlohmann::json::parse(w.parameters_json, nullptr, false);
+    if (j.is_object()) request.parameters = j.get<std::map<std::string, std::string>>();
+  }
+  if (auto files = run_event->find("template_files"); files != run_event->end() && files->is_array()) {
+    for (const auto& f : *files) request.templates.push_back({f.value("path", "template"), f.value("text", "")});
+  }
+  request.name = w.name;  // the recorded name, not a fresh one from generateName
+  auto prepared = Prepare(request, w.uid);
+  if (!prepared) return std::unexpected(prepared.error().error);
+  std::unique_ptr<Run> run = std::move(*prepared);
+  run->identity.created = w.created_at;
+  run->run_event = *run_event;
+  scheduler::Replay(*run->state, run->library, inputs);
+  return run;
 }
 
 Result<void> Engine::Stop(const std::string& uid, std::string message) {
@@ -434,17 +442,63 @@ Result<void> Engine::Terminate(const std::string& uid) {
 
 Result<size_t> Engine::ResumeSuspended(const std::string& uid) {
   auto it = runs_.find(uid);
-  if (it == runs_.end()) return MakeError(Code::kFailedPrecondition, "the workflow is not running");
+  if (it == runs_.end() || it->second->driver->done()) return MakeError(Code::kFailedPrecondition, "the workflow is not running");
+  const scheduler::WorkflowState& state = *it->second->state;
   size_t n = 0;
-  for (const auto& [id, node] : it->second->state->nodes) {
-    if (node.type == scheduler::NodeType::kSuspend && node.phase == scheduler::Phase::kRunning) {
-      // The event a suspend's duration ends with: the node succeeds and the workflow goes on.
-      it->second->driver->Post(scheduler::TimerFired{"suspend:" + id});
-      ++n;
+  for (const auto& [id, node] : state.nodes) {
+    if (node.type == scheduler::NodeType::kSuspend && node.phase == scheduler::Phase::kRunning) ++n;
+  }
+  if (n == 0 && !state.suspended) {
+    return MakeError(Code::kFailedPrecondition, "the workflow is not suspended and no node of it waits for a resume");
+  }
+  it->second->driver->DeliverNow(scheduler::ResumeRequested{});
+  return n;
+}
+
+Result<void> Engine::Suspend(const std::string& uid) {
+  auto it = runs_.find(uid);
+  if (it == runs_.end() || it->second->driver->done()) {
+    return MakeError(Code::kFailedPrecondition, "the workflow is not running; only a running workflow can be suspended");
+  }
+  it->second->driver->DeliverNow(scheduler::SuspendRequested{});
+  return {};
+}
+
+Result<void> Engine::Retry(const std::string& uid, scheduler::RetryRequested retry) {
+  if (shut_down_) return MakeError(Code::kUnavailable, "the server is shutting down; retry again later");
+  if (auto selector = scheduler::ParseNodeSelector(retry.node_field_selector); !selector) {
+    return std::unexpected(selector.error());
+  }
+  if (auto it = runs_.find(uid); it != runs_.end()) {
+    if (!it->second->driver->done()) return MakeError(Code::kFailedPrecondition, "workflow must be Failed/Error to retry");
+    // Finished, and its Finished() not run yet: rebuilt from the store like any finished one.
+    runs_.erase(it);
+    std::erase_if(waiting_, [&](const auto& e) { return e.first.starts_with(uid + "\n"); });
+  }
+  auto w = store_.GetWorkflow(uid);
+  if (!w) return std::unexpected(w.error());
+  if (!*w) return MakeError(Code::kNotFound, "workflow not found");
+  if ((*w)->phase != "Failed" && (*w)->phase != "Error") {
+    return MakeError(Code::kFailedPrecondition, "workflow must be Failed/Error to retry");
+  }
+  auto rebuilt = Rebuild(**w);
+  if (!rebuilt) {
+    return MakeError(rebuilt.error().code(), "the workflow cannot be rebuilt from its records: " + rebuilt.error().message());
+  }
+  std::unique_ptr<Run> run = std::move(*rebuilt);
+  if (!scheduler::IsDone(run->state->phase) || (run->state->phase != scheduler::Phase::kFailed &&
+                                                run->state->phase != scheduler::Phase::kError)) {
+    return MakeError(Code::kFailedPrecondition, "workflow must be Failed/Error to retry (its recorded events end " +
+                                                    std::string(scheduler::PhaseName(run->state->phase)) + ")");
+  }
+  for (const auto& [k, v] : retry.parameters) {
+    if (!run->state->parameters.count(k)) {
+      return MakeError(Code::kInvalidArgument, "parameters: the workflow declares no parameter \"" + k + "\"");
     }
   }
-  if (n == 0) return MakeError(Code::kFailedPrecondition, "no node of the workflow is suspended");
-  return n;
+  if (auto ok = Drive(std::move(run), /*resume=*/false); !ok) return ok;
+  runs_.at(uid)->driver->DeliverNow(std::move(retry));
+  return {};
 }
 
 std::expected<store::WorkflowRecord, SubmitError> Engine::Resubmit(const std::string& uid) {

@@ -90,9 +90,18 @@ class Engine {
   Result<void> Stop(const std::string& uid, std::string message);
   // Argo's terminate: everything stops, no exit handler.
   Result<void> Terminate(const std::string& uid);
-  // Argo's resume: suspend nodes that wait for one (no duration, or not yet elapsed) succeed.
-  // Returns how many were resumed; kFailedPrecondition when none waits.
+  // Argo's resume: the workflow's suspension (Suspend) ends, and suspend nodes that wait for
+  // one (no duration, or not yet elapsed) succeed. Returns how many nodes were resumed;
+  // kFailedPrecondition when the workflow is not suspended and no node waits.
   Result<size_t> ResumeSuspended(const std::string& uid);
+  // Argo's suspend: no new step starts until ResumeSuspended; running steps go on. Suspending
+  // a suspended workflow is fine. kFailedPrecondition when the workflow is not running here.
+  Result<void> Suspend(const std::string& uid);
+  // Argo's retry, in place (see scheduler::RetryRequested): the finished run is rebuilt from the
+  // store (its recorded events replayed) and driven again. kFailedPrecondition unless the
+  // workflow is Failed or Error; kInvalidArgument for a bad node selector or a parameter the
+  // workflow does not declare; kNotFound; the store's errors.
+  Result<void> Retry(const std::string& uid, scheduler::RetryRequested retry);
   // A new workflow from the manifest, parameters and templates `uid` was submitted with.
   std::expected<store::WorkflowRecord, SubmitError> Resubmit(const std::string& uid);
   // Removes the workflow and everything recorded about it; a running one is terminated first
@@ -120,6 +129,8 @@ class Engine {
   std::expected<std::unique_ptr<Run>, SubmitError> Prepare(const SubmitRequest& request,
                                                           const std::string& uid);
   Result<void> Drive(std::unique_ptr<Run> run, bool resume);
+  // The run of recorded workflow `w`, rebuilt from its manifest and its recorded events.
+  Result<std::unique_ptr<Run>> Rebuild(const store::WorkflowRecord& w);
   void Changed(const store::WorkflowRecord& w, ChangeType type);
   // Counts a recorded transition into options_.metrics.
   void Count(const scheduler::WorkflowState& before, const scheduler::Transition& t);

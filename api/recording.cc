@@ -78,6 +78,9 @@ store::Batch TransitionBatch(const scheduler::WorkflowState& before, const sched
   store::EventRecord input = EventRow(uid, Ms(t.now), "Input");
   input.data_json = scheduler::EventToJson(event).dump();
   b.events.push_back(std::move(input));
+  // A retry's removed nodes; those it creates again are written back below.
+  for (const std::string& id : t.removed) b.node_deletes.push_back({uid, id});
+  if (t.suspended) b.parameter_upserts.push_back({uid, "", "suspend", *t.suspended ? "true" : "false", "spec"});
   for (const NodeState& n : t.nodes) {
     b.node_upserts.push_back(NodeRecordOf(uid, n));
     auto it = before.nodes.find(n.id);
@@ -121,7 +124,7 @@ store::Batch TransitionBatch(const scheduler::WorkflowState& before, const sched
     }
     b.events.push_back(std::move(e));
   }
-  if (t.workflow_phase && *t.workflow_phase != before.phase) {
+  if ((t.workflow_phase && *t.workflow_phase != before.phase) || t.retried) {
     scheduler::WorkflowState after;  // the workflow's own fields only
     after.uid = before.uid;
     after.name = before.name;
@@ -134,12 +137,14 @@ store::Batch TransitionBatch(const scheduler::WorkflowState& before, const sched
     scheduler::Transition own;
     own.workflow_phase = t.workflow_phase;
     own.workflow_message = t.workflow_message;
+    own.retried = t.retried;
+    own.parameters = t.parameters;
     own.now = t.now;
     scheduler::Apply(after, own);
     b.workflow_upsert = WorkflowRecordOf(after, run);
     store::EventRecord e = EventRow(uid, Ms(t.now), "WorkflowPhase");
     e.from_phase = std::string(scheduler::PhaseName(before.phase));
-    e.to_phase = std::string(scheduler::PhaseName(*t.workflow_phase));
+    e.to_phase = std::string(scheduler::PhaseName(t.workflow_phase.value_or(before.phase)));
     e.message = t.workflow_message;
     b.events.push_back(std::move(e));
   }

@@ -32,7 +32,9 @@ store::EventRecord EventRow(const std::string& uid, int64_t at, std::string kind
 // Everything transition `t`, decided from `event` on state `before`, changes, as one batch:
 // the event itself ("Input", what a replay reads back), changed nodes and their phase events,
 // output parameters, artifacts of steps that just finished, global outputs, the actions
-// (Launch/Kill/Timer) and, when the workflow's phase changed, its row and a WorkflowPhase event.
+// (Launch/Kill/Timer), a retry's removed nodes (deleted, before the nodes it writes), the
+// workflow's suspension (a "spec" parameter "suspend": "true"/"false") and, when the workflow's
+// phase changed or it was retried, its row and a WorkflowPhase event.
 store::Batch TransitionBatch(const scheduler::WorkflowState& before, const scheduler::Event& event,
                              const scheduler::Transition& t, const RunIdentity& run);
 

@@ -75,6 +75,16 @@ nlohmann::json WorkflowObject(const WorkflowRows& rows, const WorkflowJsonOption
     if (options.with_spec) {
       nlohmann::json spec = manifest.value("spec", nlohmann::json::object());
       if (manifest.value("kind", "") == "CronWorkflow" && spec.contains("workflowSpec")) spec = spec["workflowSpec"];
+      // Changed after submission: `suspend` (spec.suspend, while the workflow is suspended).
+      for (const store::ParameterRecord& p : rows.parameters) {
+        if (p.kind == "spec" && p.node_id.empty() && p.name == "suspend") {
+          if (p.value == "true") {
+            spec["suspend"] = true;
+          } else {
+            spec.erase("suspend");
+          }
+        }
+      }
       out["spec"] = std::move(spec);
     }
   }

@@ -1,4 +1,4 @@
-// kiln stop, terminate, retry, resubmit, resume and delete: one request each to a kiln server
+// kiln stop, terminate, suspend, retry, resubmit, resume and delete: one request each to a kiln server
 // (PUT /api/v1/workflows/{ns}/{name}/<verb>, DELETE for delete), for every NAME given.
 //
 // `kiln resume` already exists for the embedded mode (cli/run.cc: continue a `kiln run` that was
@@ -30,6 +30,9 @@ constexpr Action kActions[] = {
     {"terminate", "terminated",
      "Terminate workflows on a kiln server: everything stops at once, the exit handler does not "
      "run"},
+    {"suspend", "suspended",
+     "Suspend workflows on a kiln server: running steps go on, no new step starts until `kiln "
+     "resume`"},
     {"retry", "retried",
      "Run failed workflows on a kiln server again from their failed steps; succeeded steps keep "
      "their results"},
@@ -46,6 +49,10 @@ constexpr Action kActions[] = {
 struct ActionFlags {
   std::vector<std::string> workflows;
   std::string message;  // stop only
+  // retry only (Argo's WorkflowRetryRequest)
+  bool restart_successful = false;
+  std::string node_field_selector;
+  std::vector<std::string> parameters;
   ClientFlags client;
 };
 
@@ -74,6 +81,11 @@ int RunAction(const Action& action, const ActionFlags& flags) {
       // The request bodies of Argo's API (WorkflowStopRequest, ...) name the workflow too.
       nlohmann::json body = {{"name", name}, {"namespace", client.ns()}};
       if (verb == "stop" && !flags.message.empty()) body["message"] = flags.message;
+      if (verb == "retry") {
+        if (flags.restart_successful) body["restartSuccessful"] = true;
+        if (!flags.node_field_selector.empty()) body["nodeFieldSelector"] = flags.node_field_selector;
+        if (!flags.parameters.empty()) body["parameters"] = flags.parameters;
+      }
       answer = client.Call("PUT", client.WorkflowsPath(name) + "/" + verb, body.dump());
     }
     if (!answer) {
@@ -131,6 +143,17 @@ void RegisterWorkflowActions(CLI::App& app) {
     cmd->add_option("workflows", flags->workflows, "The workflows' names")->required();
     if (std::string(action.verb) == "stop") {
       cmd->add_option("--message", flags->message, "Why, recorded as the workflow's message");
+    }
+    if (std::string(action.verb) == "retry") {
+      cmd->add_flag("--restart-successful", flags->restart_successful,
+                    "Also run again the succeeded nodes that --node-field-selector matches");
+      cmd->add_option("--node-field-selector", flags->node_field_selector,
+                      "Which succeeded nodes --restart-successful runs again, e.g. "
+                      "displayName=train,templateName=fit (fields: id, name, displayName, "
+                      "templateName, phase, type, inputs.parameters.NAME.value; = == !=)");
+      cmd->add_option("-p,--parameter", flags->parameters,
+                      "Override a workflow parameter for the retried run: -p name=value "
+                      "(repeatable)");
     }
     cmd->add_option("-n,--namespace", flags->client.namespace_,
                     "The workflows' namespace (default: namespace: in the config file, else "

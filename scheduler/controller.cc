@@ -4,6 +4,7 @@
 #include <charconv>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <type_traits>
 #include <unordered_set>
 
@@ -14,6 +15,7 @@
 #include "dag/expr/expr_lang.h"
 #include "dag/expr/govaluate.h"
 #include "dag/expr/template_string.h"
+#include "scheduler/node_selector.h"
 
 namespace kiln::scheduler {
 
@@ -90,6 +92,15 @@ nlohmann::json EventToJson(const Event& event) {
         } else if constexpr (std::is_same_v<T, CancelRequested>) {
           j = {{"type", "CancelRequested"}, {"message", e.message}};
           if (e.run_exit_handler) j["runExitHandler"] = true;
+        } else if constexpr (std::is_same_v<T, SuspendRequested>) {
+          j["type"] = "SuspendRequested";
+        } else if constexpr (std::is_same_v<T, ResumeRequested>) {
+          j["type"] = "ResumeRequested";
+        } else if constexpr (std::is_same_v<T, RetryRequested>) {
+          j = {{"type", "RetryRequested"},
+               {"restartSuccessful", e.restart_successful},
+               {"nodeFieldSelector", e.node_field_selector},
+               {"parameters", e.parameters}};
         } else {
           static_assert(std::is_same_v<T, Resume>);
           j["type"] = "Resume";
@@ -108,6 +119,15 @@ std::optional<Event> EventFromJson(const nlohmann::json& j) {
     if (type == "TimerFired") return TimerFired{j.at("timer")};
     if (type == "CancelRequested") return CancelRequested{j.at("message"), j.value("runExitHandler", false)};
     if (type == "Resume") return Resume{};
+    if (type == "SuspendRequested") return SuspendRequested{};
+    if (type == "ResumeRequested") return ResumeRequested{};
+    if (type == "RetryRequested") {
+      RetryRequested e;
+      e.restart_successful = j.value("restartSuccessful", false);
+      e.node_field_selector = j.value("nodeFieldSelector", "");
+      if (j.contains("parameters")) e.parameters = j["parameters"].get<std::map<std::string, std::string>>();
+      return e;
+    }
     if (type == "StepFinished") {
       StepFinished e;
       e.node = j.at("node");
@@ -391,6 +411,108 @@ class Decider {
 
   Transition Run(const Event& event) {
     std::visit([this](const auto& e) { On(e); }, event);
+    return Finish();
+  }
+
+  // The second half of a retry (see DecideRetry): the state has its failed nodes removed and
+  // their ancestors (`reset`) Running again; runs them again, deepest first.
+  Transition Restart(std::vector<std::string> reset) {
+    t_.workflow_phase = Phase::kRunning;
+    globals_.reset();
+    if (Root().empty() || Get(Root()) == nullptr) {
+      StartRoot();
+      return Finish();
+    }
+    ArmWorkflowDeadline();
+    auto depth = [this](const std::string& id) {
+      int d = 0;
+      for (const NodeState* n = Get(id); n && !n->parent.empty(); n = Get(n->parent)) ++d;
+      return d;
+    };
+    std::stable_sort(reset.begin(), reset.end(),
+                     [&](const std::string& a, const std::string& b) { return depth(a) > depth(b); });
+    for (const std::string& id : reset) RestartNode(id);
+    if (const NodeState* root = Get(Root()); root && IsDone(root->phase)) RootDone();
+    return Finish();
+  }
+
+  // Which nodes a retry removes and which it runs again (see RetryRequested in state.h).
+  void PlanRetry(const RetryRequested& e, const NodeSelector& selector, std::set<std::string>* removed,
+                 std::set<std::string>* reset) const {
+    auto has_succeeded_ancestor = [&](const NodeState& n) {
+      for (const NodeState* p = Get(n.parent); p; p = p->parent.empty() ? nullptr : Get(p->parent)) {
+        if (p->phase == Phase::kSucceeded) return true;
+      }
+      return false;
+    };
+    auto in_exit_handler = [&](const NodeState& n) {
+      if (base_.exit_root.empty()) return false;
+      for (const NodeState* p = &n; p; p = p->parent.empty() ? nullptr : Get(p->parent)) {
+        if (p->id == base_.exit_root) return true;
+      }
+      return false;
+    };
+    std::vector<std::string> todo;
+    for (const auto& [id, n] : base_.nodes) {
+      // A hook runs again when its node does (downstream, below), not on its own.
+      bool leaf = !n.hook && (n.type == NodeType::kPod || n.type == NodeType::kSuspend || n.type == NodeType::kSkipped);
+      bool unfinished = IsFailure(n.phase) || n.phase == Phase::kOmitted || !IsDone(n.phase);
+      if (in_exit_handler(n) || (leaf && unfinished && !has_succeeded_ancestor(n)) ||
+          (e.restart_successful && n.phase == Phase::kSucceeded && Matches(selector, n))) {
+        todo.push_back(id);
+      }
+    }
+    // Closure: a removed node's descendants and hooks go too; what depends on a node that runs
+    // again (later step groups, dag dependents) runs again after it.
+    auto remove = [&](const std::string& id) {
+      if (removed->insert(id).second) todo.push_back(id);
+    };
+    auto downstream = [&](const NodeState& n) {
+      const NodeState* p = n.parent.empty() ? nullptr : Get(n.parent);
+      if (p == nullptr) return;
+      for (const std::string& sib : Children(p->id)) {
+        const NodeState& c = *Get(sib);
+        if (c.hook && c.id.starts_with(n.id + ".")) remove(c.id);
+      }
+      if (p->type == NodeType::kStepGroup) {
+        const NodeState* steps = Get(p->parent);
+        if (steps == nullptr) return;
+        for (const std::string& g : Children(steps->id)) {
+          if (Get(g)->group > p->group) remove(g);
+        }
+      } else if (p->type == NodeType::kDag && p->tmpl && !n.hook) {
+        const DagIndex& index = index_->For(*p->tmpl);
+        auto task = index.by_name.find(n.name);
+        if (task == index.by_name.end()) return;
+        for (size_t dep : index.dependents[task->second]) {
+          std::string cid = p->id + "." + p->tmpl->dag.tasks[dep].name;
+          if (Get(cid) != nullptr) remove(cid);
+        }
+      }
+    };
+    std::vector<std::string> seeds = std::move(todo);
+    todo.clear();
+    for (const std::string& id : seeds) remove(id);
+    while (!todo.empty()) {
+      while (!todo.empty()) {
+        std::string id = std::move(todo.back());
+        todo.pop_back();
+        for (const std::string& c : Children(id)) remove(c);
+        downstream(*Get(id));
+      }
+      // Ancestors of removed nodes run again; what depends on them does too.
+      for (const std::string& id : *removed) {
+        for (const NodeState* p = Get(Get(id)->parent); p; p = p->parent.empty() ? nullptr : Get(p->parent)) {
+          if (removed->count(p->id) || !reset->insert(p->id).second) continue;
+          downstream(*p);
+        }
+      }
+    }
+    for (const std::string& id : *removed) reset->erase(id);
+  }
+
+ private:
+  Transition Finish() {
     if (!Deferred().empty()) AdmitDeferred();
     if (index_->HasHooks(*base_.manifest)) EvaluateHooks();
     for (auto& [id, node] : overlay_) t_.nodes.push_back(std::move(node));
@@ -772,15 +894,24 @@ class Decider {
   // ---- events ------------------------------------------------------------------------------
   void On(const StartWorkflow&) {
     if (!Root().empty()) return;  // already started (a replayed event)
+    StartRoot();
+  }
+
+  void ArmWorkflowDeadline() {
     const dag::Manifest& m = *base_.manifest;
-    t_.workflow_phase = Phase::kRunning;
-    globals_.reset();
     if (m.spec.active_deadline_seconds) {
       auto secs = RenderInt(*m.spec.active_deadline_seconds, GlobalVars());
       if (secs && *secs > 0) {
         t_.actions.push_back(StartTimer{"deadline:workflow", now_ + std::chrono::seconds(*secs)});
       }
     }
+  }
+
+  void StartRoot() {
+    const dag::Manifest& m = *base_.manifest;
+    t_.workflow_phase = Phase::kRunning;
+    globals_.reset();
+    ArmWorkflowDeadline();
     NodeState root;
     root.id = base_.name;
     root.name = base_.name;
@@ -903,6 +1034,32 @@ class Decider {
     }
     if (!running) FinishWorkflow(Phase::kFailed, e.message);
   }
+
+  bool Suspended() const { return t_.suspended.value_or(base_.suspended); }
+
+  void On(const SuspendRequested&) {
+    if (IsDone(WorkflowPhase()) || Suspended()) return;
+    t_.suspended = true;
+  }
+
+  void On(const ResumeRequested&) {
+    if (IsDone(WorkflowPhase())) return;
+    if (Suspended()) t_.suspended = false;  // what waited starts in Finish (AdmitDeferred)
+    std::vector<std::string> waiting;
+    for (const auto& [id, n] : base_.nodes) {
+      if (n.type == NodeType::kSuspend && n.phase == Phase::kRunning) waiting.push_back(id);
+    }
+    std::sort(waiting.begin(), waiting.end());
+    for (const std::string& id : waiting) {
+      const NodeState* n = Get(id);
+      if (n == nullptr || IsDone(n->phase)) continue;
+      if (base_.timers.count("suspend:" + id)) t_.timers_fired.push_back("suspend:" + id);
+      SetPhase(Mut(id), Phase::kSucceeded);
+      Advance(Get(id)->parent);
+    }
+  }
+
+  void On(const RetryRequested&) {}  // decided by DecideRetry
 
   void On(const Resume&) {
     if (IsDone(WorkflowPhase()) || Root().empty()) return;
@@ -1053,6 +1210,11 @@ class Decider {
 
   // Why `node` must wait (a parallelism limit is reached), or nullopt when it may start.
   std::optional<std::string> Blocked(const NodeState& node) const {
+    // A suspended workflow starts no step; a stop or terminate ends the hold.
+    if (Suspended() && !(base_.cancel_requested || t_.cancel_requested) &&
+        TypeOf(*node.tmpl, node.parent) == NodeType::kPod) {
+      return "waiting: the workflow is suspended";
+    }
     if (const NodeState* owner = Owner(node); owner && owner->tmpl && owner->tmpl->parallelism) {
       if (auto limit = Limit(owner->tmpl->parallelism, BodyVars(*owner))) {
         if (ActiveUnits(*owner, node.id) >= *limit) {
@@ -1305,7 +1467,7 @@ class Decider {
   }
 
   void InvokeBody(const std::string& owner_id, const dag::Invocation& inv, std::string id, std::string name,
-                  const Vars& vars) {
+                  const Vars& vars, bool restart_group = false) {
     std::string error;
     const dag::WorkflowSpec* scope = nullptr;
     const NodeState* owner = Get(owner_id);
@@ -1339,15 +1501,17 @@ class Decider {
       items = std::move(*seq);
     }
     if (items) {
-      NodeState group;
-      group.id = id;
-      group.name = name;
-      group.parent = owner_id;
-      group.type = NodeType::kTaskGroup;
-      group.template_name = t->name;
-      group.tmpl = t;
-      group.scope = scope;
-      SetPhase(Create(std::move(group)), Phase::kRunning);
+      if (!restart_group) {
+        NodeState group;
+        group.id = id;
+        group.name = name;
+        group.parent = owner_id;
+        group.type = NodeType::kTaskGroup;
+        group.template_name = t->name;
+        group.tmpl = t;
+        group.scope = scope;
+        SetPhase(Create(std::move(group)), Phase::kRunning);
+      }
       size_t i = 0;
       for (const nlohmann::json& item : *items) {
         Vars iv = vars;
@@ -1360,6 +1524,10 @@ class Decider {
         }
         std::string child_id = id + "(" + std::to_string(i) + ":" + rendered + ")";
         std::string child_name = name + "(" + std::to_string(i) + ":" + rendered + ")";
+        if (restart_group && Get(child_id) != nullptr) {  // a retry: this item keeps its node
+          ++i;
+          continue;
+        }
         if (!WhenAllows(id, inv, child_id, child_name, iv)) {
           ++i;
           continue;
@@ -1383,6 +1551,61 @@ class Decider {
     n.parent = owner_id;
     n.scope = scope;
     StartNode(std::move(n), *t, inv.arguments, vars);
+  }
+
+  // ---- retry: a node reset to Running creates its removed children again ----------------------
+  void RestartNode(const std::string& id) {
+    const NodeState* n = Get(id);
+    if (n == nullptr || IsDone(n->phase)) return;  // ended already by a restart below it
+    switch (n->type) {
+      case NodeType::kRetry:
+        if (Children(id).empty()) {
+          StartAttempt(id);
+        } else {
+          Advance(id);
+        }
+        return;
+      case NodeType::kStepGroup: {
+        const NodeState* steps = Get(n->parent);
+        if (steps == nullptr || !steps->tmpl || n->group < 0 ||
+            static_cast<size_t>(n->group) >= steps->tmpl->steps.size()) {
+          return;
+        }
+        Vars vars = InvocationVars(*steps);
+        for (const dag::Invocation& step : steps->tmpl->steps[n->group]) {
+          std::string cid = id + "." + step.name;
+          if (Get(cid) == nullptr) Invoke(id, step, cid, step.name, vars);
+        }
+        Advance(id);
+        return;
+      }
+      case NodeType::kTaskGroup: {
+        const dag::Invocation* inv = InvocationOf(*n);
+        const NodeState* owner = OwnerOf(*n);
+        if (inv == nullptr || owner == nullptr) return;
+        Vars vars = InvocationVars(*owner);
+        NodeState group = *n;
+        InvokeBody(group.parent, *inv, group.id, group.name, vars, /*restart_group=*/true);
+        return;
+      }
+      case NodeType::kDag:
+        retrying_.insert(id);
+        Advance(id);
+        retrying_.erase(id);
+        return;
+      case NodeType::kSteps: {
+        // Its last group may have been removed (it runs again after the one before it).
+        ChildView children = Children(id);
+        if (children.empty()) {
+          StartStepGroup(id, 0);
+        } else {
+          Advance(id);
+        }
+        return;
+      }
+      default:
+        return;
+    }
   }
 
   Result<nlohmann::json> Sequence(const dag::Sequence& s, const Vars& vars) {
@@ -1827,7 +2050,12 @@ class Decider {
     bool fail_fast = t.dag.fail_fast.value_or(true);
     // The tasks to look at: every root when the dag starts, then dependents of finished children.
     std::vector<size_t> candidates;
-    if (Children(id).empty()) candidates = index.roots;
+    if (Children(id).empty()) {
+      candidates = index.roots;
+    } else if (retrying_.erase(id) > 0) {
+      // A retried dag: every task whose node was removed is looked at again.
+      for (size_t i = 0; i < t.dag.tasks.size(); ++i) candidates.push_back(i);
+    }
     for (;;) {
       if (auto it = newly_done_.find(id); it != newly_done_.end()) {
         std::vector<std::string> done = std::move(it->second);
@@ -2021,6 +2249,7 @@ class Decider {
   // Children that finished in this transition, by parent, not yet looked at by AdvanceDag.
   std::unordered_map<std::string, std::vector<std::string>> newly_done_;
   std::unordered_set<std::string> advancing_;  // dags AdvanceDag is working on (no re-entry)
+  std::unordered_set<std::string> retrying_;   // retried dags: every task is looked at again
   std::vector<std::string> exit_hooks_due_;    // nodes that finished; their exit hooks start next
   mutable std::optional<Vars> globals_;  // GlobalVars(), until reset
   TemplateIndexCache* index_ = nullptr;
@@ -2076,7 +2305,77 @@ Result<WorkflowState> NewWorkflow(const dag::Manifest& manifest, const dag::Temp
   return s;
 }
 
+namespace {
+
+// A retry, decided in two steps on a copy of the state (a retry is rare; the copy costs what the
+// workflow holds once): the first removes the failed nodes and resets their ancestors, the
+// second runs them again from there. The Transition returned is both, applied as one.
+Transition DecideRetry(const WorkflowState& state, const dag::TemplateLibrary& library, const RetryRequested& e,
+                       Time now) {
+  Transition none;
+  none.now = now;
+  if (!IsFailure(state.phase)) return none;
+  auto selector = ParseNodeSelector(e.node_field_selector);
+  if (!selector) return none;  // the caller checks it before asking
+  std::set<std::string> removed, reset;
+  Decider(state, library, now).PlanRetry(e, *selector, &removed, &reset);
+
+  Transition first;
+  first.now = now;
+  first.retried = true;
+  first.workflow_phase = Phase::kRunning;
+  first.removed.assign(removed.begin(), removed.end());
+  if (!e.parameters.empty()) {
+    std::map<std::string, std::string> parameters = state.parameters;
+    for (const auto& [k, v] : e.parameters) parameters[k] = v;
+    first.parameters = std::move(parameters);
+  }
+  for (const std::string& id : reset) {
+    NodeState n = state.nodes.at(id);
+    n.phase = Phase::kRunning;
+    n.finished = Time{};
+    n.message.clear();
+    n.kill_message.clear();
+    n.outputs.clear();
+    n.result.reset();
+    n.exit_code.reset();
+    n.output_artifacts.clear();
+    if (id == state.root && first.parameters) {
+      // The entrypoint's inputs are the workflow's parameters.
+      for (auto& [k, v] : n.inputs) {
+        if (auto it = first.parameters->find(k); it != first.parameters->end()) v = it->second;
+      }
+    }
+    first.nodes.push_back(std::move(n));
+  }
+  std::vector<std::string> deferred;
+  for (const std::string& id : state.deferred) {
+    if (!removed.count(id)) deferred.push_back(id);
+  }
+  if (deferred != state.deferred) first.deferred = deferred;
+
+  WorkflowState copy = state;
+  Apply(copy, first);
+  Transition second = Decider(copy, library, now).Restart(std::vector<std::string>(reset.begin(), reset.end()));
+
+  Transition t = std::move(second);
+  t.retried = true;
+  t.removed = std::move(first.removed);
+  t.parameters = std::move(first.parameters);
+  if (!t.workflow_phase) t.workflow_phase = Phase::kRunning;
+  if (!t.deferred) t.deferred = std::move(first.deferred);
+  std::map<std::string, NodeState> nodes;
+  for (NodeState& n : first.nodes) nodes.insert_or_assign(n.id, std::move(n));
+  for (NodeState& n : t.nodes) nodes.insert_or_assign(n.id, std::move(n));
+  t.nodes.clear();
+  for (auto& [id, n] : nodes) t.nodes.push_back(std::move(n));
+  return t;
+}
+
+}  // namespace
+
 Transition Decide(const WorkflowState& state, const dag::TemplateLibrary& library, const Event& event, Time now) {
+  if (const auto* retry = std::get_if<RetryRequested>(&event)) return DecideRetry(state, library, *retry, now);
   return Decider(state, library, now).Run(event);
 }
 
@@ -2087,6 +2386,28 @@ void Apply(WorkflowState& state, const Transition& t) {
     tally.done += sign;
     if (IsFailure(phase)) tally.failed += sign;
   };
+  if (t.retried) {
+    for (const std::string& id : t.removed) {
+      auto it = state.nodes.find(id);
+      if (it == state.nodes.end()) continue;
+      const std::string& parent = it->second.parent;
+      count(parent, it->second.phase, -1);
+      if (auto c = state.children.find(parent); c != state.children.end()) std::erase(c->second, id);
+      state.children.erase(id);
+      state.tallies.erase(id);
+      state.nodes.erase(it);
+    }
+    state.exit_root.clear();
+    state.main_phase.reset();
+    state.main_message.clear();
+    state.cancel_requested = false;
+    state.cancel_runs_exit_handler = false;
+    state.exit_handler_cancelled = false;
+    state.message.clear();
+    state.finished = Time{};
+    if (t.parameters) state.parameters = *t.parameters;
+  }
+  if (t.suspended) state.suspended = *t.suspended;
   for (const NodeState& n : t.nodes) {
     auto [it, inserted] = state.nodes.try_emplace(n.id, n);
     if (!inserted) {

@@ -30,10 +30,16 @@ void Driver::Post(Event event) {
 
 void Driver::Start() { Post(StartWorkflow{}); }
 
+void Driver::DeliverNow(Event event) { Deliver(std::move(event)); }
+
 void Driver::Resume() { Post(scheduler::Resume{}); }
 
 void Driver::Deliver(Event event) {
-  if (done_) return;
+  if (done_) {
+    // A finished workflow runs again when it is retried (the controller says whether it may).
+    if (!std::holds_alternative<RetryRequested>(event) || error_ || !IsDone(state_.phase)) return;
+    done_ = false;
+  }
   Time at = clock_();
   if (!pending_.empty()) {
     // Behind the event that waits to be recorded: handled after it, in arrival order.
@@ -95,7 +101,8 @@ Driver::Outcome Driver::Handle(const Event& event, Time at) {
   if (done_) return Outcome::kHandled;
   Transition t = Decide(state_, library_, event, at);
   if (t.nodes.empty() && !t.workflow_phase && t.actions.empty() && !t.root && !t.cancel_requested &&
-      !t.exit_handler_cancelled && t.timers_fired.empty()) {
+      !t.exit_handler_cancelled && t.timers_fired.empty() && !t.suspended && !t.retried) {
+    if (IsDone(state_.phase)) done_ = true;  // a retry that was refused
     return Outcome::kHandled;
   }
   if (recorder_) {

@@ -61,6 +61,12 @@ class Driver {
   // Queues an event (from any thread).
   void Post(Event event);
 
+  // Handles `event` at once (or queues it behind events waiting to be recorded), so that the
+  // caller sees its transition applied when this returns. A RetryRequested is handled by a
+  // driver whose workflow has finished (done() becomes false again when the retry is accepted).
+  // REQUIRES: called on the io_context's thread, not from inside the driver's own callbacks.
+  void DeliverNow(Event event);
+
   // Posts StartWorkflow (unless the state already started).
   void Start();
   // Posts Resume: continues a replayed run (see Replay in controller.h).

@@ -125,8 +125,11 @@ struct WorkflowState {
   // {{workflow.outputs.artifacts.NAME}}.
   std::map<std::string, std::string> global_parameters;
   std::map<std::string, ArtifactRef> global_artifacts;
-  // Nodes waiting for a parallelism limit, in the order they wait (first in, first started).
+  // Nodes waiting for a parallelism limit or for the workflow's suspension to end, in the order
+  // they wait (first in, first started).
   std::vector<std::string> deferred;
+  // Argo's spec.suspend (SuspendRequested until ResumeRequested): no step starts meanwhile.
+  bool suspended = false;
 
   // Derived by Apply from the nodes (never recorded; a replay rebuilds them), so that no event
   // costs time in proportion to the size of the workflow:
@@ -168,7 +171,27 @@ struct CancelRequested {
 // (Error, then retried per their retryStrategy), steps decided but not started are launched
 // again, pending timers are re-armed.
 struct Resume {};
-using Event = std::variant<StartWorkflow, StepStarted, StepFinished, TimerFired, CancelRequested, Resume>;
+// Argo's `suspend` (spec.suspend: true): steps that would start wait, Pending, until
+// ResumeRequested; running steps go on and their results are recorded; deadlines still count.
+// A stop or terminate ends the suspension's hold (the exit handler of a stop runs).
+struct SuspendRequested {};
+// Argo's `resume`: the workflow's suspension ends (what waited starts) and suspend nodes waiting
+// for a resume succeed.
+struct ResumeRequested {};
+// Argo's `retry` of a Failed or Error workflow, in place: nodes that ended Failed, Error or
+// Omitted (below no Succeeded node), what depends on them (later step groups, dag dependents),
+// their hooks and the exit handler are removed and run again; their ancestors run again
+// (Running); Succeeded nodes keep their results unless `restart_successful` and
+// `node_field_selector` matches them (scheduler/node_selector.h; empty: every node). The
+// workflow is Running again, its message and finish time cleared, its deadline counted anew.
+// Ignored unless the workflow is Failed or Error.
+struct RetryRequested {
+  bool restart_successful = false;
+  std::string node_field_selector;
+  std::map<std::string, std::string> parameters;  // workflow parameters to override
+};
+using Event = std::variant<StartWorkflow, StepStarted, StepFinished, TimerFired, CancelRequested, Resume,
+                           SuspendRequested, ResumeRequested, RetryRequested>;
 
 // Events as JSON, so a run can be recorded and replayed (see Replay in controller.h).
 nlohmann::json EventToJson(const Event& event);
@@ -222,6 +245,14 @@ struct Transition {
   std::map<std::string, std::string> global_parameters;  // set or replaced
   std::map<std::string, ArtifactRef> global_artifacts;
   std::optional<std::vector<std::string>> deferred;  // the new list when it changed
+  std::optional<bool> suspended;                     // when the workflow's suspension changes
+  // A retry (RetryRequested): `removed` nodes are dropped (with their place among their parent's
+  // children) before `nodes` are applied, so a removed id may be created again; the exit
+  // handler, main phase, cancel flags, message and finish time are cleared; `parameters`, when
+  // set, replace the workflow's parameters.
+  bool retried = false;
+  std::vector<std::string> removed;
+  std::optional<std::map<std::string, std::string>> parameters;
   Time now{};
   std::vector<Action> actions;
 };

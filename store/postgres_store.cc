@@ -688,6 +688,12 @@ Result<void> PostgresStore::Apply(const Batch& batch) {
       if (!labelled) return labelled;
     }
 
+    for (const NodeKey& k : batch.node_deletes) {
+      auto deleted = conn.RunAll(internal::DeleteNodeWrites(internal::Dialect::kPostgres, k),
+                                 "remove node " + Quote(k.id) + " of workflow " + Quote(k.workflow_uid));
+      if (!deleted) return deleted;
+    }
+
     for (const NodeRecord& n : batch.node_upserts) {
       auto done = record(Sql().upsert_node,
                          Params()

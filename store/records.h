@@ -60,7 +60,9 @@ struct ParameterRecord {
   std::string node_id;  // "" for a workflow-level parameter
   std::string name;
   std::string value;
-  std::string kind;  // "input", "output" or "global"
+  // "input", "output", "global", or "spec": a workflow spec field changed after submission
+  // (node_id "", e.g. name "suspend", value "true" while `kiln suspend` holds the workflow).
+  std::string kind;
 
   bool operator==(const ParameterRecord&) const = default;
 };

@@ -590,6 +590,12 @@ Result<void> SqliteStore::ApplyLocked(const Batch& batch) {
     if (!labelled) return labelled;
   }
 
+  for (const NodeKey& k : batch.node_deletes) {
+    auto deleted = WriteLocked(internal::DeleteNodeWrites(internal::Dialect::kSqlite, k),
+                               "remove node " + Quote(k.id) + " of workflow " + Quote(k.workflow_uid));
+    if (!deleted) return deleted;
+  }
+
   for (const NodeRecord& n : batch.node_upserts) {
     auto stmt = Prepare(Sql().upsert_node);
     if (!stmt) return std::unexpected(stmt.error());

@@ -22,12 +22,23 @@
 
 namespace kiln::store {
 
+// A node's key: (workflow_uid, id).
+struct NodeKey {
+  std::string workflow_uid;
+  std::string id;
+  bool operator==(const NodeKey&) const = default;
+};
+
 // Everything one transition changes. Applied in one transaction: all of it or none of it.
-// Rows are applied in this order: the workflow, nodes, parameters, artifacts, events; so a batch
-// may create a workflow and its first nodes together.
+// Rows are applied in this order: the workflow, node deletions, nodes, parameters, artifacts,
+// events; so a batch may create a workflow and its first nodes together, and may remove a node
+// and create it again.
 struct Batch {
   // Inserted, or replaces the row with its uid; its labels replace the workflow's label set.
   std::optional<WorkflowRecord> workflow_upsert;
+  // Nodes removed (a retried workflow's failed nodes), with their parameters and artifacts.
+  // The event log keeps what happened to them. A key that has no row is not an error.
+  std::vector<NodeKey> node_deletes;
   std::vector<NodeRecord> node_upserts;            // inserted, or replace (workflow_uid, id)
   std::vector<ParameterRecord> parameter_upserts;  // inserted, or replace their key's value
   // Inserted; recording the same (workflow_uid, node_id, direction, name) again replaces the
@@ -36,7 +47,8 @@ struct Batch {
   std::vector<EventRecord> events;  // appended in order; the store assigns each a seq
 
   bool empty() const {
-    return !workflow_upsert && node_upserts.empty() && parameter_upserts.empty() &&
+    return !workflow_upsert && node_deletes.empty() && node_upserts.empty() &&
+           parameter_upserts.empty() &&
            artifact_inserts.empty() && events.empty();
   }
 };

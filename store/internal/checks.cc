@@ -59,6 +59,13 @@ Result<void> CheckBatch(const Batch& batch) {
                        "cannot record workflow " + Quote(w.uid) + ": " + *problem);
     }
   }
+  for (const NodeKey& key : batch.node_deletes) {
+    if (key.workflow_uid.empty() || key.id.empty()) {
+      return MakeError(Code::kInvalidArgument, "node " + Quote(key.id) + " of workflow " +
+                                                   Quote(key.workflow_uid) +
+                                                   ": workflow uid and node id must not be empty");
+    }
+  }
   for (const NodeRecord& node : batch.node_upserts) {
     if (node.workflow_uid.empty() || node.id.empty()) {
       return MakeError(Code::kInvalidArgument, "node " + Quote(node.id) + " of workflow " +

@@ -133,6 +133,12 @@ Statements Build(Dialect d) {
       "DELETE FROM workflows WHERE uid = ?",
   };
 
+  s.delete_node = {
+      "DELETE FROM artifacts WHERE workflow_uid = ? AND node_id = ?",
+      "DELETE FROM parameters WHERE workflow_uid = ? AND node_id = ?",
+      "DELETE FROM nodes WHERE workflow_uid = ? AND id = ?",
+  };
+
   const std::string template_key(kTemplateKeyWhere);
   s.get_template = SelectTemplates(d) + " WHERE " + template_key;
   s.list_templates =
@@ -180,6 +186,7 @@ Statements Build(Dialect d) {
   }
   for (std::string& sql : s.delete_workflow) sql = Finish(d, std::move(sql));
   for (std::string& sql : s.delete_template) sql = Finish(d, std::move(sql));
+  for (std::string& sql : s.delete_node) sql = Finish(d, std::move(sql));
   return s;
 }
 
@@ -274,6 +281,14 @@ std::vector<Query> DeleteWorkflowWrites(Dialect dialect, const std::string& uid)
     writes.push_back({sql, {uid}});
   }
   writes.push_back({StatementsFor(dialect).count_change, {}});
+  return writes;
+}
+
+std::vector<Query> DeleteNodeWrites(Dialect dialect, const NodeKey& key) {
+  std::vector<Query> writes;
+  for (const std::string& sql : StatementsFor(dialect).delete_node) {
+    writes.push_back({sql, {key.workflow_uid, key.id}});
+  }
   return writes;
 }
 

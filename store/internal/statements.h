@@ -77,6 +77,8 @@ struct Statements {
   std::string workflow_exists;
   // Children first: the foreign keys refuse a workflow that still has rows. Each (uid).
   std::array<std::string, 6> delete_workflow;
+  // Batch::node_deletes: a node's artifacts, parameters, then its row. Each (uid, node id).
+  std::array<std::string, 3> delete_node;
 
   // Templates, each (kind, namespace, name); lists come from ListTemplatesQuery and writes from
   // TemplateWrites and DeleteTemplateWrites.
@@ -126,6 +128,9 @@ Query ListTemplatesQuery(Dialect dialect, const std::string& kind, const std::st
 
 // The deletes of DeleteWorkflow and DeleteTemplate, in order, once the row is known to exist.
 std::vector<Query> DeleteWorkflowWrites(Dialect dialect, const std::string& uid);
+// The statements that remove node `key` with its parameters and artifacts (Batch::node_deletes).
+std::vector<Query> DeleteNodeWrites(Dialect dialect, const NodeKey& key);
+
 std::vector<Query> DeleteTemplateWrites(Dialect dialect, const std::string& kind,
                                         const std::string& namespace_, const std::string& name);
 

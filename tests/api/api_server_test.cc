@@ -392,6 +392,183 @@ TEST_CASE("resume lets a suspended workflow go on; terminate stops a running one
   h.CallJson("GET", "/api/v1/workflows/ml/" + second, "", 404);
 }
 
+// Replaces every "DIR" in `yaml` with `dir`.
+std::string WithDir(std::string yaml, const std::string& dir) {
+  for (size_t at; (at = yaml.find("DIR")) != std::string::npos;) yaml.replace(at, 3, dir);
+  return yaml;
+}
+
+size_t LinesOf(const std::string& path) {
+  std::ifstream in(path);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
+// Watches workflow `name` until `done(workflow)` says so.
+void WatchUntil(ServerHarness& h, const std::string& ns, const std::string& name, const std::function<bool(const Json&)>& done) {
+  auto watched = http::FetchStream(h.endpoint, "GET", "/api/v1/workflow-events/" + ns + "?listOptions.fieldSelector=metadata.name%3D" + name,
+                                   [&](std::string_view line) { return !done(Json::parse(line)["result"]["object"]); });
+  REQUIRE(watched);
+}
+
+const Json* NodeNamed(const Json& wf, const std::string& display_name) {
+  if (!wf.contains("status") || !wf["status"].contains("nodes")) return nullptr;
+  for (const auto& [id, n] : wf["status"]["nodes"].items()) {
+    if (n.value("displayName", "") == display_name) return &n;
+  }
+  return nullptr;
+}
+
+// prep counts its runs; train fails until it has run three times (its retryStrategy allows two
+// attempts a run); the exit handler counts its runs.
+const char* kFlaky = R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: flaky}
+spec:
+  entrypoint: d
+  onExit: bye
+  arguments:
+    parameters: [{name: dir, value: DIR}, {name: need, value: "3"}]
+  templates:
+  - name: d
+    dag:
+      tasks:
+      - {name: prep, template: count}
+      - {name: train, depends: prep, template: fit}
+  - name: count
+    container: {image: alpine, command: [sh, -c, "echo x >> DIR/prep-runs"]}
+  - name: fit
+    retryStrategy: {limit: 1}
+    container:
+      image: alpine
+      command: [sh, -c, "echo x >> DIR/train-runs; [ $(wc -l < DIR/train-runs) -ge {{workflow.parameters.need}} ]"]
+  - name: bye
+    container: {image: alpine, command: [sh, -c, "echo x >> DIR/exit-runs"]}
+)";
+
+TEST_CASE("retry runs a failed workflow's failed steps again, in place", "[api][retry]") {
+  ServerHarness h;
+  const std::string dir = h.dir.path;
+  std::string name = h.Submit("ml", WithDir(kFlaky, dir));
+  REQUIRE(h.WaitDone("ml", name) == "Failed");
+  Json failed = h.CallJson("GET", "/api/v1/workflows/ml/" + name);
+  CHECK(LinesOf(dir + "/train-runs") == 2);
+  CHECK(failed["status"]["nodes"].contains("flaky.train(1)"));
+
+  // Only a Failed or Error workflow is retried; bad requests are refused before anything runs.
+  CHECK(h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/retry", R"({"nodeFieldSelector": "colour=red"})", 400)["message"] ==
+        "nodeFieldSelector: unknown field \"colour\"; one of id, name, displayName, templateName, phase, type, "
+        "inputs.parameters.NAME.value");
+  CHECK(h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/retry", R"({"parameters": ["nope=1"]})", 400)["message"] ==
+        "parameters: the workflow declares no parameter \"nope\"");
+  CHECK(h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/suspend", "", 409)["message"] ==
+        "cannot suspend workflow \"flaky\": the workflow is not running; only a running workflow can be suspended "
+        "(phase Failed)");
+
+  Json retried = h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/retry", R"({"name": "flaky", "namespace": "ml"})");
+  CHECK(retried["metadata"]["uid"] == failed["metadata"]["uid"]);
+  CHECK(retried["status"]["phase"] == "Running");
+  CHECK(retried["status"]["finishedAt"].is_null());
+  CHECK_FALSE(retried["status"].contains("message"));
+  REQUIRE(h.WaitDone("ml", name) == "Succeeded");
+  Json wf = h.CallJson("GET", "/api/v1/workflows/ml/" + name);
+  // prep succeeded the first time and did not run again; train ran once more (a fresh budget:
+  // attempt 0 again, its old attempt 1 gone); the exit handler ran at the end of each run.
+  CHECK(LinesOf(dir + "/prep-runs") == 1);
+  CHECK(LinesOf(dir + "/train-runs") == 3);
+  CHECK(LinesOf(dir + "/exit-runs") == 2);
+  CHECK(wf["status"]["nodes"]["flaky.train"]["phase"] == "Succeeded");
+  CHECK(wf["status"]["nodes"]["flaky.train(0)"]["phase"] == "Succeeded");
+  CHECK_FALSE(wf["status"]["nodes"].contains("flaky.train(1)"));
+  CHECK(wf["status"]["nodes"]["flaky.train"]["children"] == Json::array({"flaky.train(0)"}));
+  CHECK(wf["status"]["nodes"]["flaky.onExit"]["phase"] == "Succeeded");
+  CHECK(wf["metadata"]["uid"] == failed["metadata"]["uid"]);
+
+  // A succeeded workflow is not retried.
+  CHECK(h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/retry", "", 409)["message"] ==
+        "cannot retry workflow \"flaky\": workflow must be Failed/Error to retry (phase Succeeded)");
+}
+
+TEST_CASE("retry with restartSuccessful and parameters", "[api][retry]") {
+  ServerHarness h;
+  const std::string dir = h.dir.path;
+  std::string name = h.Submit("ml", WithDir(kFlaky, dir));
+  REQUIRE(h.WaitDone("ml", name) == "Failed");
+  // need=4: train must run twice more (attempts 0 and 1); prep is matched and runs again.
+  h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/retry",
+             R"({"restartSuccessful": true, "nodeFieldSelector": "templateName=count", "parameters": ["need=4"]})");
+  REQUIRE(h.WaitDone("ml", name) == "Succeeded");
+  CHECK(LinesOf(dir + "/prep-runs") == 2);
+  CHECK(LinesOf(dir + "/train-runs") == 4);
+  Json wf = h.CallJson("GET", "/api/v1/workflows/ml/" + name);
+  CHECK(wf["status"]["nodes"]["flaky.train(1)"]["phase"] == "Succeeded");
+}
+
+// A dag whose first step waits for a file the test creates.
+const char* kGated = R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: gated}
+spec:
+  entrypoint: d
+  templates:
+  - name: d
+    dag:
+      tasks:
+      - {name: A, template: gate}
+      - {name: B, depends: A, template: work}
+  - name: gate
+    container: {image: alpine, command: [sh, -c, "while [ ! -e DIR/go ]; do sleep 0.02; done"]}
+  - name: work
+    container: {image: alpine, command: [sh, -c, "echo x >> DIR/work-runs"]}
+)";
+
+TEST_CASE("suspend holds a running dag's next steps until resume", "[api][suspend]") {
+  ServerHarness h;
+  const std::string dir = h.dir.path;
+  std::string name = h.Submit("ml", WithDir(kGated, dir));
+  WatchUntil(h, "ml", name, [](const Json& wf) {
+    const Json* a = NodeNamed(wf, "A");
+    return a && (*a)["phase"] == "Running";
+  });
+  Json suspended = h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/suspend");
+  CHECK(suspended["spec"]["suspend"] == true);
+  CHECK(suspended["status"]["phase"] == "Running");
+  CHECK(h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/suspend")["spec"]["suspend"] == true);  // again: fine
+  // A runs to its end; B becomes ready and waits.
+  std::ofstream(dir + "/go").put('x');
+  WatchUntil(h, "ml", name, [](const Json& wf) {
+    const Json* b = NodeNamed(wf, "B");
+    return b && (*b)["phase"] == "Pending" && b->value("message", "") == "waiting: the workflow is suspended";
+  });
+  Json wf = h.CallJson("GET", "/api/v1/workflows/ml/" + name);
+  CHECK(wf["status"]["phase"] == "Running");
+  CHECK(NodeNamed(wf, "A") != nullptr);
+  CHECK((*NodeNamed(wf, "A"))["phase"] == "Succeeded");
+  CHECK(wf["spec"]["suspend"] == true);
+  CHECK_FALSE(fs::exists(dir + "/work-runs"));
+
+  Json resumed = h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/resume");
+  CHECK_FALSE(resumed["spec"].contains("suspend"));
+  REQUIRE(h.WaitDone("ml", name) == "Succeeded");
+  CHECK(LinesOf(dir + "/work-runs") == 1);
+  // Finished: suspend, resume and retry are refused.
+  CHECK(h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/suspend", "", 409)["code"] == 9);
+  CHECK(h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/resume", "", 409)["code"] == 9);
+  CHECK(h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/retry", "", 409)["code"] == 9);
+}
+
+TEST_CASE("resume of a running workflow that is not suspended is refused", "[api][suspend]") {
+  ServerHarness h;
+  const std::string dir = h.dir.path;
+  std::string name = h.Submit("ml", WithDir(kGated, dir));
+  std::string message = h.CallJson("PUT", "/api/v1/workflows/ml/" + name + "/resume", "", 409)["message"];
+  CHECK(message.starts_with(
+      "cannot resume workflow \"gated\": the workflow is not suspended and no node of it waits for a resume (phase "));
+  std::ofstream(dir + "/go").put('x');
+  REQUIRE(h.WaitDone("ml", name) == "Succeeded");
+}
+
 TEST_CASE("1,000 concurrent submissions are all recorded", "[api]") {
   ServerHarness h;
   constexpr int kThreads = 16, kEach = 63;  // 1,008

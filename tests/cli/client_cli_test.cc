@@ -486,7 +486,7 @@ TEST_CASE("kiln submit --watch submits, then follows the new workflow", "[cli][c
   CHECK(r.exit_code == 0);
 }
 
-TEST_CASE("kiln stop, terminate, retry, resubmit, resume and delete", "[cli][client]") {
+TEST_CASE("kiln stop, terminate, suspend, retry, resubmit, resume and delete", "[cli][client]") {
   TempDir home;
   FakeServer server;
   KilnRun stop = Kiln("stop wf1 --message why --server " + server.url(), CleanEnv(home));
@@ -504,6 +504,21 @@ TEST_CASE("kiln stop, terminate, retry, resubmit, resume and delete", "[cli][cli
   CHECK(server.requests().back().target == "/api/v1/workflows/ml/wf2/terminate");
   CHECK(Kiln("retry wf1 --server " + server.url(), CleanEnv(home)).output ==
         "workflow wf1 retried\n");
+  CHECK(json::parse(server.requests().back().body) == json{{"name", "wf1"}, {"namespace", "default"}});
+  CHECK(Kiln("retry wf1 --restart-successful --node-field-selector displayName=train -p lr=0.1 -p n=2 --server " +
+                 server.url(),
+             CleanEnv(home))
+            .output == "workflow wf1 retried\n");
+  CHECK(server.requests().back().target == "/api/v1/workflows/default/wf1/retry");
+  CHECK(json::parse(server.requests().back().body) ==
+        json{{"name", "wf1"},
+             {"namespace", "default"},
+             {"restartSuccessful", true},
+             {"nodeFieldSelector", "displayName=train"},
+             {"parameters", {"lr=0.1", "n=2"}}});
+  CHECK(Kiln("suspend wf1 --server " + server.url(), CleanEnv(home)).output ==
+        "workflow wf1 suspended\n");
+  CHECK(server.requests().back().target == "/api/v1/workflows/default/wf1/suspend");
   CHECK(Kiln("resubmit wf1 --server " + server.url(), CleanEnv(home)).output ==
         "workflow wf1 resubmitted as wf1-r2d2x\n");
   CHECK(Kiln("resume wf1 --server " + server.url(), CleanEnv(home)).output ==

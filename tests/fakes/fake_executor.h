@@ -78,6 +78,7 @@ class FakeExecutor {
   void Advance(std::chrono::milliseconds d) { now_ += d; }
 
   const scheduler::WorkflowState& state() const { return state_; }
+  const dag::TemplateLibrary& library() const { return library_; }
   const scheduler::NodeState& node(const std::string& id) const {
     auto it = state_.nodes.find(id);
     INFO("node " << id);

@@ -409,6 +409,43 @@ STORE_TEST("store deletes a workflow with all its rows") {
   RequireHolds(*store, reborn, 7);
 }
 
+STORE_TEST("store removes nodes with their parameters and artifacts before writing nodes") {
+  auto backend = TestType::Make();
+  if (!backend) return;
+  auto store = OpenOrFail(*backend);
+  Batch first = FullBatch("uid-1", "train");
+  Batch other = FullBatch("uid-2", "other");
+  REQUIRE(store->Apply(first));
+  REQUIRE(store->Apply(other));
+
+  // A retry: train(0) is removed and written again (without its old outputs), eval is removed,
+  // a key without a row is no error; the other workflow's rows with the same ids stay.
+  Batch retry;
+  retry.node_deletes = {{"uid-1", "uid-1.train(0)"}, {"uid-1", "uid-1.eval"}, {"uid-1", "uid-1.never"}};
+  NodeRecord again = first.node_upserts[0];
+  again.phase = "Pending";
+  retry.node_upserts = {again};
+  REQUIRE(store->Apply(retry));
+  auto nodes = store->ListNodes("uid-1");
+  REQUIRE(nodes);
+  REQUIRE(nodes->size() == 2);
+  CHECK((*nodes)[0].id == "uid-1.fail");
+  CHECK((*nodes)[1] == again);
+  auto params = store->ListParameters("uid-1");
+  REQUIRE(params);
+  REQUIRE(params->size() == 1);
+  CHECK((*params)[0].name == "message");  // the workflow's own
+  CHECK(store->ListArtifacts("uid-1").value().empty());
+  CHECK(store->ListEvents("uid-1", 0, 0).value().size() == 3);  // the log keeps its history
+  RequireHolds(*store, other, 4);
+
+  Batch bad;
+  bad.node_deletes = {{"uid-1", ""}};
+  auto refused = store->Apply(bad);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code() == Code::kInvalidArgument);
+}
+
 STORE_TEST("store refuses a schema newer than it knows") {
   auto backend = TestType::Make();
   if (!backend) return;
