@@ -284,7 +284,15 @@ struct ApiServer::Impl {
     auto templates = Templates(ns);
     if (!templates) return out.Send(ErrorOf(templates.error()));
     request.templates = std::move(*templates);
-    Answer(out, engine.Submit(std::move(request)));
+    Answer(out, Accept(std::move(request)));
+  }
+
+  // Validates and records a submission here, on an HTTP thread, and starts it on the engine's.
+  std::expected<store::WorkflowRecord, SubmitError> Accept(SubmitRequest request) {
+    const bool dry_run = request.dry_run;
+    auto accepted = engine.Accept(std::move(request));
+    if (accepted && !dry_run) boost::asio::post(io, [this, uid = accepted->uid] { engine.Start(uid); });
+    return accepted;
   }
 
   void Answer(const Responder& out, const std::expected<store::WorkflowRecord, SubmitError>& submitted) {
@@ -349,7 +357,7 @@ struct ApiServer::Impl {
     auto templates = Templates(ns);
     if (!templates) return out.Send(ErrorOf(templates.error()));
     request.templates = std::move(*templates);
-    Answer(out, engine.Submit(std::move(request)));
+    Answer(out, Accept(std::move(request)));
   }
 
   // ---- actions ----------------------------------------------------------------------------------
@@ -735,9 +743,11 @@ struct ApiServer::Impl {
       out.Send(std::move(r));
     }));
     router.Add("GET", "/api/v1/openapi.json", [](Request, Responder out) { out.Send(Response::Json(200, OpenApiDocument())); });
-    router.Add("POST", "/api/v1/workflows/{ns}/lint", OnEngine([this](Request r, Responder out) { Submit(r, out, true); }));
-    router.Add("POST", "/api/v1/workflows/{ns}/submit", OnEngine([this](Request r, Responder out) { SubmitFrom(r, out); }));
-    router.Add("POST", "/api/v1/workflows/{ns}", OnEngine([this](Request r, Responder out) { Submit(r, out, false); }));
+    // Submissions are validated and recorded on the HTTP thread (Engine::Accept), then started
+    // on the engine's.
+    router.Add("POST", "/api/v1/workflows/{ns}/lint", [this](Request r, Responder out) { Submit(r, out, true); });
+    router.Add("POST", "/api/v1/workflows/{ns}/submit", [this](Request r, Responder out) { SubmitFrom(r, out); });
+    router.Add("POST", "/api/v1/workflows/{ns}", [this](Request r, Responder out) { Submit(r, out, false); });
     router.Add("GET", "/api/v1/workflows/{ns}", [this](Request r, Responder out) {
       Read(out, [this, r = std::move(r)] { return List(r); });
     });

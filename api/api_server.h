@@ -4,8 +4,9 @@
 // Threading: connections are served by `read_threads` HTTP threads (http/server.h, one strand
 // per connection). Reads (get, list, artifacts, templates) are answered right there: the store
 // is thread-safe, rendering is pure, and rendered answers are kept until the store changes
-// (api/render_cache.h). Everything that touches the Engine (submit, stop, delete, ..., logs that
-// follow a workflow, watches, /metrics) is posted to the one io_context thread the engine runs
+// (api/render_cache.h). Submissions are validated and recorded there too (Engine::Accept) and
+// only started on the engine's thread. Everything else that touches the Engine (stop, delete,
+// retry, ..., logs, watches, /metrics) is posted to the one io_context thread the engine runs
 // on, so each workflow's transitions stay serialized; a slow read never holds up the engine and
 // a busy engine never holds up reads.
 #ifndef KILN_API_API_SERVER_H_

@@ -195,6 +195,13 @@ std::expected<std::unique_ptr<Engine::Run>, SubmitError> Engine::Prepare(const S
 }
 
 std::expected<store::WorkflowRecord, SubmitError> Engine::Submit(SubmitRequest request) {
+  const bool dry_run = request.dry_run;
+  auto accepted = Accept(std::move(request));
+  if (accepted && !dry_run) Start(accepted->uid);
+  return accepted;
+}
+
+std::expected<store::WorkflowRecord, SubmitError> Engine::Accept(SubmitRequest request) {
   if (shut_down_) return std::unexpected(Refused(Code::kUnavailable, "the server is shutting down; submit again later"));
   const std::string uid = NewUid();
   auto prepared = Prepare(request, uid);
@@ -215,13 +222,33 @@ std::expected<store::WorkflowRecord, SubmitError> Engine::Submit(SubmitRequest r
   started.data_json = run->run_event.dump();
   first.events.push_back(std::move(started));
   if (auto ok = store_.Apply(first); !ok) {
+    // Two submissions of one name at once: the store's unique key refuses the second.
+    if (ok.error().code() == Code::kAlreadyExists) {
+      return std::unexpected(Refused(Code::kAlreadyExists, "workflow \"" + record.name + "\" already exists in namespace \"" +
+                                                               record.namespace_ + "\"; use generateName or another name"));
+    }
     return std::unexpected(Refused(ok.error().code(), "cannot record the workflow: " + ok.error().message()));
   }
+  std::lock_guard lock(accepted_mu_);
+  accepted_[uid] = std::move(run);
+  return record;
+}
+
+void Engine::Start(const std::string& uid) {
+  std::unique_ptr<Run> run;
+  {
+    std::lock_guard lock(accepted_mu_);
+    auto it = accepted_.find(uid);
+    if (it == accepted_.end()) return;
+    if (shut_down_) return;  // left Pending in the store; the next start resumes it
+    run = std::move(it->second);
+    accepted_.erase(it);
+  }
+  store::WorkflowRecord record = WorkflowRecordOf(*run->state, run->identity);
   Changed(record, ChangeType::kAdded);
   if (auto ok = Drive(std::move(run), /*resume=*/false); !ok) {
     std::fprintf(stderr, "kiln server: workflow %s: %s\n", record.name.c_str(), ok.error().ToString().c_str());
   }
-  return record;
 }
 
 Result<void> Engine::Drive(std::unique_ptr<Run> run, bool resume) {

@@ -11,10 +11,12 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
 #include <expected>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -80,6 +82,15 @@ class Engine {
   // Errors: kInvalidArgument with the problems; kAlreadyExists for a name in use in the
   // namespace; the store's errors.
   std::expected<store::WorkflowRecord, SubmitError> Submit(SubmitRequest request);
+
+  // Submit in two halves, so that validating and recording (the costly part) runs on the
+  // caller's thread and only starting runs on the engine's:
+  // Accept validates and records the workflow (or, with dry_run, only validates). Thread-safe:
+  // it reads only the options and the store. Errors as Submit's.
+  std::expected<store::WorkflowRecord, SubmitError> Accept(SubmitRequest request);
+  // Starts the workflow `uid` that Accept recorded, on the io_context thread. After Shutdown it
+  // starts nothing: the workflow stays Pending in the store and the next server start runs it.
+  void Start(const std::string& uid);
 
   // Continues every workflow the store has as Pending or Running (left by a server that
   // stopped or crashed): steps that succeeded are not run again. Returns how many.
@@ -147,7 +158,10 @@ class Engine {
   // Steps decided (LaunchStep) and not yet started: "uid\nnode" -> when decided.
   std::map<std::string, scheduler::Time> waiting_;
   int next_listener_ = 1;
-  bool shut_down_ = false;
+  std::atomic<bool> shut_down_ = false;
+  // Recorded by Accept, waiting for Start, by uid.
+  std::mutex accepted_mu_;
+  std::map<std::string, std::unique_ptr<Run>> accepted_;
 };
 
 }  // namespace kiln::api

@@ -113,6 +113,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void SendNow(Response response) {
     in_flight_ = false;
     if (closed_) return;
+    if (draining_) keep_alive_ = false;  // "Connection: close": the server is stopping
     const auto status = static_cast<bhttp::status>(response.status);
     if (response.shared_body) {
       auto res = std::make_shared<bhttp::response<bhttp::span_body<const char>>>(status, version_);
