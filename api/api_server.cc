@@ -725,6 +725,15 @@ struct ApiServer::Impl {
     routes(std::move(r), out);
   }
 
+  // /metrics, on the engine's thread.
+  void RenderMetrics(const Responder& out) {
+    metrics.Gauge("kiln_workflows_running", "Workflows being driven by this server").Set({}, static_cast<double>(engine.running()));
+    Response r;
+    r.body = metrics.Render();
+    r.SetHeader("Content-Type", std::string(kMetricsContentType));
+    out.Send(std::move(r));
+  }
+
   http::Handler Routes() {
     http::Router router;
     router.Add("GET", "/healthz", [](Request, Responder out) { out.Send(Response::Text(200, "ok\n")); });
@@ -735,13 +744,16 @@ struct ApiServer::Impl {
                      : Response::Text(503, "store unavailable: " + probe.error().message() + "\n");
       });
     });
-    router.Add("GET", "/metrics", OnEngine([this](Request, Responder out) {
-      metrics.Gauge("kiln_workflows_running", "Workflows being driven by this server").Set({}, static_cast<double>(engine.running()));
-      Response r;
-      r.body = metrics.Render();
-      r.SetHeader("Content-Type", std::string(kMetricsContentType));
-      out.Send(std::move(r));
-    }));
+    router.Add("GET", "/metrics", [this](Request r, Responder out) {
+      // Every workflow in the store by phase (all processes' and servers'), counted here, on
+      // the HTTP thread; then what only the engine knows, on its thread.
+      Gauge& by_phase = metrics.Gauge("kiln_workflows", "Workflows in the store, by phase", {"phase"});
+      if (auto counts = store.CountWorkflowsByPhase()) {
+        for (const char* phase : {"Pending", "Running", "Succeeded", "Failed", "Error"}) by_phase.Set({phase}, 0);
+        for (const auto& [phase, n] : *counts) by_phase.Set({phase}, static_cast<double>(n));
+      }
+      OnEngine([this](Request, Responder out) { RenderMetrics(out); })(std::move(r), std::move(out));
+    });
     router.Add("GET", "/api/v1/openapi.json", [](Request, Responder out) { out.Send(Response::Json(200, OpenApiDocument())); });
     // Submissions are validated and recorded on the HTTP thread (Engine::Accept), then started
     // on the engine's.

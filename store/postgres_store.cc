@@ -835,6 +835,17 @@ Result<std::vector<EventRecord>> PostgresStore::ListEvents(const std::string& ui
                              "list events");
 }
 
+Result<std::map<std::string, int64_t>> PostgresStore::CountWorkflowsByPhase() {
+  using Row = std::pair<std::string, int64_t>;
+  auto rows = Select<Row>(internal::Query{Sql().count_by_phase, {}},
+                          [](const PGresult* r, int row) {
+                            return Row{PQgetvalue(r, row, 0), ParseInt(PQgetvalue(r, row, 1))};
+                          },
+                          "count workflows by phase");
+  if (!rows) return std::unexpected(rows.error());
+  return std::map<std::string, int64_t>(rows->begin(), rows->end());
+}
+
 Result<int64_t> PostgresStore::ChangeCount() {
   auto count = SelectOne<int64_t>(internal::Query{Sql().read_changes, {}},
                                   [](const PGresult* r, int row) { return ParseInt(PQgetvalue(r, row, 0)); },

@@ -739,6 +739,19 @@ namespace {
 int64_t ReadCount(sqlite3_stmt* stmt) { return sqlite3_column_int64(stmt, 0); }
 }  // namespace
 
+Result<std::map<std::string, int64_t>> SqliteStore::CountWorkflowsByPhase() {
+  using Row = std::pair<std::string, int64_t>;
+  auto rows = Select(internal::Query{Sql().count_by_phase, {}},
+                     +[](sqlite3_stmt* stmt) {
+                       Reader r(stmt);
+                       std::string phase = r.Text();
+                       return Row{std::move(phase), sqlite3_column_int64(stmt, 1)};
+                     },
+                     "count workflows by phase");
+  if (!rows) return std::unexpected(rows.error());
+  return std::map<std::string, int64_t>(rows->begin(), rows->end());
+}
+
 Result<int64_t> SqliteStore::ChangeCount() {
   auto count = SelectOne(internal::Query{Sql().read_changes, {}}, ReadCount, "read the change counter");
   if (!count) return std::unexpected(count.error());

@@ -76,6 +76,7 @@ class SqliteStore final : public Store {
   Result<std::vector<EventRecord>> ListEvents(const std::string& uid, int64_t after_seq,
                                               int limit) override;
   Result<int64_t> ChangeCount() override;
+  Result<std::map<std::string, int64_t>> CountWorkflowsByPhase() override;
   Result<void> DeleteWorkflow(const std::string& uid) override;
   Result<void> PutTemplate(const TemplateRecord& t) override;
   Result<std::optional<TemplateRecord>> GetTemplate(const std::string& kind,

@@ -109,6 +109,9 @@ class Store {
   // reader derived from the rows (a rendered answer) is still true. Read it before the rows.
   virtual Result<int64_t> ChangeCount() = 0;
 
+  // How many workflows the store holds, by phase (phases without any are left out).
+  virtual Result<std::map<std::string, int64_t>> CountWorkflowsByPhase() = 0;
+
   // Removes workflow `uid` and all its rows, its events included, in one transaction.
   // Errors: kNotFound when there is no such workflow.
   virtual Result<void> DeleteWorkflow(const std::string& uid) = 0;

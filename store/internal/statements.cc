@@ -94,6 +94,7 @@ Statements Build(Dialect d) {
   s.write_event_seq = "UPDATE kiln_counters SET value = ? WHERE name = 'event_seq'";
   s.count_change = "UPDATE kiln_counters SET value = value + 1 WHERE name = 'changes'";
   s.read_changes = "SELECT value FROM kiln_counters WHERE name = 'changes'";
+  s.count_by_phase = "SELECT phase, COUNT(*) FROM workflows GROUP BY phase";
   s.delete_workflow_labels = "DELETE FROM workflow_labels WHERE workflow_uid = ?";
   s.insert_workflow_label =
       "INSERT INTO workflow_labels (workflow_uid, key, value) VALUES (?, ?, ?)";
@@ -164,6 +165,7 @@ Statements Build(Dialect d) {
                            &s.write_event_seq,
                            &s.count_change,
                            &s.read_changes,
+                           &s.count_by_phase,
                            &s.delete_workflow_labels,
                            &s.insert_workflow_label,
                            &s.upsert_template,

@@ -57,6 +57,7 @@ struct Statements {
   // Store::ChangeCount: one more at the end of every Apply and DeleteWorkflow; no parameters.
   std::string count_change;
   std::string read_changes;  // one row, one column
+  std::string count_by_phase;  // rows (phase, count)
   // Labels: (uid) and (uid, key, value); (kind, namespace, name) and (kind, namespace, name,
   // key, value). Used through WorkflowLabelWrites and TemplateWrites below.
   std::string delete_workflow_labels;

@@ -200,6 +200,8 @@ TEST_CASE("a workflow submitted as YAML runs, and GET shows every node with outp
   CHECK(m.find("kiln_step_duration_seconds_count{phase=\"Succeeded\"} 1") != std::string::npos);
   CHECK(m.find("kiln_step_scheduling_latency_seconds_count 1") != std::string::npos);
   CHECK(m.find("kiln_workflows_finished_total{phase=\"Succeeded\"} 1") != std::string::npos);
+  CHECK(m.find("kiln_workflows{phase=\"Succeeded\"} 1") != std::string::npos);
+  CHECK(m.find("kiln_workflows{phase=\"Running\"} 0") != std::string::npos);
   // grep filters lines.
   log = h.Call("GET", "/api/v1/workflows/ml/" + name + "/log?grep=nomatch");
   CHECK(log.status == 200);

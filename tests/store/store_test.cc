@@ -42,6 +42,20 @@ STORE_TEST("store counts every committed change, and only those") {
   CHECK(store->ChangeCount().value() == after_nodes + 1);
 }
 
+STORE_TEST("store counts workflows by phase") {
+  auto backend = TestType::Make();
+  if (!backend) return;
+  auto store = OpenOrFail(*backend);
+  CHECK(store->CountWorkflowsByPhase().value().empty());
+  for (auto [uid, phase] : {std::pair{"u1", "Running"}, {"u2", "Running"}, {"u3", "Failed"}}) {
+    Batch b;
+    b.workflow_upsert = Workflow(uid, std::string("wf-") + uid);
+    b.workflow_upsert->phase = phase;
+    REQUIRE(store->Apply(b));
+  }
+  CHECK(store->CountWorkflowsByPhase().value() == std::map<std::string, int64_t>{{"Failed", 1}, {"Running", 2}});
+}
+
 STORE_TEST("store round-trips every record type") {
   auto backend = TestType::Make();
   if (!backend) return;
