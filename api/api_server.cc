@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,8 @@
 #include "api/render_cache.h"
 #include "api/workflow_json.h"
 #include "dag/parse.h"
+#include "executor/kubernetes_job.h"
+#include "kube/client.h"
 #include "dag/validate.h"
 #include "base/strings.h"
 #include "http/router.h"
@@ -28,6 +31,9 @@ using http::Request;
 using http::Responder;
 using http::Response;
 using Json = nlohmann::json;
+
+// A live pod log line longer than this is sent in pieces (bounds the buffer of a followed log).
+constexpr size_t kMaxLiveLine = 64 << 10;
 
 // gRPC codes, as Argo Server's errors carry them.
 int GrpcCode(Code code) {
@@ -494,7 +500,15 @@ struct ApiServer::Impl {
 
   // GET .../log: the node's log lines (every Pod node's when no nodeId is given), as Argo's
   // newline-delimited {"result": {"content", "podName"}}; with follow, new lines as they come
-  // until the node (or workflow) has finished.
+  // until the nodes have finished (local executor: until the workflow has).
+  //
+  // Where the lines come from: the log file at Engine::LogPath. The local executor writes it as
+  // the step runs. The Kubernetes executor writes it (kiln's copy of the pod's log) when the step
+  // ends, so while a step runs on Kubernetes and has no copy yet its lines come from the live pod
+  // (Engine::ReadPodLog; with follow, streamed as the pod writes them). When the pod's stream
+  // ends (the container ended, the pod went away, the connection broke), the rest comes from
+  // the copy once the step has finished: the copy's first N pod lines, N being the lines already
+  // sent from the pod, are skipped, so no line is sent twice.
   void Log(const Request& r, const Responder& out) {
     auto w = Find(r.params.at("ns"), r.params.at("name"));
     if (!w) return out.Send(ErrorOf(w.error()));
@@ -510,63 +524,170 @@ struct ApiServer::Impl {
     }
     auto nodes = store.ListNodes(w->uid);
     if (!nodes) return out.Send(ErrorOf(nodes.error()));
-    std::vector<std::string> pods;
+    const bool kubernetes = engine.options().executor == "kubernetes";
+    struct Source {
+      std::string node;
+      std::string pod_name;       // podName of its lines: the node id, or on Kubernetes its Job's name
+      std::streamoff offset = 0;  // bytes of the log file read
+      size_t skip = 0;            // pod lines of kiln's copy already sent from the live pod
+      // Kubernetes, while the step runs without a copy: the read of the live pod's log.
+      std::shared_ptr<kube::StreamCancel> live;
+      bool live_open = false;
+      bool live_done = false;  // the pod's log ended: the rest comes from the copy
+      size_t live_lines = 0;
+      std::string partial;  // a live line without its newline yet
+      std::chrono::steady_clock::time_point retry_at{};  // no pod yet: when to look again
+    };
+    struct Tail {
+      std::string uid;
+      std::vector<Source> sources;
+      std::optional<std::regex> grep;
+      bool follow = false;
+      bool kubernetes = false;
+      std::unique_ptr<boost::asio::steady_timer> timer;
+    };
+    auto tail = std::make_shared<Tail>();
     for (const store::NodeRecord& n : *nodes) {
-      if (n.type == "Pod" && (node.empty() || n.id == node || n.display_name == node)) pods.push_back(n.id);
+      if (n.type != "Pod" || !(node.empty() || n.id == node || n.display_name == node)) continue;
+      Source src;
+      src.node = n.id;
+      src.pod_name = kubernetes ? executor::JobName(w->uid, n.id, n.attempt) : n.id;
+      tail->sources.push_back(std::move(src));
     }
-    if (!node.empty() && pods.empty()) {
+    if (!node.empty() && tail->sources.empty()) {
       return out.Send(ErrorJson(404, 5, "workflow \"" + w->name + "\" has no step \"" + node + "\""));
     }
     auto stream = out.Stream(200, {{"Content-Type", "application/json"}});
     Track(stream);
-    struct Tail {
-      std::string uid;
-      std::vector<std::string> pods;
-      std::vector<std::streamoff> offsets;
-      std::optional<std::regex> grep;
-      bool follow = false;
-      std::unique_ptr<boost::asio::steady_timer> timer;
-    };
-    auto tail = std::make_shared<Tail>();
     tail->uid = w->uid;
-    tail->pods = pods;
-    tail->offsets.assign(pods.size(), 0);
     tail->grep = std::move(grep);
     tail->follow = follow;
+    tail->kubernetes = kubernetes;
     tail->timer = std::make_unique<boost::asio::steady_timer>(io);
+    // One line of output for `text`, or "" when grep drops it.
+    auto line_of = [tail](const Source& src, std::string_view text) -> std::string {
+      if (tail->grep && !std::regex_search(text.begin(), text.end(), *tail->grep)) return "";
+      return Json{{"result", {{"content", text}, {"podName", src.pod_name}}}}.dump() + "\n";
+    };
     auto pump = std::make_shared<std::function<void()>>();
-    *pump = [this, tail, stream, pump] {
+    // Starts reading source `i`'s live pod; lines go straight to the stream.
+    auto start_live = [this, tail, stream, pump, line_of](size_t i) {
+      Source& src = tail->sources[i];
+      src.live_open = true;
+      auto on_data = [tail, stream, line_of, i](std::string_view data) {
+        if (stream->closed()) return false;
+        Source& s = tail->sources[i];
+        s.partial.append(data);
+        std::string chunk;
+        size_t start = 0;
+        for (size_t nl; (nl = s.partial.find('\n', start)) != std::string::npos; start = nl + 1) {
+          ++s.live_lines;
+          chunk += line_of(s, std::string_view(s.partial).substr(start, nl - start));
+        }
+        s.partial.erase(0, start);
+        if (s.partial.size() > kMaxLiveLine) {  // bounded: an endless line is sent in pieces
+          ++s.live_lines;
+          chunk += line_of(s, s.partial);
+          s.partial.clear();
+        }
+        return chunk.empty() || stream->Write(std::move(chunk));
+      };
+      auto on_end = [tail, stream, line_of, pump, i](Result<void> ended) {
+        Source& s = tail->sources[i];
+        s.live_open = false;
+        s.live.reset();
+        if (!s.partial.empty()) {  // a last line without a newline
+          ++s.live_lines;
+          if (std::string l = line_of(s, s.partial); !l.empty() && !stream->closed()) stream->Write(std::move(l));
+          s.partial.clear();
+        }
+        if (ended || s.live_lines > 0 || !tail->follow) {
+          s.live_done = true;
+          s.skip = s.live_lines;
+        } else {
+          // No pod yet, or its container has not started: look again in a while.
+          s.retry_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        }
+        if (*pump) boost::asio::post(tail->timer->get_executor(), [pump] {
+          if (*pump) (*pump)();
+        });
+      };
+      src.live = engine.ReadPodLog(tail->uid, src.node, tail->follow, std::move(on_data), std::move(on_end));
+      if (!src.live) {  // not running here any more: the copy is all there is
+        src.live_open = false;
+        src.live_done = true;
+      }
+    };
+    *pump = [this, tail, stream, pump, line_of, start_live] {
       if (stream->closed()) return;
-      for (size_t i = 0; i < tail->pods.size(); ++i) {
-        std::ifstream in(engine.LogPath(tail->uid, tail->pods[i]), std::ios::binary);
+      bool more = false;  // whether lines may still come
+      for (size_t i = 0; i < tail->sources.size(); ++i) {
+        Source& src = tail->sources[i];
+        const std::string path = engine.LogPath(tail->uid, src.node);
+        if (tail->kubernetes) {
+          const bool done = engine.StepDone(tail->uid, src.node);
+          if (src.live_open) {
+            more = true;
+            continue;
+          }
+          std::error_code ec;
+          if (!std::filesystem::exists(path, ec)) {
+            if (!done && !src.live_done && std::chrono::steady_clock::now() >= src.retry_at) {
+              start_live(i);
+              if (src.live_open) more = true;
+              continue;
+            }
+            // Running with its pod read, or waiting to look for a pod again: the rest comes
+            // from the copy once the step ends.
+            if (!done && tail->follow) more = true;
+            continue;
+          }
+        }
+        std::ifstream in(path, std::ios::binary);
         if (!in) continue;
-        in.seekg(tail->offsets[i]);
+        in.seekg(src.offset);
         std::string line, chunk;
         while (std::getline(in, line)) {
           if (in.eof()) break;  // a partial last line: read it once complete
-          tail->offsets[i] += static_cast<std::streamoff>(line.size()) + 1;
+          src.offset += static_cast<std::streamoff>(line.size()) + 1;
           // "<time> <stream> <text>": the text.
           std::string_view text = line;
+          std::string_view from;
           size_t sp1 = text.find(' ');
           size_t sp2 = sp1 == std::string_view::npos ? sp1 : text.find(' ', sp1 + 1);
-          if (sp2 != std::string_view::npos) text = text.substr(sp2 + 1);
-          if (tail->grep && !std::regex_search(text.begin(), text.end(), *tail->grep)) continue;
-          chunk += Json{{"result", {{"content", text}, {"podName", tail->pods[i]}}}}.dump() + "\n";
+          if (sp2 != std::string_view::npos) {
+            from = text.substr(sp1 + 1, sp2 - sp1 - 1);
+            text = text.substr(sp2 + 1);
+          }
+          if (from != "kiln" && src.skip > 0) {  // sent from the live pod already
+            --src.skip;
+            continue;
+          }
+          chunk += line_of(src, text);
         }
         if (!chunk.empty() && !stream->Write(std::move(chunk))) return;
+        if (tail->kubernetes ? !engine.StepDone(tail->uid, src.node) : engine.IsRunning(tail->uid)) {
+          more = true;
+        }
       }
-      if (!tail->follow || !engine.IsRunning(tail->uid)) {
+      bool live_open = false;
+      for (const Source& src : tail->sources) live_open = live_open || src.live_open;
+      if (live_open) return;  // the read's end pumps again
+      if (!tail->follow || !more) {
         stream->Finish();
         return;
       }
       tail->timer->expires_after(std::chrono::milliseconds(250));
       tail->timer->async_wait([pump](const boost::system::error_code& ec) {
-        if (!ec) (*pump)();
+        if (!ec && *pump) (*pump)();
       });
     };
-    stream->OnClose([tail, pump] {  // on the connection's strand: the timer is the io thread's
+    stream->OnClose([tail, pump] {  // on the connection's strand: the timer and streams are the io thread's
       boost::asio::post(tail->timer->get_executor(), [tail, pump] {
         tail->timer->cancel();
+        for (Source& src : tail->sources) {
+          if (src.live) src.live->Cancel();
+        }
         *pump = nullptr;
       });
     });

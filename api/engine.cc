@@ -263,6 +263,9 @@ Result<void> Engine::Drive(std::unique_ptr<Run> run, bool resume) {
     ko.job.workflow = run->state->name;
     ko.job.workflow_uid = uid;
     ko.job.spec = &run->workflow->spec;
+    ko.log_path = [data_dir = options_.data_dir, uid](const std::string& node) {
+      return cli::StepLogPath(data_dir, uid, node);
+    };
     run->kube = std::make_unique<executor::KubernetesStepRunner>(*shared_->kube, std::move(ko));
     runner = run->kube.get();
   } else {
@@ -579,6 +582,21 @@ size_t Engine::running() const { return runs_.size(); }
 
 std::string Engine::LogPath(const std::string& uid, const std::string& node) const {
   return cli::StepLogPath(options_.data_dir, uid, node);
+}
+
+bool Engine::StepDone(const std::string& uid, const std::string& node) const {
+  auto it = runs_.find(uid);
+  if (it == runs_.end() || !it->second->state) return true;
+  auto n = it->second->state->nodes.find(node);
+  return n != it->second->state->nodes.end() && scheduler::IsDone(n->second.phase);
+}
+
+std::shared_ptr<kube::StreamCancel> Engine::ReadPodLog(const std::string& uid, const std::string& node, bool follow,
+                                                       std::function<bool(std::string_view)> on_data,
+                                                       std::function<void(Result<void>)> on_end) {
+  auto it = runs_.find(uid);
+  if (it == runs_.end() || !it->second->kube) return nullptr;
+  return it->second->kube->ReadLog(node, follow, std::move(on_data), std::move(on_end));
 }
 
 int Engine::Subscribe(ChangeListener listener) {

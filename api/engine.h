@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/metrics.h"
@@ -25,6 +26,10 @@
 #include "dag/diagnostic.h"
 #include "scheduler/state.h"
 #include "store/store.h"
+
+namespace kiln::kube {
+class StreamCancel;
+}  // namespace kiln::kube
 
 namespace kiln::api {
 
@@ -121,8 +126,17 @@ class Engine {
 
   bool IsRunning(const std::string& uid) const;
   size_t running() const;
-  // The log file of `node` of workflow `uid` (local executor; see cli/data_dir.h).
+  // The log file of `node` of workflow `uid` (cli/data_dir.h): written by the local executor as
+  // the step runs, and by the Kubernetes executor (kiln's copy of the pod's log) when it ends.
   std::string LogPath(const std::string& uid, const std::string& node) const;
+  // Whether `node` of `uid` has finished; true as well when the workflow is not running here.
+  bool StepDone(const std::string& uid, const std::string& node) const;
+  // Kubernetes executor: reads the live log of `node`'s pod while workflow `uid` runs here
+  // (executor::KubernetesStepRunner::ReadLog says how `on_data` and `on_end` are called). Null,
+  // and neither callback called, when the workflow is not running here or not on Kubernetes.
+  std::shared_ptr<kube::StreamCancel> ReadPodLog(const std::string& uid, const std::string& node, bool follow,
+                                                 std::function<bool(std::string_view)> on_data,
+                                                 std::function<void(Result<void>)> on_end);
   const EngineOptions& options() const { return options_; }
 
   int Subscribe(ChangeListener listener);

@@ -244,6 +244,8 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
     ko.job.workflow = state.name;
     ko.job.workflow_uid = uid;
     ko.job.spec = state.manifest ? &state.manifest->spec : nullptr;
+    // kiln's copy of each step's log, where `kiln logs` reads the local executor's.
+    ko.log_path = [data_dir, uid](const std::string& node) { return StepLogPath(data_dir, uid, node); };
     kube_runner = std::make_unique<executor::KubernetesStepRunner>(*kube_client, std::move(ko));
   }
   auto gpus = kube_runner ? Result<std::vector<executor::GpuInfo>>(std::vector<executor::GpuInfo>{})

@@ -1,8 +1,18 @@
 #include "executor/kubernetes_step_runner.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "executor/internal/step_log.h"
 
 namespace kiln::executor {
 
@@ -34,6 +44,84 @@ const json* MainStatus(const json& pod) {
   return list.empty() ? nullptr : &list[0];
 }
 
+// The pod of a PodList whose log a reader wants: the one whose main container runs, else the
+// newest (creationTimestamp, then name). Null when there is none.
+const json* PodToRead(const json& pods) {
+  if (!pods.contains("items") || !pods["items"].is_array()) return nullptr;
+  const json* newest = nullptr;
+  auto key = [](const json& p) {
+    return p["metadata"].value("creationTimestamp", "") + " " + p["metadata"].value("name", "");
+  };
+  for (const json& pod : pods["items"]) {
+    if (!pod.is_object() || !pod.contains("metadata")) continue;
+    const json* cs = MainStatus(pod);
+    if (cs && cs->contains("state") && (*cs)["state"].contains("running")) return &pod;
+    if (!newest || key(pod) > key(*newest)) newest = &pod;
+  }
+  return newest;
+}
+
+// Writes `text` to `path` so that it is complete or absent after a crash: a temporary file,
+// fsync, rename, fsync of the directory.
+Result<void> WriteDurably(const std::string& path, std::string_view text) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(path).parent_path();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string tmp = path + ".tmp";
+  auto failed = [&](const char* what) {
+    return Error(Code::kUnavailable, std::string("cannot ") + what + " " + tmp + ": " + std::strerror(errno));
+  };
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return std::unexpected(failed("create"));
+  while (!text.empty()) {
+    ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Error e = failed("write");
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return std::unexpected(e);
+    }
+    text.remove_prefix(static_cast<size_t>(n));
+  }
+  if (::fsync(fd) != 0) {
+    Error e = failed("fsync");
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return std::unexpected(e);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    Error e = failed("rename");
+    ::unlink(tmp.c_str());
+    return std::unexpected(e);
+  }
+  if (int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    ::fsync(d);
+    ::close(d);
+  }
+  return {};
+}
+
+// A pod log read with timestamps=true ("<RFC3339Nano> <text>" lines) in the local executor's
+// format ("<time> stdout <text>"; the API does not separate stdout from stderr).
+void AppendPodLines(std::string_view body, const std::string& now, std::string& out) {
+  while (!body.empty()) {
+    size_t nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    body.remove_prefix(nl == std::string_view::npos ? body.size() : nl + 1);
+    std::string_view stamp = now;
+    size_t sp = line.find(' ');
+    std::string_view first = line.substr(0, sp);
+    if (sp != std::string_view::npos && first.size() >= 20 && first[4] == '-' && first.back() == 'Z') {
+      stamp = first;
+      line.remove_prefix(sp + 1);
+    }
+    out.append(stamp).append(" stdout ").append(line).append("\n");
+  }
+}
+
 scheduler::StepFinished Ended(const std::string& node, bool error = false, std::string message = "") {
   scheduler::StepFinished f;
   f.node = node;
@@ -54,6 +142,10 @@ KubernetesStepRunner::~KubernetesStepRunner() {
 
 std::string KubernetesStepRunner::JobsPath() const {
   return "/apis/batch/v1/namespaces/" + options_.job.namespace_ + "/jobs";
+}
+
+std::string KubernetesStepRunner::PodsPath() const {
+  return "/api/v1/namespaces/" + options_.job.namespace_ + "/pods";
 }
 
 std::string KubernetesStepRunner::JobOf(const std::string& node) const {
@@ -138,7 +230,8 @@ void KubernetesStepRunner::OnJob(const std::string& type, const json& job) {
       f.error = true;
       f.message = "Job " + name + " was deleted";
     }
-    Finish(s, std::move(f));
+    s.finishing = true;
+    asio::co_spawn(client_.io(), FinishDeleted(s.node, std::move(f)), asio::detached);
     return;
   }
   const json* complete = TrueCondition(job, "Complete");
@@ -169,6 +262,7 @@ awaitable<void> KubernetesStepRunner::FinishFromPod(std::string node, bool compl
   // The pod whose main container ended last: with podFailurePolicy Ignore there may be a
   // disrupted one before it.
   const json* terminated = nullptr;
+  std::string log_pod;  // whose log kiln keeps: the terminated one, else the newest
   std::string last_finish;
   if (pods && pods->contains("items")) {
     for (const json& pod : (*pods)["items"]) {
@@ -179,7 +273,11 @@ awaitable<void> KubernetesStepRunner::FinishFromPod(std::string node, bool compl
       if (!terminated || at >= last_finish) {
         terminated = &term;
         last_finish = at;
+        log_pod = pod["metadata"].value("name", "");
       }
+    }
+    if (log_pod.empty()) {
+      if (const json* p = PodToRead(*pods)) log_pod = (*p)["metadata"].value("name", "");
     }
   }
   scheduler::StepFinished f = Ended(node);
@@ -204,7 +302,123 @@ awaitable<void> KubernetesStepRunner::FinishFromPod(std::string node, bool compl
     f.message = message.empty() ? reason : reason + ": " + message;
   }
   if (s.kill_requested && !complete) f.message = "killed";
-  Finish(s, std::move(f));
+  // The copy exists before the step is recorded as finished.
+  // Arguments as named values: GCC 12 mishandles temporaries in co_await expressions.
+  std::string no_pod = pods ? "Job " + job + " has no pod (it was deleted, or never started)"
+                            : "cannot list the pods of Job " + job + ": " + pods.error().ToString();
+  co_await CopyLog(node, log_pod, std::move(no_pod));
+  if (!*alive) co_return;
+  it = steps_.find(node);
+  if (it == steps_.end() || it->second.job != job || it->second.finished) co_return;
+  Finish(it->second, std::move(f));
+}
+
+awaitable<void> KubernetesStepRunner::FinishDeleted(std::string node, scheduler::StepFinished f) {
+  std::shared_ptr<bool> alive = alive_;
+  std::string job = JobOf(node);
+  auto pods = co_await client_.List(PodsPath(), "job-name=" + job);
+  if (!*alive) co_return;
+  const json* pod = pods ? PodToRead(*pods) : nullptr;
+  std::string pod_name = pod ? (*pod)["metadata"].value("name", "") : "";
+  std::string no_pod = "Job " + job + " was deleted with its pods before the log was read";
+  co_await CopyLog(node, std::move(pod_name), std::move(no_pod));
+  if (!*alive) co_return;
+  auto it = steps_.find(node);
+  if (it == steps_.end() || it->second.job != job || it->second.finished) co_return;
+  Finish(it->second, std::move(f));
+}
+
+awaitable<void> KubernetesStepRunner::CopyLog(std::string node, std::string pod, std::string no_pod) {
+  if (!options_.log_path) co_return;
+  std::shared_ptr<bool> alive = alive_;
+  const std::string path = options_.log_path(node);
+  const int64_t limit = std::max<int64_t>(1, options_.log_limit_bytes);
+  std::string copy;
+  auto note = [&copy](const std::string& text) {
+    copy += internal::FormatTimestamp(std::chrono::system_clock::now()) + " kiln " + text + "\n";
+  };
+  if (pod.empty()) {
+    note("no log: " + no_pod);
+  } else {
+    // One byte over the limit tells a log of exactly `limit` bytes from a longer one.
+    std::string target = PodsPath() + "/" + pod + "/log?container=main&timestamps=true&limitBytes=" +
+                         std::to_string(limit + 1);
+    auto r = co_await client_.Call("GET", target);
+    if (!*alive) co_return;
+    if (!r) {
+      note("no log: cannot read the log of pod " + pod + ": " + r.error().ToString());
+    } else if (r->status != 200) {
+      note("no log: cannot read the log of pod " + pod + ": " + kube::ApiError("GET", target, *r).message());
+    } else {
+      std::string_view body = r->text;
+      bool truncated = body.size() > static_cast<size_t>(limit);
+      if (truncated) {
+        body = body.substr(0, static_cast<size_t>(limit));
+        size_t nl = body.rfind('\n');  // whole lines only
+        body = nl == std::string_view::npos ? std::string_view() : body.substr(0, nl + 1);
+      }
+      AppendPodLines(body, internal::FormatTimestamp(std::chrono::system_clock::now()), copy);
+      if (truncated) {
+        note("log truncated: pod " + pod + " wrote more than " + std::to_string(limit) +
+             " bytes; kiln kept the first " + std::to_string(body.size()));
+      }
+    }
+  }
+  if (auto written = WriteDurably(path, copy); !written) {
+    std::fprintf(stderr, "kiln: step %s: no copy of its log: %s\n", node.c_str(), written.error().ToString().c_str());
+  }
+}
+
+std::shared_ptr<kube::StreamCancel> KubernetesStepRunner::ReadLog(const std::string& node, bool follow,
+                                                                  std::function<bool(std::string_view)> on_data,
+                                                                  std::function<void(Result<void>)> on_end) {
+  auto cancel = std::make_shared<kube::StreamCancel>();
+  std::string job = JobOf(node);
+  if (job.empty()) {
+    on_end(MakeError(Code::kNotFound, "step " + node + " has no Job"));
+    return cancel;
+  }
+  // Copies only: the coroutine may outlive the runner (the client does not).
+  auto read = [](kube::Client& client, std::string pods_path, std::string job, bool follow,
+                 std::chrono::seconds idle, std::function<bool(std::string_view)> on_data,
+                 std::function<void(Result<void>)> on_end,
+                 std::shared_ptr<kube::StreamCancel> cancel) -> awaitable<void> {
+    auto pods = co_await client.List(pods_path, "job-name=" + job);
+    if (cancel->cancelled()) {
+      on_end({});
+      co_return;
+    }
+    if (!pods) {
+      on_end(std::unexpected(pods.error()));
+      co_return;
+    }
+    const json* pod = PodToRead(*pods);
+    if (!pod) {
+      on_end(MakeError(Code::kNotFound, "Job " + job + " has no pod yet"));
+      co_return;
+    }
+    std::string target = pods_path + "/" + (*pod)["metadata"].value("name", "") + "/log?container=main";
+    if (follow) {
+      std::string followed = target + "&follow=true";
+      Result<void> ended = co_await client.Stream(std::move(followed), std::move(on_data), idle, cancel);
+      on_end(std::move(ended));
+      co_return;
+    }
+    auto r = co_await client.Call("GET", target);
+    if (!r) {
+      on_end(std::unexpected(r.error()));
+    } else if (r->status != 200) {
+      on_end(std::unexpected(kube::ApiError("GET", target, *r)));
+    } else {
+      if (!cancel->cancelled() && !r->text.empty()) on_data(r->text);
+      on_end({});
+    }
+  };
+  asio::co_spawn(client_.io(),
+                 read(client_, PodsPath(), job, follow, options_.log_idle_timeout, std::move(on_data),
+                      std::move(on_end), cancel),
+                 asio::detached);
+  return cancel;
 }
 
 void KubernetesStepRunner::Finish(Step& s, scheduler::StepFinished f) {

@@ -6,6 +6,13 @@
 // kiln finds its Jobs by their deterministic names). Kill deletes the Job (propagationPolicy
 // Background). API failures are retried by the client; when they persist the step ends in Error
 // with the API's message.
+//
+// Logs: before a step is reported finished, the main container's log is read from its pod
+// (GET .../log, at most KubernetesOptions::log_limit_bytes) and written durably to
+// KubernetesOptions::log_path(node), in the local executor's format ("<time> stdout <text>"),
+// so the log outlives the pod (Argo #3953). A log that cannot be read (the pod is gone, an API
+// error) does not fail the step: the copy holds a "<time> kiln no log: <why>" line instead.
+// ReadLog reads a running step's log from its pod (for kiln server's log endpoint).
 // Thread-safety: use it only on its io_context's thread (the driver's).
 #ifndef KILN_EXECUTOR_KUBERNETES_STEP_RUNNER_H_
 #define KILN_EXECUTOR_KUBERNETES_STEP_RUNNER_H_
@@ -16,9 +23,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "executor/kubernetes_job.h"
 #include "kube/client.h"
@@ -28,6 +38,16 @@ namespace kiln::executor {
 
 struct KubernetesOptions {
   JobContext job;  // namespace, workflow name and uid, workflow defaults, TTL
+  // Where kiln's own copy of a finished step's log goes, by node id (kiln uses the local
+  // executor's layout, cli/data_dir.h StepLogPath); no copy when empty. Called on the driver's
+  // thread.
+  std::function<std::string(const std::string& node)> log_path;
+  // The most bytes of a pod's log that are copied (limitBytes); a copy cut there ends with a
+  // kiln line saying so.
+  int64_t log_limit_bytes = 16 << 20;
+  // How long ReadLog with follow waits for the next bytes of a silent pod before it ends with
+  // kUnavailable.
+  std::chrono::seconds log_idle_timeout{600};
 };
 
 class KubernetesStepRunner : public scheduler::StepRunner {
@@ -41,6 +61,17 @@ class KubernetesStepRunner : public scheduler::StepRunner {
 
   // The Job name of a launched node ("" when unknown): for tests and logs.
   std::string JobOf(const std::string& node) const;
+
+  // Reads the main container's log of the pod of launched `node` (the pod whose container runs,
+  // else the newest): what it has written so far, or with `follow` as it writes until the
+  // container ends. `on_data` gets the bytes as they arrive and returns false to stop; `on_end`
+  // is called once, after the last on_data: success when the log ended (or was cancelled);
+  // kNotFound when the node has no Job here or the Job no pod yet; the API's error otherwise
+  // (e.g. 400 for a container still waiting to start). Both run on the io_context thread, also
+  // after the runner is gone. Returns the handle that cancels the read.
+  std::shared_ptr<kube::StreamCancel> ReadLog(const std::string& node, bool follow,
+                                              std::function<bool(std::string_view)> on_data,
+                                              std::function<void(Result<void>)> on_end);
 
  private:
   struct Step {
@@ -60,8 +91,15 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   boost::asio::awaitable<void> DeleteJob(std::string node);
   boost::asio::awaitable<void> FinishFromPod(std::string node, bool complete, std::string condition_reason,
                                              std::string condition_message);
+  // A Job deleted before it finished (killed, or deleted by someone else): its log, then `f`.
+  boost::asio::awaitable<void> FinishDeleted(std::string node, scheduler::StepFinished f);
+  // Writes kiln's copy of `pod`'s main container log for `node` ("" pod: a copy saying
+  // `no_pod`). Never fails: problems become a line of the copy, or a line on stderr when the
+  // copy cannot be written.
+  boost::asio::awaitable<void> CopyLog(std::string node, std::string pod, std::string no_pod);
   void Finish(Step& s, scheduler::StepFinished f);
   std::string JobsPath() const;
+  std::string PodsPath() const;
 
   kube::Client& client_;
   KubernetesOptions options_;

@@ -41,6 +41,7 @@ namespace {
 
 constexpr size_t kMaxBody = 64 << 20;       // a list of many Jobs stays well below
 constexpr size_t kMaxWatchLine = 16 << 20;  // one watch event
+constexpr size_t kMaxErrorBody = 64 << 10;  // a streamed GET's non-200 answer
 constexpr int kWatchTimeoutSeconds = 300;
 
 std::chrono::milliseconds Backoff(const ClientOptions& o, int attempt) {
@@ -147,6 +148,10 @@ void Client::Shutdown() {
     if (auto s = w.lock()) s->Stop();
   }
   watches_.clear();
+  for (auto& s : streams_) {
+    if (auto c = s.lock()) c->Cancel();
+  }
+  streams_.clear();
 }
 
 awaitable<void> Client::Throttle() {
@@ -356,6 +361,116 @@ awaitable<Result<void>> Client::Delete(std::string path, std::string propagation
   co_return Result<void>{};
 }
 
+void StreamCancel::Cancel() {
+  cancelled_ = true;
+  if (close_) close_();
+}
+
+awaitable<Client::StreamEnd> Client::StreamGet(const std::string& target, std::chrono::seconds idle_timeout,
+                                               const std::function<void(std::function<void()>)>& set_cancel,
+                                               const std::function<bool(std::string_view)>& on_data) {
+  StreamEnd end;
+  const std::string where = config_.server;
+  co_await Throttle();
+  auto connected = co_await Connect();
+  if (!connected) {
+    end.error = connected.error();
+    co_return end;
+  }
+  std::shared_ptr<Conn> conn = *connected;
+  set_cancel([conn] { conn->Close(); });
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, config_.host);
+  req.set(http::field::user_agent, options_.user_agent);
+  req.set(http::field::accept, "application/json, */*");
+  if (!config_.token.empty()) req.set(http::field::authorization, "Bearer " + config_.token);
+  conn->Lowest().expires_after(options_.request_timeout);
+  ++requests_sent_;
+  beast::error_code ec;
+  if (conn->tls) {
+    ec = co_await WriteRequest(*conn->tls, req);
+  } else {
+    ec = co_await WriteRequest(*conn->plain, req);
+  }
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  if (!ec) {
+    if (conn->tls) {
+      co_await http::async_read_header(*conn->tls, conn->buffer, parser, asio::redirect_error(use_awaitable, ec));
+    } else {
+      co_await http::async_read_header(*conn->plain, conn->buffer, parser, asio::redirect_error(use_awaitable, ec));
+    }
+  }
+  if (ec) {
+    set_cancel({});
+    conn->Close();
+    end.error = Error(Code::kUnavailable, "GET " + target + ": " + ec.message(), where);
+    co_return end;
+  }
+  end.status = static_cast<int>(parser.get().result_int());
+  // A non-200 answer's body (a Status) is kept, bounded, for its message.
+  auto keep_error = [&end](std::string_view data) {
+    end.answer.text.append(data.substr(0, kMaxErrorBody - std::min(kMaxErrorBody, end.answer.text.size())));
+    return end.answer.text.size() < kMaxErrorBody;
+  };
+  const bool ok = end.status == 200;
+  while (true) {
+    char chunk[16384];
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof chunk;
+    conn->Lowest().expires_after(ok ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(idle_timeout)
+                                    : options_.request_timeout);
+    // read_some: returns with what has arrived (a line must not wait for a full buffer).
+    if (conn->tls) {
+      co_await http::async_read_some(*conn->tls, conn->buffer, parser, asio::redirect_error(use_awaitable, ec));
+    } else {
+      co_await http::async_read_some(*conn->plain, conn->buffer, parser, asio::redirect_error(use_awaitable, ec));
+    }
+    if (ec == http::error::need_buffer) ec = {};
+    std::string_view data(chunk, sizeof chunk - parser.get().body().size);
+    if (!data.empty() && !(ok ? on_data(data) : keep_error(data))) break;
+    if (ec) {
+      end.error = Error(Code::kUnavailable, "GET " + target + ": " + ec.message(), where);
+      break;
+    }
+    if (parser.is_done()) break;
+  }
+  set_cancel({});
+  conn->Close();
+  if (!ok) {
+    end.answer.status = end.status;
+    if (IsJsonText(end.answer.text)) {
+      end.answer.body = json::parse(end.answer.text, nullptr, false);
+      if (end.answer.body.is_discarded()) end.answer.body = nullptr;
+    }
+  }
+  co_return end;
+}
+
+awaitable<Result<void>> Client::Stream(std::string target, std::function<bool(std::string_view)> on_data,
+                                       std::chrono::seconds idle_timeout, std::shared_ptr<StreamCancel> cancel) {
+  if (!cancel) cancel = std::make_shared<StreamCancel>();
+  if (shut_down_) co_return MakeError(Code::kUnavailable, "GET " + target + ": the Kubernetes client is shut down");
+  if (cancel->cancelled()) co_return Result<void>{};
+  std::erase_if(streams_, [](const auto& w) { return w.expired(); });
+  streams_.push_back(cancel);
+  // Named std::functions, not lambdas converted in the call: GCC 12 destroys such temporaries
+  // of a co_await expression twice.
+  std::function<void(std::function<void()>)> set_cancel = [cancel](std::function<void()> close) {
+    cancel->close_ = std::move(close);
+    if (cancel->cancelled_ && cancel->close_) cancel->close_();
+  };
+  std::function<bool(std::string_view)> stop_when_cancelled = [&cancel, &on_data](std::string_view data) {
+    return !cancel->cancelled() && on_data(data);
+  };
+  StreamEnd end = co_await StreamGet(target, idle_timeout, set_cancel, stop_when_cancelled);
+  if (cancel->cancelled()) co_return Result<void>{};
+  if (end.status == 0) co_return std::unexpected(*end.error);
+  if (end.status != 200) co_return std::unexpected(ApiError("GET", target, end.answer));
+  if (end.error) co_return std::unexpected(*end.error);
+  co_return Result<void>{};
+}
+
 std::shared_ptr<Watch> Client::StartWatch(std::string collection, std::string label_selector, Watch::Handler handler,
                                           Watch::SyncHandler synced) {
   std::shared_ptr<Watch> w(new Watch(*this, std::move(collection), std::move(label_selector), std::move(handler),
@@ -411,75 +526,15 @@ awaitable<void> Watch::Run() {
     }
 
     // The watch stream on a connection of its own (not pooled: it stays open).
-    co_await client_.Throttle();
-    auto connected = co_await client_.Connect();
-    if (stopped_) break;
-    if (!connected) {
-      ++failures;
-      ++reconnects_;
-      continue;
-    }
-    std::shared_ptr<Client::Conn> conn = *connected;
-    cancel_ = [conn] { conn->Close(); };
     std::string target = path_ + "?watch=1&allowWatchBookmarks=true&timeoutSeconds=" +
                          std::to_string(kWatchTimeoutSeconds) + "&resourceVersion=" + UrlEncode(resource_version_) +
                          (selector.empty() ? "" : "&" + selector);
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, client_.config_.host);
-    req.set(http::field::user_agent, opts.user_agent);
-    req.set(http::field::accept, "application/json");
-    if (!client_.config_.token.empty()) req.set(http::field::authorization, "Bearer " + client_.config_.token);
-    conn->Lowest().expires_after(opts.request_timeout);
-    ++client_.requests_sent_;
-    beast::error_code ec;
-    if (conn->tls) {
-      ec = co_await WriteRequest(*conn->tls, req);
-    } else {
-      ec = co_await WriteRequest(*conn->plain, req);
-    }
-    http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
-    if (!ec) {
-      if (conn->tls) {
-        co_await http::async_read_header(*conn->tls, conn->buffer, parser, asio::redirect_error(use_awaitable, ec));
-      } else {
-        co_await http::async_read_header(*conn->plain, conn->buffer, parser, asio::redirect_error(use_awaitable, ec));
-      }
-    }
-    if (stopped_) break;
-    if (ec) {
-      conn->Close();
-      ++failures;
-      ++reconnects_;
-      continue;
-    }
-    int status = static_cast<int>(parser.get().result_int());
-    if (status != 200) {
-      conn->Close();
-      if (status == 410) {
-        resource_version_.clear();
-      } else {
-        if (status == 429) ++client_.throttled_;
-        ++failures;
-      }
-      continue;
-    }
-    failures = 0;
     std::string pending;
     bool relist = false;
-    while (!stopped_) {
-      char chunk[16384];
-      parser.get().body().data = chunk;
-      parser.get().body().size = sizeof chunk;
-      conn->Lowest().expires_after(std::chrono::seconds(kWatchTimeoutSeconds + 30));
-      // read_some: returns with what has arrived (an event must not wait for a full buffer).
-      if (conn->tls) {
-        co_await http::async_read_some(*conn->tls, conn->buffer, parser, asio::redirect_error(use_awaitable, ec));
-      } else {
-        co_await http::async_read_some(*conn->plain, conn->buffer, parser, asio::redirect_error(use_awaitable, ec));
-      }
-      if (ec == http::error::need_buffer) ec = {};
-      pending.append(chunk, sizeof chunk - parser.get().body().size);
+    bool overflow = false;
+    auto on_data = [&](std::string_view data) {
+      if (stopped_) return false;
+      pending.append(data);
       size_t start = 0;
       for (size_t nl; !relist && !stopped_ && (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
         std::string_view line(pending.data() + start, nl - start);
@@ -501,18 +556,39 @@ awaitable<void> Watch::Run() {
         handler_(WatchEvent{type, obj});
       }
       pending.erase(0, start);
-      if (relist || stopped_) break;
+      if (relist || stopped_) return false;
       if (pending.size() > kMaxWatchLine) {
-        ec = http::error::body_limit;
+        overflow = true;
+        return false;
       }
-      if (ec) {
-        ++reconnects_;
-        break;
-      }
-      if (parser.is_done()) break;  // the server ended the watch (timeoutSeconds): reconnect
+      return true;
+    };
+    // Named std::functions (see Client::Stream: GCC 12 and temporaries of co_await).
+    std::function<void(std::function<void()>)> set_cancel = [this](std::function<void()> close) {
+      cancel_ = std::move(close);
+      if (stopped_ && cancel_) cancel_();  // stopped while connecting
+    };
+    std::function<bool(std::string_view)> deliver = on_data;
+    const std::chrono::seconds idle(kWatchTimeoutSeconds + 30);
+    Client::StreamEnd end = co_await client_.StreamGet(target, idle, set_cancel, deliver);
+    if (stopped_) break;
+    if (end.status == 0) {  // no connection or no answer
+      ++failures;
+      ++reconnects_;
+      continue;
     }
-    cancel_ = nullptr;
-    conn->Close();
+    if (end.status != 200) {
+      if (end.status == 410) {
+        resource_version_.clear();
+      } else {
+        if (end.status == 429) ++client_.throttled_;
+        ++failures;
+      }
+      continue;
+    }
+    failures = 0;
+    // Otherwise the server ended the watch (timeoutSeconds): reconnect.
+    if (!relist && (overflow || end.error)) ++reconnects_;
   }
   co_return;
 }

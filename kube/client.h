@@ -2,7 +2,8 @@
 // bearer token from a ClusterConfig), HTTP/1.1 keep-alive over a small connection pool, a
 // client-side rate limit (token bucket, QPS/burst) that also honours 429 Retry-After, retries
 // with backoff for 5xx and broken connections, and list+watch with resourceVersion, bookmarks,
-// relist on 410 Expired and reconnect with backoff.
+// relist on 410 Expired and reconnect with backoff, and streamed GETs (pods/log?follow=true)
+// whose body is delivered as it arrives.
 //
 // Calls are C++20 coroutines (boost::asio::awaitable). Threading: a Client and its Watches
 // belong to the one thread that runs their io_context; not thread-safe otherwise. Every read and
@@ -69,6 +70,20 @@ struct WatchEvent {
 
 class Client;
 
+// Ends a Client::Stream from outside (e.g. when the reader of a followed log went away). Create
+// it with std::make_shared; io_context thread only.
+class StreamCancel {
+ public:
+  // Closes the stream's connection; the Stream returns soon after. Idempotent.
+  void Cancel();
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  friend class Client;
+  bool cancelled_ = false;
+  std::function<void()> close_;
+};
+
 // A list+watch of one collection (e.g. /apis/batch/v1/namespaces/ns/jobs) with a label
 // selector. Owned by the caller; Stop() (or destruction) ends it.
 class Watch : public std::enable_shared_from_this<Watch> {
@@ -121,6 +136,17 @@ class Client {
   // DELETE with propagationPolicy (Background, Foreground, Orphan). A 404 is success.
   boost::asio::awaitable<Result<void>> Delete(std::string path, std::string propagation = "Background");
 
+  // A GET whose body is delivered as it arrives, on a connection of its own (not pooled), e.g.
+  // GET .../pods/NAME/log?follow=true. `on_data` gets each piece on the io_context thread and
+  // returns false to stop reading. Each read waits at most `idle_timeout` for data. Not retried
+  // (a retry would deliver the start again). Returns when the server ended the body, on_data
+  // stopped or `cancel` was cancelled. Errors: ApiError for a non-2xx answer; kUnavailable when
+  // no answer came, the connection broke or a read timed out (data delivered so far stays
+  // delivered).
+  boost::asio::awaitable<Result<void>> Stream(std::string target, std::function<bool(std::string_view)> on_data,
+                                              std::chrono::seconds idle_timeout,
+                                              std::shared_ptr<StreamCancel> cancel = nullptr);
+
   // Starts a list+watch; events are delivered on the io_context thread.
   std::shared_ptr<Watch> StartWatch(std::string collection, std::string label_selector,
                                     Watch::Handler handler, Watch::SyncHandler synced = {});
@@ -149,6 +175,19 @@ class Client {
   boost::asio::awaitable<Result<ApiResponse>> Once(Conn& conn, const std::string& method,
                                                    const std::string& target, const std::string& body);
 
+  // How a streamed GET ended (shared by Watch::Run and Stream).
+  struct StreamEnd {
+    int status = 0;              // the HTTP status; 0 when no answer came
+    ApiResponse answer;          // a non-200 answer (its body, bounded)
+    std::optional<Error> error;  // why no answer came or the body broke off
+  };
+  // Connects (after the rate limit), sends GET `target` and, on 200, hands the body to
+  // `on_data` as it arrives until the server ends it or on_data returns false. `set_cancel` is
+  // given the function that closes the connection while it is open, and an empty one after.
+  boost::asio::awaitable<StreamEnd> StreamGet(const std::string& target, std::chrono::seconds idle_timeout,
+                                              const std::function<void(std::function<void()>)>& set_cancel,
+                                              const std::function<bool(std::string_view)>& on_data);
+
   boost::asio::io_context& io_;
   ClusterConfig config_;
   ClientOptions options_;
@@ -162,6 +201,7 @@ class Client {
   int open_ = 0;
   std::deque<std::shared_ptr<boost::asio::steady_timer>> waiters_;
   std::vector<std::weak_ptr<Watch>> watches_;
+  std::vector<std::weak_ptr<StreamCancel>> streams_;  // open Streams, cancelled by Shutdown
   bool shut_down_ = false;
   int64_t requests_sent_ = 0;
   int64_t throttled_ = 0;

@@ -922,22 +922,56 @@ void ApiServer::Impl::Logs(Request& req, Responder& res, const Target& t) {
   if (!follow || !running(*pod)) {
     return res.Send(Response::Text(200, std::move(text)));
   }
-  // Follow: the simulated container wrote its whole log at start, so the stream ends when the
-  // container stops running (or the pod goes away).
+  // Follow: the lines written so far, then each line as the container writes it, until it stops
+  // running (or the pod goes away). limitBytes bounds the whole stream, as in the kubelet.
   auto writer = res.Stream(200, {{"Content-Type", "text/plain"}});
   if (!writer) return;
+  std::optional<int64_t> limit = number("limitBytes");
+  auto budget = std::make_shared<std::optional<int64_t>>();
+  if (limit && *limit >= 0) *budget = *limit - static_cast<int64_t>(text.size());
   writer->Write(std::move(text));
+  if (*budget && **budget <= 0) return writer->Finish();
   std::string uid = Str(*pod, {"metadata", "uid"});
-  auto id = std::make_shared<uint64_t>(0);
+  auto sent = std::make_shared<size_t>(log->lines.size());
+  const Kubelet* k = &kubelet;
+  // Writes the lines added since; false once limitBytes is used up.
+  auto flush = [k, uid, container, writer, sent, budget, timestamps] {
+    const ContainerLog* l = k->Log(uid, container);
+    if (l == nullptr) return true;
+    std::string more;
+    for (; *sent < l->lines.size(); ++*sent) {
+      if (timestamps) more += Rfc3339Nano(l->lines[*sent].first) + " ";
+      more += l->lines[*sent].second + "\n";
+    }
+    if (*budget) {
+      if (static_cast<int64_t>(more.size()) > **budget) more.resize(static_cast<size_t>(**budget));
+      **budget -= static_cast<int64_t>(more.size());
+    }
+    if (!more.empty()) writer->Write(std::move(more));
+    return !*budget || **budget > 0;
+  };
+  auto store_id = std::make_shared<uint64_t>(0);
+  auto log_id = std::make_shared<int>(0);
   Store& s = store();
-  *id = s.Subscribe([&s, writer, uid, id, running, ns = t.ns, name = t.name](const StoreEvent& e) {
+  auto stop = [&s, k, store_id, log_id, writer] {
+    writer->Finish();
+    s.Unsubscribe(*store_id);
+    k->RemoveLogListener(*log_id);
+  };
+  *log_id = kubelet.AddLogListener([uid, flush, stop](const std::string& pod_uid) {
+    if (pod_uid == uid && !flush()) stop();
+  });
+  *store_id = s.Subscribe([uid, running, flush, stop](const StoreEvent& e) {
     if (e.resource != &Pods() || Str(*e.object, {"metadata", "uid"}) != uid) return;
     if (e.type == EventType::kDeleted || !running(*e.object)) {
-      writer->Finish();
-      s.Unsubscribe(*id);
+      flush();
+      stop();
     }
   });
-  writer->OnClose([&s, id] { s.Unsubscribe(*id); });
+  writer->OnClose([&s, k, store_id, log_id] {
+    s.Unsubscribe(*store_id);
+    k->RemoveLogListener(*log_id);
+  });
 }
 
 }  // namespace kiln::kubesim

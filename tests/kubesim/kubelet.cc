@@ -45,6 +45,16 @@ struct Kubelet::Impl {
   std::map<std::string, std::unique_ptr<net::steady_timer>> timers;  // by pod uid
   std::map<std::string, std::map<std::string, ContainerLog>> logs;   // by pod uid, container
   std::map<std::string, std::string> started_at;                     // by pod uid
+  // Lines a container has yet to write, and the timer of the next: by pod uid.
+  struct PendingLog {
+    std::vector<std::string> lines;  // written to every container of the pod
+    size_t next = 0;
+    std::chrono::nanoseconds step{0};
+    std::unique_ptr<net::steady_timer> timer;
+  };
+  std::map<std::string, PendingLog> pending_logs;
+  std::map<int, LogListener> log_listeners;
+  int next_listener = 1;
   uint32_t next_ip = 0;
 
   Store& store() { return registry.store(); }
@@ -68,6 +78,7 @@ struct Kubelet::Impl {
 
   void Forget(const std::string& uid) {
     timers.erase(uid);
+    pending_logs.erase(uid);
     logs.erase(uid);
     started_at.erase(uid);
   }
@@ -88,7 +99,43 @@ struct Kubelet::Impl {
       (void)registry.Delete(Pods(), ns, name, now);
       return;
     }
-    if (Str(p, {"status", "phase"}) == "Pending" && !timers.count(uid)) StartContainers(p);
+    if (Str(p, {"status", "phase"}) == "Pending" && !timers.count(uid)) {
+      StartContainers(p);
+    } else if (Annotation(p, kExitNowAnnotation) == "true" && timers.count(uid) &&
+               Str(p, {"status", "phase"}) == "Running") {
+      timers.erase(uid);
+      Exit(ns, name, uid);
+    }
+  }
+
+  // Appends the pod's next `count` pending lines (all when npos) to each container's log.
+  void WriteLines(const std::string& uid, size_t count) {
+    auto it = pending_logs.find(uid);
+    if (it == pending_logs.end()) return;
+    PendingLog& p = it->second;
+    size_t end = count == std::string::npos ? p.lines.size() : std::min(p.lines.size(), p.next + count);
+    if (end <= p.next) return;
+    SysTime t = Now();
+    for (auto& [container, log] : logs[uid]) {
+      for (size_t i = p.next; i < end; ++i) log.lines.emplace_back(t, p.lines[i]);
+    }
+    p.next = end;
+    if (p.next >= p.lines.size()) pending_logs.erase(it);
+    auto listeners = log_listeners;  // a listener may remove itself
+    for (auto& [id, listener] : listeners) listener(uid);
+  }
+
+  // The next pending line of the pod after its interval.
+  void ScheduleLine(const std::string& uid) {
+    auto it = pending_logs.find(uid);
+    if (it == pending_logs.end()) return;
+    it->second.timer = std::make_unique<net::steady_timer>(io);
+    it->second.timer->expires_after(it->second.step);
+    it->second.timer->async_wait([this, uid](boost::system::error_code ec) {
+      if (ec) return;
+      WriteLines(uid, 1);
+      ScheduleLine(uid);
+    });
   }
 
   std::string PodIp() {
@@ -105,17 +152,21 @@ struct Kubelet::Impl {
     std::string text = Annotation(pod, kLogsAnnotation);
     auto& pod_logs = logs[uid];
     const json& containers = pod["spec"]["containers"];
-    for (const json& c : containers) {
-      ContainerLog& log = pod_logs[c.value("name", "")];
-      log.lines.clear();
-      SysTime t = Now();
-      size_t start = 0;
-      while (start < text.size()) {
-        size_t nl = text.find('\n', start);
-        if (nl == std::string::npos) nl = text.size();
-        log.lines.emplace_back(t, text.substr(start, nl - start));
-        start = nl + 1;
-      }
+    for (const json& c : containers) pod_logs[c.value("name", "")].lines.clear();
+    // The lines, spread over the duration: line i at i * duration / n.
+    PendingLog pending;
+    for (size_t start = 0; start < text.size();) {
+      size_t nl = text.find('\n', start);
+      if (nl == std::string::npos) nl = text.size();
+      pending.lines.push_back(text.substr(start, nl - start));
+      start = nl + 1;
+    }
+    std::chrono::nanoseconds duration = DurationOf(pod);
+    if (!pending.lines.empty()) {
+      pending.step = duration / static_cast<int64_t>(pending.lines.size());
+      pending_logs[uid] = std::move(pending);
+      WriteLines(uid, duration.count() > 0 ? 1 : std::string::npos);
+      ScheduleLine(uid);
     }
     std::string ip = PodIp();
     (void)registry.Mutate(Pods(), ns, name, [&](json& p) {
@@ -161,12 +212,17 @@ struct Kubelet::Impl {
             {"started", true}};
   }
 
-  void ScheduleExit(const json& pod) {
-    std::string uid = Str(pod, {"metadata", "uid"});
+  static std::chrono::nanoseconds DurationOf(const json& pod) {
     std::chrono::nanoseconds duration{0};
     if (std::string d = Annotation(pod, kDurationAnnotation); !d.empty()) {
       if (auto parsed = dag::ParseGoDuration(d)) duration = *parsed;
     }
+    return duration;
+  }
+
+  void ScheduleExit(const json& pod) {
+    std::string uid = Str(pod, {"metadata", "uid"});
+    std::chrono::nanoseconds duration = DurationOf(pod);
     auto timer = std::make_unique<net::steady_timer>(io);
     timer->expires_after(duration);
     timer->async_wait([this, uid, ns = Str(pod, {"metadata", "namespace"}),
@@ -181,6 +237,7 @@ struct Kubelet::Impl {
   void Exit(const std::string& ns, const std::string& name, const std::string& uid) {
     ObjectPtr pod = store().Get(Pods(), ns, name);
     if (!pod || Str(*pod, {"metadata", "uid"}) != uid || Terminal(*pod)) return;
+    WriteLines(uid, std::string::npos);  // a container's whole log is written before it exits
     int exit_code = 0;
     if (std::string e = Annotation(*pod, kExitCodeAnnotation); !e.empty()) {
       try {
@@ -260,6 +317,7 @@ struct Kubelet::Impl {
   void Kill(const json& pod) {
     std::string now = Rfc3339(Now());
     std::string uid = Str(pod, {"metadata", "uid"});
+    pending_logs.erase(uid);  // a killed process writes no more
     std::string started = started_at.count(uid) ? started_at[uid] : now;
     (void)registry.Mutate(Pods(), Str(pod, {"metadata", "namespace"}), Str(pod, {"metadata", "name"}),
                           [&](json& p) {
@@ -303,6 +361,14 @@ void Kubelet::Start() {
     if (!Str(*e.object, {"spec", "nodeName"}).empty()) impl->Enqueue(*e.object);
   });
 }
+
+int Kubelet::AddLogListener(LogListener listener) const {
+  int id = impl_->next_listener++;
+  impl_->log_listeners[id] = std::move(listener);
+  return id;
+}
+
+void Kubelet::RemoveLogListener(int id) const { impl_->log_listeners.erase(id); }
 
 const ContainerLog* Kubelet::Log(const std::string& pod_uid, const std::string& container) const {
   auto it = impl_->logs.find(pod_uid);

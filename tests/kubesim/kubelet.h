@@ -5,6 +5,7 @@
 #ifndef KILN_TESTS_KUBESIM_KUBELET_H_
 #define KILN_TESTS_KUBESIM_KUBELET_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,6 +25,9 @@ inline constexpr const char* kDurationAnnotation = "kubesim.kiln.dev/duration";
 inline constexpr const char* kExitCodeAnnotation = "kubesim.kiln.dev/exit-code";
 inline constexpr const char* kLogsAnnotation = "kubesim.kiln.dev/logs";
 inline constexpr const char* kMessageAnnotation = "kubesim.kiln.dev/termination-message";
+// Set to "true" on a running pod (e.g. by a PATCH): its containers write the rest of their log
+// and exit now, as if their duration had passed. Lets a test end a long step when it chooses.
+inline constexpr const char* kExitNowAnnotation = "kubesim.kiln.dev/exit-now";
 
 struct ContainerLog {
   std::vector<std::pair<SysTime, std::string>> lines;  // without the trailing newline
@@ -38,8 +42,15 @@ class Kubelet {
   void Start();
 
   // The log of `container` in the pod with `pod_uid` (current run), or nullptr when it has not
-  // started.
+  // started. A container writes its lines spread over its duration (the first when it starts,
+  // the rest before it exits); all of them when it has no duration.
   const ContainerLog* Log(const std::string& pod_uid, const std::string& container) const;
+
+  // `listener(pod_uid)` is called after lines were added to a log of that pod (followed logs).
+  // Returns an id for RemoveLogListener.
+  using LogListener = std::function<void(const std::string& pod_uid)>;
+  int AddLogListener(LogListener listener) const;
+  void RemoveLogListener(int id) const;
 
  private:
   struct Impl;

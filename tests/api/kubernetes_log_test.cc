@@ -1,0 +1,302 @@
+// The log endpoint of a kiln server whose steps run as Kubernetes Jobs on a kubesim: lines from
+// the live pod while a step runs, from kiln's own copy after it ends (also once the Job and pod
+// are gone), and a copy that says why when the pod's log could not be read. The engine and server
+// run on an io_context thread; waiting is on the engine's change notifications, the log stream
+// and kubesim's pods, never on sleeps.
+#include <catch2/catch.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <atomic>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "api/api_server.h"
+#include "api/engine.h"
+#include "api/metrics.h"
+#include "http/client.h"
+#include "kube/client.h"
+#include "kube/kubeconfig.h"
+#include "store/sqlite_store.h"
+#include "tests/kubesim/test_util.h"
+
+namespace kiln::api {
+namespace {
+
+using Json = nlohmann::json;
+using kubesim::testing::Kubesim;
+using kubesim::testing::TempDir;
+
+// A kiln server with --executor kubernetes against `sim`, and a Kubernetes client for the test's
+// own look at the cluster.
+struct KubeServer {
+  TempDir dir;
+  std::unique_ptr<store::SqliteStore> db;
+  boost::asio::io_context io;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+  Metrics metrics;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<ApiServer> server;
+  std::thread thread;
+  http::Endpoint endpoint;
+  boost::asio::io_context kube_io;  // the test's client, run by Kube() only
+  std::unique_ptr<kube::Client> kube;
+
+  explicit KubeServer(const Kubesim& sim) {
+    store::SqliteOptions so;
+    so.durability = store::Durability::kNormal;
+    db = std::move(*store::SqliteStore::Open(dir / "kiln.db", so));
+    EngineOptions eo;
+    eo.data_dir = dir.path();
+    eo.executor = "kubernetes";
+    eo.kubeconfig = sim.kubeconfig();
+    eo.kube_namespace = "default";
+    eo.metrics = &metrics;
+    auto e = Engine::Create(io, *db, eo);
+    REQUIRE(e);
+    engine = std::move(*e);
+    ApiServerOptions options;
+    options.read_threads = 2;
+    auto s = ApiServer::Start(io, *engine, *db, metrics, options);
+    REQUIRE(s);
+    server = std::move(*s);
+    endpoint.url = server->url();
+    thread = std::thread([this] { io.run(); });
+    auto config = kube::LoadKubeconfig(sim.kubeconfig());
+    REQUIRE(config);
+    auto client = kube::Client::Create(kube_io, *config);
+    REQUIRE(client);
+    kube = std::move(*client);
+  }
+  ~KubeServer() {
+    boost::asio::post(io, [this] {
+      server->Stop();
+      engine->Shutdown();
+      work.reset();
+    });
+    thread.join();
+    server.reset();
+  }
+
+  // A blocking Kubernetes API call.
+  kube::ApiResponse Kube(const std::string& method, const std::string& target,
+                         std::optional<Json> body = std::nullopt) {
+    std::optional<Result<kube::ApiResponse>> out;
+    boost::asio::co_spawn(
+        kube_io, [&]() -> boost::asio::awaitable<void> { out = co_await kube->Call(method, target, body); },
+        boost::asio::detached);
+    kube_io.restart();
+    while (!out) kube_io.run_one();
+    REQUIRE(out->has_value());
+    return **out;
+  }
+  std::vector<Json> PodsOf(const std::string& job) {
+    kube::ApiResponse r =
+        Kube("GET", "/api/v1/namespaces/default/pods?labelSelector=" + kube::UrlEncode("job-name=" + job));
+    REQUIRE(r.status == 200);
+    return std::vector<Json>(r.body["items"].begin(), r.body["items"].end());
+  }
+
+  std::string Submit(const std::string& yaml) {
+    auto r = http::Fetch(endpoint, "POST", "/api/v1/workflows/default", yaml, {{"Content-Type", "application/yaml"}});
+    REQUIRE(r);
+    INFO(r->body);
+    REQUIRE(r->status == 200);
+    return Json::parse(r->body)["metadata"]["name"].get<std::string>();
+  }
+  Json Get(const std::string& name) {
+    auto r = http::Fetch(endpoint, "GET", "/api/v1/workflows/default/" + name);
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    return Json::parse(r->body);
+  }
+  // The workflow's one Pod node.
+  Json PodNode(const std::string& name) {
+    const Json w = Get(name);  // named: a range-for over a temporary's items() dangles
+    for (const auto& [id, n] : w["status"]["nodes"].items()) {
+      if (n["type"] == "Pod") return n;
+    }
+    FAIL("workflow " << name << " has no Pod node: " << w.dump());
+    return {};
+  }
+  // The log endpoint's lines, as {content, podName} results.
+  std::vector<Json> Log(const std::string& name, const std::string& query = "") {
+    auto r = http::Fetch(endpoint, "GET", "/api/v1/workflows/default/" + name + "/log" + query);
+    REQUIRE(r);
+    INFO(r->body);
+    REQUIRE(r->status == 200);
+    std::vector<Json> out;
+    for (size_t start = 0, nl; (nl = r->body.find('\n', start)) != std::string::npos; start = nl + 1) {
+      out.push_back(Json::parse(r->body.substr(start, nl - start))["result"]);
+    }
+    return out;
+  }
+
+  // Blocks until `done(workflow record, its nodes)` holds, checked on every recorded change.
+  void WaitFor(const std::string& name,
+               std::function<bool(const store::WorkflowRecord&, const std::vector<store::NodeRecord>&)> done) {
+    auto promise = std::make_shared<std::promise<void>>();
+    auto fired = std::make_shared<std::atomic<bool>>(false);
+    // Runs on the io_context thread only; once fired, `done` (which may refer to the caller's
+    // stack) is never called again.
+    auto check = [this, name, done, promise, fired] {
+      if (fired->load()) return;
+      auto w = db->FindWorkflow("default", name);
+      if (!w || !*w) return;
+      auto nodes = db->ListNodes((*w)->uid);
+      if (nodes && done(**w, *nodes) && !fired->exchange(true)) promise->set_value();
+    };
+    std::promise<int> subscribed;
+    boost::asio::post(io, [&, check] {
+      int id = engine->Subscribe([check](const store::WorkflowRecord&, ChangeType) { check(); });
+      check();
+      subscribed.set_value(id);
+    });
+    int id = subscribed.get_future().get();
+    promise->get_future().get();
+    boost::asio::post(io, [this, id] { engine->Unsubscribe(id); });
+  }
+  std::string WaitDone(const std::string& name) {
+    std::string phase;
+    WaitFor(name, [&phase](const store::WorkflowRecord& w, const std::vector<store::NodeRecord>&) {
+      if (w.phase != "Succeeded" && w.phase != "Failed" && w.phase != "Error") return false;
+      phase = w.phase;
+      return true;
+    });
+    return phase;
+  }
+};
+
+std::string Workflow(const std::string& name, const std::string& annotations) {
+  return "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: " + name +
+         "}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    metadata: {annotations: " + annotations +
+         "}\n    container: {image: busybox, command: [sh, -c, 'echo hi']}\n";
+}
+
+std::vector<std::string> Contents(const std::vector<Json>& results) {
+  std::vector<std::string> out;
+  for (const Json& r : results) out.push_back(r["content"].get<std::string>());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a Kubernetes step's log is kiln's copy after it ends, also once its Job and pod are deleted",
+          "[api][kubernetes][kubesim]") {
+  Kubesim sim("cpu-only.yaml");
+  KubeServer h(sim);
+  std::string name = h.Submit(Workflow("copied", R"({"kubesim.kiln.dev/logs": "alpha\nbeta\ngamma"})"));
+  REQUIRE(h.WaitDone(name) == "Succeeded");
+  Json node = h.PodNode(name);
+  const std::string job = node["podName"].get<std::string>();
+  const std::string node_query = "?nodeId=" + http::UrlEncode(node["id"].get<std::string>());
+
+  std::vector<Json> lines = h.Log(name, node_query);
+  CHECK(Contents(lines) == std::vector<std::string>{"alpha", "beta", "gamma"});
+  for (const Json& l : lines) CHECK(l["podName"] == job);
+  CHECK(Contents(h.Log(name, node_query + "&grep=^b")) == std::vector<std::string>{"beta"});
+  // The copy is in the local executor's format, where `kiln logs` reads.
+  std::string copy = kubesim::testing::ReadFile(h.engine->LogPath(h.Get(name)["metadata"]["uid"], node["id"]));
+  CHECK(copy.find(" stdout alpha\n") != std::string::npos);
+
+  // The Job and its pod go away (Background propagation deletes the pod with the Job).
+  REQUIRE(h.PodsOf(job).size() == 1);
+  kube::ApiResponse deleted =
+      h.Kube("DELETE", "/apis/batch/v1/namespaces/default/jobs/" + job,
+             Json{{"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"propagationPolicy", "Background"}});
+  REQUIRE(deleted.status == 200);
+  CHECK(h.Kube("GET", "/apis/batch/v1/namespaces/default/jobs/" + job).status == 404);
+  CHECK(h.PodsOf(job).empty());
+  CHECK(Contents(h.Log(name, node_query)) == std::vector<std::string>{"alpha", "beta", "gamma"});
+  CHECK(Contents(h.Log(name)) == std::vector<std::string>{"alpha", "beta", "gamma"});
+}
+
+TEST_CASE("follow streams a running Kubernetes step's lines from its pod and ends when the step ends",
+          "[api][kubernetes][kubesim]") {
+  Kubesim sim("cpu-only.yaml");
+  KubeServer h(sim);
+  // One line at the start, the next two spread over an hour: the step runs until the test ends
+  // it through the pod's exit-now annotation, which writes the rest of the log first.
+  std::string name = h.Submit(Workflow("followed", R"({"kubesim.kiln.dev/logs": "one\ntwo\nthree",
+                                                       "kubesim.kiln.dev/duration": "1h"})"));
+  h.WaitFor(name, [](const store::WorkflowRecord&, const std::vector<store::NodeRecord>& nodes) {
+    for (const store::NodeRecord& n : nodes) {
+      if (n.type == "Pod" && n.phase == "Running") return true;
+    }
+    return false;
+  });
+  Json node = h.PodNode(name);
+  const std::string job = node["podName"].get<std::string>();
+  const std::string node_query = "?nodeId=" + http::UrlEncode(node["id"].get<std::string>());
+
+  // Without follow: what the pod has written so far.
+  std::vector<Json> so_far = h.Log(name, node_query);
+  CHECK(Contents(so_far) == std::vector<std::string>{"one"});
+  REQUIRE(so_far.size() == 1);
+  CHECK(so_far[0]["podName"] == job);
+
+  std::vector<Json> pods = h.PodsOf(job);
+  REQUIRE(pods.size() == 1);
+  const std::string pod = pods[0]["metadata"]["name"].get<std::string>();
+  std::vector<std::string> streamed;
+  bool running_at_first_line = false;
+  auto status = http::FetchStream(
+      h.endpoint, "GET", "/api/v1/workflows/default/" + name + "/log" + node_query + "&follow=true",
+      [&](std::string_view line) {
+        if (line.empty()) return true;
+        streamed.push_back(Json::parse(line)["result"]["content"].get<std::string>());
+        if (streamed.size() == 1) {
+          // The first line came from the live pod: the step is still running.
+          auto w = h.db->FindWorkflow("default", name);
+          running_at_first_line = w && *w && (*w)->phase == "Running";
+          kube::ApiResponse patched =
+              h.Kube("PATCH", "/api/v1/namespaces/default/pods/" + pod,
+                     Json{{"metadata", {{"annotations", {{"kubesim.kiln.dev/exit-now", "true"}}}}}});
+          CHECK(patched.status == 200);
+        }
+        return true;
+      });
+  REQUIRE(status);
+  CHECK(*status == 200);
+  CHECK(running_at_first_line);
+  // Every line once, the live ones and nothing again from the copy.
+  CHECK(streamed == std::vector<std::string>{"one", "two", "three"});
+  // The stream ended with the step: it is recorded as finished.
+  auto w = h.db->FindWorkflow("default", name);
+  REQUIRE(w);
+  REQUIRE(*w);
+  auto nodes = h.db->ListNodes((*w)->uid);
+  REQUIRE(nodes);
+  for (const store::NodeRecord& n : *nodes) {
+    if (n.id == node["id"]) CHECK(n.phase == "Succeeded");
+  }
+  CHECK(h.WaitDone(name) == "Succeeded");
+  CHECK(Contents(h.Log(name, node_query)) == std::vector<std::string>{"one", "two", "three"});
+}
+
+TEST_CASE("a pod log that cannot be read does not fail the step, and kiln's copy says why",
+          "[api][kubernetes][kubesim]") {
+  TempDir faults_dir;
+  kubesim::testing::WriteFile(faults_dir / "faults.json", R"({"rules": [
+      {"action": "error", "code": 500, "verb": "get", "resource": "pods/log",
+       "message": "the container runtime is unreachable"}]})");
+  Kubesim sim("cpu-only.yaml", {"--faults", faults_dir / "faults.json"});
+  KubeServer h(sim);
+  std::string name = h.Submit(Workflow("unreadable", R"({"kubesim.kiln.dev/logs": "lost"})"));
+  REQUIRE(h.WaitDone(name) == "Succeeded");
+  Json node = h.PodNode(name);
+  CHECK(node["phase"] == "Succeeded");
+  std::vector<Json> lines = h.Log(name);
+  REQUIRE(lines.size() == 1);
+  std::string text = lines[0]["content"];
+  INFO(text);
+  CHECK(text.starts_with("no log: cannot read the log of pod " + node["podName"].get<std::string>() + "-"));
+  CHECK(text.find(": 500 Internal error occurred: the container runtime is unreachable") != std::string::npos);
+}
+
+}  // namespace kiln::api
