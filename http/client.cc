@@ -33,15 +33,9 @@ constexpr size_t kMaxBody = 64 << 20;
 constexpr size_t kMaxErrorBody = 1 << 20;
 constexpr size_t kMaxLine = 16 << 20;
 
+// Header names and URL schemes compare without case (Beast's ASCII comparison).
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
+  return beast::iequals(beast::string_view(a.data(), a.size()), beast::string_view(b.data(), b.size()));
 }
 
 // Characters that would let a value break out of its place in the request.
