@@ -55,6 +55,7 @@ struct Engine::Shared {
   std::vector<int> gpus;
   std::unique_ptr<kube::Client> kube;
   std::string kube_namespace;  // the context's default namespace
+  executor::AcceleratorProfiles accelerators;
 };
 
 // One workflow being driven. Members are declared in destruction-safe order: the driver goes
@@ -92,6 +93,11 @@ Result<std::unique_ptr<Engine>> Engine::Create(boost::asio::io_context& io, stor
     auto config = kube::LoadKubeconfig(options.kubeconfig, options.kube_context);
     if (!config) return std::unexpected(config.error());
     shared.kube_namespace = options.kube_namespace.empty() ? config->namespace_ : options.kube_namespace;
+    if (!options.accelerators.empty()) {
+      auto profiles = executor::AcceleratorProfiles::Load(options.accelerators);
+      if (!profiles) return std::unexpected(profiles.error());
+      shared.accelerators = std::move(*profiles);
+    }
     kube::ClientOptions ko;
     if (Metrics* m = options.metrics) {
       Counter& requests = m->Counter("kiln_kube_requests_total",
@@ -262,6 +268,7 @@ Result<void> Engine::Drive(std::unique_ptr<Run> run, bool resume) {
                                                                                          : shared_->kube_namespace;
     ko.job.workflow = run->state->name;
     ko.job.workflow_uid = uid;
+    ko.job.accelerators = &shared_->accelerators;
     ko.job.spec = &run->workflow->spec;
     ko.log_path = [data_dir = options_.data_dir, uid](const std::string& node) {
       return cli::StepLogPath(data_dir, uid, node);

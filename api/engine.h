@@ -40,6 +40,7 @@ struct EngineOptions {
   std::string kubeconfig;          // kubernetes: where the Jobs go
   std::string kube_context;
   std::string kube_namespace;      // "" = each workflow's own namespace
+  std::string accelerators;        // kubernetes: accelerator profiles file ("" = built-in only)
   // Where the engine counts what it does (steps by phase, step durations, scheduling latency,
   // steps waiting to start, workflows by phase); none when null. Must outlive the engine.
   Metrics* metrics = nullptr;

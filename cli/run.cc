@@ -52,6 +52,7 @@ struct RunFlags {
   std::string kubeconfig;
   std::string kube_context;
   std::string kube_namespace;
+  std::string accelerators;  // accelerator profiles file
   bool fresh = false;
   bool no_tree = false;
   std::string durability = "full";
@@ -140,6 +141,7 @@ struct RunRecord {
   std::string kubeconfig;
   std::string kube_context;
   std::string kube_namespace;
+  std::string accelerators;  // absolute path of the accelerator profiles file, or ""
 };
 
 // A workflow ready to drive: its manifests (owned here, so the state's pointers stay valid),
@@ -226,6 +228,7 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
   // The Kubernetes executor: one Job per step attempt (executor/kubernetes_step_runner.h).
   std::unique_ptr<kube::Client> kube_client;
   std::unique_ptr<scheduler::StepRunner> kube_runner;
+  executor::AcceleratorProfiles accelerators;  // built-in unless --accelerators
   if (p.run.executor == "kubernetes") {
     auto config = kube::LoadKubeconfig(p.run.kubeconfig, p.run.kube_context);
     if (!config) {
@@ -233,6 +236,14 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
       return 1;
     }
     if (!p.run.kube_namespace.empty()) config->namespace_ = p.run.kube_namespace;
+    if (!p.run.accelerators.empty()) {
+      auto profiles = executor::AcceleratorProfiles::Load(p.run.accelerators);
+      if (!profiles) {
+        std::fprintf(stderr, "kiln: %s\n", profiles.error().ToString().c_str());
+        return 1;
+      }
+      accelerators = std::move(*profiles);
+    }
     auto client = kube::Client::Create(io, *config);
     if (!client) {
       std::fprintf(stderr, "kiln: %s\n", client.error().ToString().c_str());
@@ -243,6 +254,7 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
     ko.job.namespace_ = config->namespace_;
     ko.job.workflow = state.name;
     ko.job.workflow_uid = uid;
+    ko.job.accelerators = &accelerators;
     ko.job.spec = state.manifest ? &state.manifest->spec : nullptr;
     // kiln's copy of each step's log, where `kiln logs` reads the local executor's.
     ko.log_path = [data_dir, uid](const std::string& node) { return StepLogPath(data_dir, uid, node); };
@@ -272,7 +284,7 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
                       const scheduler::Transition& t) -> Result<void> {
     return st.Apply(api::TransitionBatch(before, event, t, p.identity));
   };
-  std::map<std::string, Phase> shown;
+  std::map<std::string, std::pair<Phase, std::string>> shown;  // a step's line again when either changes
   std::unique_ptr<LiveTree> live;  // Progress::kTree; made once the driver exists
   auto observer = [&](const scheduler::WorkflowState& after, const scheduler::Transition& t) {
     if (live) {
@@ -284,8 +296,8 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
           continue;
         }
         auto it = shown.find(n.id);
-        if (it != shown.end() && it->second == n.phase) continue;
-        shown[n.id] = n.phase;
+        if (it != shown.end() && it->second.first == n.phase && it->second.second == n.message) continue;
+        shown[n.id] = {n.phase, n.message};
         std::printf("%s  %-40s %-9s %s\n", Clock(t.now).c_str(), n.id.c_str(),
                     std::string(scheduler::PhaseName(n.phase)).c_str(), n.message.c_str());
       }
@@ -410,6 +422,7 @@ Result<void> Rebuild(Prepared& p, store::Store& st, const store::WorkflowRecord&
   p.run.kubeconfig = run->value("kubeconfig", "");
   p.run.kube_context = run->value("context", "");
   p.run.kube_namespace = run->value("namespace", "");
+  p.run.accelerators = run->value("accelerators", "");
   p.identity.spec = w.spec;
   p.identity.created = w.created_at;
   // The manifest and the --templates files as they were recorded (the files may have changed
@@ -506,6 +519,13 @@ int RunWorkflow(const RunFlags& flags) {
   p.run.kubeconfig = flags.kubeconfig.empty() ? "" : Absolute(flags.kubeconfig);
   p.run.kube_context = flags.kube_context;
   p.run.kube_namespace = flags.kube_namespace;
+  p.run.accelerators = flags.accelerators.empty() ? "" : Absolute(flags.accelerators);
+  if (!p.run.accelerators.empty()) {  // checked before anything is recorded
+    if (auto profiles = executor::AcceleratorProfiles::Load(p.run.accelerators); !profiles) {
+      std::fprintf(stderr, "kiln run: %s\n", profiles.error().ToString().c_str());
+      return 1;
+    }
+  }
   if (p.run.executor == "kubernetes" && p.run.kubeconfig.empty()) {
     const char* env = std::getenv("KUBECONFIG");
     const char* home = std::getenv("HOME");
@@ -581,6 +601,7 @@ int RunWorkflow(const RunFlags& flags) {
                                  {"kubeconfig", p.run.kubeconfig},
                                  {"context", p.run.kube_context},
                                  {"namespace", p.run.kube_namespace},
+                                 {"accelerators", p.run.accelerators},
                                  {"overrides", *params}}
                       .dump();
   first.events.push_back(std::move(run));
@@ -635,6 +656,9 @@ void RegisterRun(CLI::App& app) {
                   "The kubeconfig for --executor kubernetes (default $KUBECONFIG or ~/.kube/config)");
   cmd->add_option("--context", flags->kube_context, "The kubeconfig context (default its current-context)");
   cmd->add_option("--namespace", flags->kube_namespace, "The namespace for the Jobs (default the context's)");
+  cmd->add_option("--accelerators", flags->accelerators,
+                  "A YAML file of accelerator profiles for kiln.dev/accelerator (added to the built-in ones; "
+                  "docs/kubernetes.md)");
   cmd->add_option("--durability", flags->durability,
                   "full: every transition is fsynced before its actions (survives power loss); process: "
                   "survives kill -9 of kiln but not an OS crash, and costs less per step")

@@ -30,6 +30,7 @@ struct ServerFlags {
   std::string kubeconfig;
   std::string kube_context;
   std::string kube_namespace;
+  std::string accelerators;
   std::string tls_cert;
   std::string tls_key;
   std::string auth_tokens;
@@ -143,6 +144,7 @@ int RunServer(const ServerFlags& flags) {
   eo.kubeconfig = flags.kubeconfig;
   eo.kube_context = flags.kube_context;
   eo.kube_namespace = flags.kube_namespace;
+  eo.accelerators = flags.accelerators;
   if (eo.executor == "kubernetes" && eo.kubeconfig.empty()) {
     const char* env = std::getenv("KUBECONFIG");
     const char* home = std::getenv("HOME");
@@ -205,6 +207,9 @@ void RegisterServer(CLI::App& app) {
   cmd->add_option("--kubeconfig", flags->kubeconfig, "The kubeconfig for --executor kubernetes (default $KUBECONFIG or ~/.kube/config)");
   cmd->add_option("--context", flags->kube_context, "The kubeconfig context");
   cmd->add_option("--namespace", flags->kube_namespace, "Put every Job in this namespace (default the workflow's)");
+  cmd->add_option("--accelerators", flags->accelerators,
+                  "A YAML file of accelerator profiles for kiln.dev/accelerator (added to the built-in ones; "
+                  "docs/kubernetes.md)");
   cmd->add_option("--tls-cert", flags->tls_cert, "Serve HTTPS with this certificate (PEM; with --tls-key)");
   cmd->add_option("--tls-key", flags->tls_key, "The certificate's private key (PEM)");
   cmd->add_option("--auth-tokens", flags->auth_tokens,

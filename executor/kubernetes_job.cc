@@ -85,7 +85,7 @@ std::string LabelValue(std::string_view s) {
   return out.empty() ? hash : out + "-" + hash;
 }
 
-std::string JobName(std::string_view workflow_uid, std::string_view node, int attempt) {
+std::string JobName(std::string_view workflow_uid, std::string_view node, int attempt, int fallback) {
   std::string base;
   for (char c : node) {
     char l = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -93,7 +93,9 @@ std::string JobName(std::string_view workflow_uid, std::string_view node, int at
     if (mapped == '-' && (base.empty() || base.back() == '-')) continue;
     base += mapped;
   }
-  std::string suffix = "-" + std::to_string(attempt) + "-" + Hash8({workflow_uid, node, std::to_string(attempt)});
+  std::string hash = fallback == 0 ? Hash8({workflow_uid, node, std::to_string(attempt)})
+                                   : Hash8({workflow_uid, node, std::to_string(attempt), std::to_string(fallback)});
+  std::string suffix = "-" + std::to_string(attempt) + "-" + hash;
   if (base.size() + suffix.size() > 63) base.resize(63 - suffix.size());
   TrimNonAlnum(base);
   if (base.empty()) base = "step";
@@ -114,7 +116,18 @@ bool ToleratesGpuTaint(const json& tolerations) {
   return false;
 }
 
-Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx) {
+json PodAnnotations(const scheduler::LaunchStep& step, const JobContext& ctx) {
+  json annotations = json::object();
+  if (ctx.spec && ctx.spec->pod_metadata.is_object()) {
+    MergeStringMap(annotations, ctx.spec->pod_metadata.value("annotations", json::object()));
+  }
+  if (step.tmpl && step.tmpl->metadata.is_object()) {
+    MergeStringMap(annotations, step.tmpl->metadata.value("annotations", json::object()));
+  }
+  return annotations;
+}
+
+Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, int fallback) {
   const std::string where = step.node;
   if (!step.tmpl) return MakeError(Code::kInvalidArgument, "the step has no template", where);
   const dag::Template& t = *step.tmpl;
@@ -208,6 +221,20 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx) 
     tolerations.push_back({{"key", "nvidia.com/gpu"}, {"operator", "Exists"}, {"effect", "NoSchedule"}});
   }
   if (!tolerations.is_null()) pod["tolerations"] = tolerations;
+  // Accelerator profiles: the chosen one as required node affinity (kiln.dev/accelerator).
+  const AcceleratorProfiles& profiles = ctx.accelerators ? *ctx.accelerators : BuiltinAccelerators();
+  auto placement = PlacementOf(PodAnnotations(step, ctx), profiles);
+  if (!placement) return MakeError(Code::kInvalidArgument, placement.error().message(), where);
+  std::string accelerator;
+  if (!placement->accelerators.empty()) {
+    if (fallback < 0 || static_cast<size_t>(fallback) >= placement->accelerators.size()) {
+      return MakeError(Code::kInvalidArgument, "no accelerator left to try", where);
+    }
+    accelerator = placement->accelerators[static_cast<size_t>(fallback)];
+    RequireNodeTerms(pod, profiles.Find(accelerator)->terms);
+  } else if (!RequestsGpu(container) && !profiles.cpu_only().empty()) {
+    RequireNodeTerms(pod, json::array({{{"matchExpressions", profiles.cpu_only()}}}));
+  }
   if (json s = pick(t.security_context, spec ? &spec->security_context : nullptr); !s.is_null()) {
     pod["securityContext"] = s;
   }
@@ -248,6 +275,7 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx) 
                       {std::string(kLabelAttempt), std::to_string(step.attempt)}};
   json kiln_annotations = {{std::string(kAnnotationNode), step.node},
                            {std::string(kAnnotationWorkflowUid), ctx.workflow_uid}};
+  if (!accelerator.empty()) kiln_annotations[std::string(kAnnotationAcceleratorProfile)] = accelerator;
   labels.update(kiln_labels);
   annotations.update(kiln_annotations);
 
@@ -267,7 +295,7 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx) 
   return json{{"apiVersion", "batch/v1"},
               {"kind", "Job"},
               {"metadata",
-               {{"name", JobName(ctx.workflow_uid, step.node, step.attempt)},
+               {{"name", JobName(ctx.workflow_uid, step.node, step.attempt, fallback)},
                 {"namespace", ctx.namespace_},
                 {"labels", kiln_labels},
                 {"annotations", kiln_annotations}}},

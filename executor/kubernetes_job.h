@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "executor/accelerators.h"
 #include "dag/spec.h"
 #include "scheduler/state.h"
 
@@ -30,6 +31,8 @@ struct JobContext {
   // Workflow-level pod defaults (nodeSelector, tolerations, ...); may be null.
   const dag::WorkflowSpec* spec = nullptr;
   std::optional<int64_t> ttl_seconds_after_finished;
+  // Profiles for kiln.dev/accelerator; null: the built-in ones.
+  const AcceleratorProfiles* accelerators = nullptr;
 };
 
 // A label value for `s`: itself when it is one (<= 63 characters of [A-Za-z0-9._-], alphanumeric
@@ -42,7 +45,9 @@ std::string LabelValue(std::string_view s);
 // lowercase, at most 63 characters (the node part truncated), hash = 8 hex digits of
 // (workflow_uid, node, attempt). Deterministic, so a restarted kiln finds (adopts) its Jobs;
 // the uid in the hash keeps a rerun of a same-named workflow from adopting old Jobs.
-std::string JobName(std::string_view workflow_uid, std::string_view node, int attempt);
+// `fallback` > 0: the Job of the attempt's fallback-th accelerator (kiln.dev/accelerator), a
+// different hash.
+std::string JobName(std::string_view workflow_uid, std::string_view node, int attempt, int fallback = 0);
 
 // Whether `tolerations` (a JSON array, or null) already tolerate the taint nvidia.com/gpu with
 // effect NoSchedule, whatever its value.
@@ -53,7 +58,14 @@ bool ToleratesGpuTaint(const dag::Json& tolerations);
 // counting it), activeDeadlineSeconds from the template, the pod from the template and the
 // workflow defaults (see docs/kubernetes.md for the fields). Errors (kInvalidArgument) for what
 // the executor cannot run yet: non-container templates, artifacts, a script without a command.
-Result<nlohmann::json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx);
+// `fallback`: which accelerator of the step's kiln.dev/accelerator list the pod asks for (its
+// profile becomes required node affinity); pods requesting no GPU get the profiles' cpuOnlySteps
+// affinity, when configured.
+Result<nlohmann::json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, int fallback = 0);
+
+// The pod annotations of `step` (workflow podMetadata, then the template's metadata), where
+// kiln.dev/accelerator and kiln.dev/pending-timeout are read.
+nlohmann::json PodAnnotations(const scheduler::LaunchStep& step, const JobContext& ctx);
 
 // Outputs carried by a container's termination message: {"parameters": {name: value} or
 // [{name, value}], "result": "..."} (what `kiln exec` writes). nullopt when the message is not

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "dag/duration.h"
 #include "executor/internal/step_log.h"
 
 namespace kiln::executor {
@@ -138,6 +139,7 @@ KubernetesStepRunner::KubernetesStepRunner(kube::Client& client, KubernetesOptio
 KubernetesStepRunner::~KubernetesStepRunner() {
   *alive_ = false;
   if (watch_) watch_->Stop();
+  if (pod_watch_) pod_watch_->Stop();
 }
 
 std::string KubernetesStepRunner::JobsPath() const {
@@ -160,10 +162,15 @@ void KubernetesStepRunner::EnsureWatch() {
   watch_ = client_.StartWatch(JobsPath(), selector, [this, alive](const kube::WatchEvent& e) {
     if (alive.lock() && *alive.lock()) OnJob(e.type, e.object);
   });
+  pod_watch_ = client_.StartWatch(PodsPath(), selector, [this, alive](const kube::WatchEvent& e) {
+    if (alive.lock() && *alive.lock() && e.type != "DELETED") OnPod(e.object);
+  });
 }
 
 void KubernetesStepRunner::Launch(const scheduler::LaunchStep& step, std::function<void(scheduler::Event)> report) {
-  auto job = BuildJob(step, options_.job);
+  const AcceleratorProfiles& profiles = options_.job.accelerators ? *options_.job.accelerators : BuiltinAccelerators();
+  auto placement = PlacementOf(PodAnnotations(step, options_.job), profiles);
+  auto job = placement ? BuildJob(step, options_.job) : Result<json>(std::unexpected(placement.error()));
   if (!job) {
     scheduler::StepFinished f;
     f.node = step.node;
@@ -176,10 +183,56 @@ void KubernetesStepRunner::Launch(const scheduler::LaunchStep& step, std::functi
   s.node = step.node;
   s.job = (*job)["metadata"]["name"].get<std::string>();
   s.report = std::move(report);
+  s.launch = step;
+  s.placement = std::move(*placement);
   job_to_node_[s.job] = s.node;
+  bool fallbacks = s.placement.accelerators.size() > 1;
   steps_[step.node] = std::move(s);
   EnsureWatch();
-  asio::co_spawn(client_.io(), Create(step.node, std::move(*job)), asio::detached);
+  if (fallbacks) {
+    asio::co_spawn(client_.io(), CreateAfterFallbacks(step.node, std::move(*job)), asio::detached);
+  } else {
+    asio::co_spawn(client_.io(), Create(step.node, std::move(*job)), asio::detached);
+  }
+}
+
+awaitable<void> KubernetesStepRunner::CreateAfterFallbacks(std::string node, json first) {
+  std::shared_ptr<bool> alive = alive_;
+  const std::string first_name = first["metadata"]["name"].get<std::string>();
+  const json& labels = first["spec"]["template"]["metadata"]["labels"];
+  std::string selector;
+  for (std::string_view key : {kLabelWorkflow, kLabelNode, kLabelAttempt}) {
+    selector += (selector.empty() ? "" : ",") + std::string(key) + "=" + labels.value(std::string(key), "");
+  }
+  auto jobs = co_await client_.List(JobsPath(), selector);
+  if (!*alive) co_return;
+  auto it = steps_.find(node);
+  if (it == steps_.end() || it->second.job != first_name || it->second.finished) co_return;
+  Step& s = it->second;
+  // The attempt's Job of the furthest fallback that exists and is not being deleted.
+  int found = 0;
+  if (jobs && jobs->contains("items")) {
+    for (const json& j : (*jobs)["items"]) {
+      if (j["metadata"].contains("deletionTimestamp")) continue;
+      std::string name = j["metadata"].value("name", "");
+      for (int k = 1; k < static_cast<int>(s.placement.accelerators.size()); ++k) {
+        if (name == JobName(options_.job.workflow_uid, node, s.launch.attempt, k)) found = std::max(found, k);
+      }
+    }
+  }
+  if (found == 0) {
+    co_await Create(node, std::move(first));
+    co_return;
+  }
+  auto job = BuildJob(s.launch, options_.job, found);
+  if (!job) {
+    Finish(s, Ended(node, true, job.error().message()));
+    co_return;
+  }
+  s.fallback = found;
+  s.job = (*job)["metadata"]["name"].get<std::string>();
+  job_to_node_[s.job] = node;
+  co_await Create(node, std::move(*job));  // 409: adopted
 }
 
 awaitable<void> KubernetesStepRunner::Create(std::string node, json job) {
@@ -248,6 +301,105 @@ void KubernetesStepRunner::OnJob(const std::string& type, const json& job) {
     s.started = true;
     s.report(scheduler::StepStarted{s.node});
   }
+}
+
+void KubernetesStepRunner::OnPod(const json& pod) {
+  if (!pod.is_object() || !pod.contains("metadata")) return;
+  const json& labels = pod["metadata"].value("labels", json::object());
+  std::string job = labels.value("batch.kubernetes.io/job-name", labels.value("job-name", ""));
+  auto jt = job_to_node_.find(job);
+  if (jt == job_to_node_.end()) return;
+  auto it = steps_.find(jt->second);
+  if (it == steps_.end() || it->second.job != job) return;
+  Step& s = it->second;
+  if (s.finished || s.finishing) return;
+  // PodScheduled: False with reason Unschedulable while no node fits; True once bound.
+  std::string waiting;
+  bool placed = false;
+  if (pod.contains("status") && pod["status"].contains("conditions") && pod["status"]["conditions"].is_array()) {
+    for (const json& c : pod["status"]["conditions"]) {
+      if (!c.is_object() || c.value("type", "") != "PodScheduled") continue;
+      placed = c.value("status", "") == "True";
+      if (c.value("status", "") == "False" && c.value("reason", "") == "Unschedulable") {
+        waiting = c.value("message", "Unschedulable");
+      }
+    }
+  }
+  if (placed || !waiting.empty()) {
+    if (waiting != s.waiting) {
+      s.waiting = waiting;
+      s.report(scheduler::StepWaiting{s.node, waiting});
+    }
+    if (placed) s.pending_timer.reset();
+  }
+  if (!waiting.empty() && s.placement.pending_timeout && !s.pending_timer) {
+    s.pending_timer = std::make_unique<asio::steady_timer>(client_.io());
+    s.pending_timer->expires_after(*s.placement.pending_timeout);
+    std::weak_ptr<bool> alive = alive_;
+    s.pending_timer->async_wait([this, alive, node = s.node, job](boost::system::error_code ec) {
+      if (ec || !alive.lock() || !*alive.lock()) return;
+      OnPendingTimeout(node, job);
+    });
+  }
+}
+
+void KubernetesStepRunner::OnPendingTimeout(const std::string& node, const std::string& job) {
+  auto it = steps_.find(node);
+  if (it == steps_.end()) return;
+  Step& s = it->second;
+  if (s.job != job || s.finished || s.finishing || s.waiting.empty() || s.kill_requested) return;
+  s.pending_timer.reset();
+  const auto& list = s.placement.accelerators;
+  std::string timeout = dag::FormatDuration(*s.placement.pending_timeout);
+  std::string on = list.empty() ? "" : " on accelerator " + list[static_cast<size_t>(s.fallback)];
+  if (static_cast<size_t>(s.fallback) + 1 < list.size()) {
+    // The next accelerator: a new Job for the same attempt; the old one goes.
+    auto next = BuildJob(s.launch, options_.job, s.fallback + 1);
+    if (next) {
+      std::string message = "no node" + on + " within " + timeout + " (" + s.waiting + "); trying accelerator " +
+                            list[static_cast<size_t>(s.fallback) + 1];
+      ++s.fallback;
+      s.job = (*next)["metadata"]["name"].get<std::string>();
+      s.created = false;
+      s.started = false;
+      s.waiting.clear();
+      job_to_node_[s.job] = node;
+      s.report(scheduler::StepWaiting{node, message});
+      asio::co_spawn(client_.io(), DeleteStaleJob(job), asio::detached);
+      asio::co_spawn(client_.io(), Create(node, std::move(*next)), asio::detached);
+      return;
+    }
+  }
+  s.finishing = true;
+  std::string message = "no node" + on + " within " + timeout + ": " + s.waiting;
+  if (list.size() > 1) message += " (tried accelerators " + [&] {
+    std::string tried;
+    for (const std::string& a : list) tried += (tried.empty() ? "" : ", ") + a;
+    return tried;
+  }() + ")";
+  asio::co_spawn(client_.io(), FailUnplaced(node, std::move(message)), asio::detached);
+}
+
+awaitable<void> KubernetesStepRunner::DeleteStaleJob(std::string job) {
+  std::shared_ptr<bool> alive = alive_;
+  auto r = co_await client_.Delete(JobsPath() + "/" + job, "Background");
+  if (!*alive) co_return;
+  if (!r) std::fprintf(stderr, "kiln: cannot delete Job %s: %s\n", job.c_str(), r.error().ToString().c_str());
+}
+
+awaitable<void> KubernetesStepRunner::FailUnplaced(std::string node, std::string message) {
+  std::shared_ptr<bool> alive = alive_;
+  std::string job = JobOf(node);
+  co_await DeleteStaleJob(job);
+  if (!*alive) co_return;
+  std::string no_pod = "the pod of Job " + job + " was never placed on a node";
+  co_await CopyLog(node, "", std::move(no_pod));
+  if (!*alive) co_return;
+  auto it = steps_.find(node);
+  if (it == steps_.end() || it->second.job != job || it->second.finished) co_return;
+  scheduler::StepFinished f = Ended(node, false, std::move(message));
+  f.exit_code = 1;
+  Finish(it->second, std::move(f));
 }
 
 awaitable<void> KubernetesStepRunner::FinishFromPod(std::string node, bool complete, std::string reason,
@@ -423,6 +575,7 @@ std::shared_ptr<kube::StreamCancel> KubernetesStepRunner::ReadLog(const std::str
 
 void KubernetesStepRunner::Finish(Step& s, scheduler::StepFinished f) {
   s.finished = true;
+  s.pending_timer.reset();
   if (!s.started && !f.error) {
     s.started = true;
     s.report(scheduler::StepStarted{s.node});

@@ -13,6 +13,13 @@
 // so the log outlives the pod (Argo #3953). A log that cannot be read (the pod is gone, an API
 // error) does not fail the step: the copy holds a "<time> kiln no log: <why>" line instead.
 // ReadLog reads a running step's log from its pod (for kiln server's log endpoint).
+//
+// Placement: a second list+watch, of the workflow's pods, sees a pod the scheduler cannot place
+// (PodScheduled False, reason Unschedulable): its message ("0/5 nodes are available: ...") is
+// reported as the step's (StepWaiting) until the pod is placed. With kiln.dev/pending-timeout,
+// a pod unschedulable that long has its Job deleted and the attempt goes on with a new Job on
+// the next accelerator of kiln.dev/accelerator; with none left the step fails with the
+// scheduler's message.
 // Thread-safety: use it only on its io_context's thread (the driver's).
 #ifndef KILN_EXECUTOR_KUBERNETES_STEP_RUNNER_H_
 #define KILN_EXECUTOR_KUBERNETES_STEP_RUNNER_H_
@@ -22,6 +29,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <functional>
@@ -58,6 +66,8 @@ class KubernetesStepRunner : public scheduler::StepRunner {
 
   void Launch(const scheduler::LaunchStep& step, std::function<void(scheduler::Event)> report) override;
   void Kill(const std::string& node) override;
+  // Jobs run on without kiln; Launch of an attempt whose Job exists adopts it (409).
+  bool StepsOutliveRunner() const override { return true; }
 
   // The Job name of a launched node ("" when unknown): for tests and logs.
   std::string JobOf(const std::string& node) const;
@@ -77,6 +87,11 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   struct Step {
     std::string node;
     std::string job;
+    scheduler::LaunchStep launch;  // to build the Job of a fallback accelerator
+    Placement placement;
+    int fallback = 0;              // index into placement.accelerators
+    std::string waiting;           // the scheduler's message while the pod cannot be placed
+    std::unique_ptr<boost::asio::steady_timer> pending_timer;
     std::function<void(scheduler::Event)> report;
     bool created = false;
     bool started = false;
@@ -87,7 +102,16 @@ class KubernetesStepRunner : public scheduler::StepRunner {
 
   void EnsureWatch();
   void OnJob(const std::string& type, const nlohmann::json& job);
+  void OnPod(const nlohmann::json& pod);
+  void OnPendingTimeout(const std::string& node, const std::string& job);
+  // Deletes Job `job` (Background), whatever step it was.
+  boost::asio::awaitable<void> DeleteStaleJob(std::string job);
+  // The step gives up waiting for a node: its Job is deleted and it fails with `message`.
+  boost::asio::awaitable<void> FailUnplaced(std::string node, std::string message);
   boost::asio::awaitable<void> Create(std::string node, nlohmann::json job);
+  // A step with fallback accelerators: adopts the Job of the furthest fallback of its attempt
+  // when one exists (a restarted kiln), else creates `first`.
+  boost::asio::awaitable<void> CreateAfterFallbacks(std::string node, nlohmann::json first);
   boost::asio::awaitable<void> DeleteJob(std::string node);
   boost::asio::awaitable<void> FinishFromPod(std::string node, bool complete, std::string condition_reason,
                                              std::string condition_message);
@@ -104,6 +128,7 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   kube::Client& client_;
   KubernetesOptions options_;
   std::shared_ptr<kube::Watch> watch_;
+  std::shared_ptr<kube::Watch> pod_watch_;
   std::map<std::string, Step> steps_;              // by node id
   std::map<std::string, std::string> job_to_node_;
   // Guards coroutines that outlive the runner: they check it before touching `this`.

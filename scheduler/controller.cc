@@ -80,6 +80,8 @@ nlohmann::json EventToJson(const Event& event) {
           j["type"] = "StartWorkflow";
         } else if constexpr (std::is_same_v<T, StepStarted>) {
           j = {{"type", "StepStarted"}, {"node", e.node}};
+        } else if constexpr (std::is_same_v<T, StepWaiting>) {
+          j = {{"type", "StepWaiting"}, {"node", e.node}, {"message", e.message}};
         } else if constexpr (std::is_same_v<T, StepFinished>) {
           j = {{"type", "StepFinished"}, {"node", e.node}, {"exitCode", e.exit_code}, {"error", e.error},
                {"message", e.message}, {"outputs", e.outputs}};
@@ -104,6 +106,7 @@ nlohmann::json EventToJson(const Event& event) {
         } else {
           static_assert(std::is_same_v<T, Resume>);
           j["type"] = "Resume";
+          if (e.adopt_running) j["adoptRunning"] = true;
         }
       },
       event);
@@ -116,9 +119,10 @@ std::optional<Event> EventFromJson(const nlohmann::json& j) {
     const std::string type = j["type"];
     if (type == "StartWorkflow") return StartWorkflow{};
     if (type == "StepStarted") return StepStarted{j.at("node")};
+    if (type == "StepWaiting") return StepWaiting{j.at("node"), j.at("message")};
     if (type == "TimerFired") return TimerFired{j.at("timer")};
     if (type == "CancelRequested") return CancelRequested{j.at("message"), j.value("runExitHandler", false)};
-    if (type == "Resume") return Resume{};
+    if (type == "Resume") return Resume{j.value("adoptRunning", false)};
     if (type == "SuspendRequested") return SuspendRequested{};
     if (type == "ResumeRequested") return ResumeRequested{};
     if (type == "RetryRequested") {
@@ -942,6 +946,12 @@ class Decider {
     SetPhase(Mut(e.node), Phase::kRunning);
   }
 
+  void On(const StepWaiting& e) {
+    const NodeState* n = Get(e.node);
+    if (!n || n->phase != Phase::kPending || n->message == e.message) return;
+    Mut(e.node).message = e.message;
+  }
+
   void On(const StepFinished& e) {
     const NodeState* n = Get(e.node);
     if (!n || IsDone(n->phase)) return;  // unknown or already finished (a replayed event)
@@ -1061,7 +1071,7 @@ class Decider {
 
   void On(const RetryRequested&) {}  // decided by DecideRetry
 
-  void On(const Resume&) {
+  void On(const Resume& e) {
     if (IsDone(WorkflowPhase()) || Root().empty()) return;
     for (const auto& [name, at] : base_.timers) t_.actions.push_back(StartTimer{name, at});
     std::vector<std::string> steps;
@@ -1072,8 +1082,10 @@ class Decider {
     for (const std::string& id : steps) {
       const NodeState& n = *Get(id);
       if (IsDone(n.phase)) continue;  // finished by an earlier step's advance
-      if (n.phase == Phase::kPending && !Cancelled()) {
-        // Decided but never started: launch it again, as if for the first time.
+      if ((n.phase == Phase::kPending || e.adopt_running) && !Cancelled()) {
+        // Decided but never started: launch it again, as if for the first time. Running, with
+        // an executor whose steps outlive kiln: launched again with the same attempt, which
+        // the executor adopts (the node stays Running).
         LaunchStep launch;
         if (auto error = MakeLaunch(n, &launch)) {
           NodeState& m = Mut(id);

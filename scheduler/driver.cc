@@ -32,7 +32,7 @@ void Driver::Start() { Post(StartWorkflow{}); }
 
 void Driver::DeliverNow(Event event) { Deliver(std::move(event)); }
 
-void Driver::Resume() { Post(scheduler::Resume{}); }
+void Driver::Resume() { Post(scheduler::Resume{runner_.StepsOutliveRunner()}); }
 
 void Driver::Deliver(Event event) {
   if (done_) {

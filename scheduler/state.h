@@ -149,6 +149,13 @@ struct StartWorkflow {};
 struct StepStarted {
   std::string node;
 };
+// A launched step still waits to run, and the executor says why (e.g. the Kubernetes scheduler's
+// "0/5 nodes are available: ..."): the message of the Pending node; empty clears it. Ignored
+// once the node runs or has ended.
+struct StepWaiting {
+  std::string node;
+  std::string message;
+};
 // How a leaf step ended, as the executor saw it.
 struct StepFinished {
   std::string node;
@@ -167,10 +174,14 @@ struct CancelRequested {
   // Argo's `stop` (and a workflow deadline): the exit handler still runs. Otherwise `terminate`.
   bool run_exit_handler = false;
 };
-// The run continues in a new process (after a crash or kill): steps that were running are lost
-// (Error, then retried per their retryStrategy), steps decided but not started are launched
-// again, pending timers are re-armed.
-struct Resume {};
+// The run continues in a new process (after a crash or kill): steps decided but not started are
+// launched again, pending timers are re-armed, and steps that were running are lost (Error,
+// then retried per their retryStrategy) unless `adopt_running`: the executor's steps outlive
+// kiln (Kubernetes Jobs), so a running step is launched again with the same attempt and the
+// executor adopts what still runs or has ended (or runs it anew when it vanished).
+struct Resume {
+  bool adopt_running = false;
+};
 // Argo's `suspend` (spec.suspend: true): steps that would start wait, Pending, until
 // ResumeRequested; running steps go on and their results are recorded; deadlines still count.
 // A stop or terminate ends the suspension's hold (the exit handler of a stop runs).
@@ -191,7 +202,7 @@ struct RetryRequested {
   std::map<std::string, std::string> parameters;  // workflow parameters to override
 };
 using Event = std::variant<StartWorkflow, StepStarted, StepFinished, TimerFired, CancelRequested, Resume,
-                           SuspendRequested, ResumeRequested, RetryRequested>;
+                           SuspendRequested, ResumeRequested, RetryRequested, StepWaiting>;
 
 // Events as JSON, so a run can be recorded and replayed (see Replay in controller.h).
 nlohmann::json EventToJson(const Event& event);

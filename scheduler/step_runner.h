@@ -24,6 +24,11 @@ class StepRunner {
   // Stops a running step (SIGTERM, then SIGKILL after a grace period). Its StepFinished still
   // comes. No-op for an unknown or finished step.
   virtual void Kill(const std::string& node) = 0;
+
+  // Whether steps go on running when kiln's process ends (Kubernetes Jobs do, host processes do
+  // not). If so, a resumed run launches its running steps again and the runner must adopt
+  // them: report on the attempt already under way (or ended) instead of starting a second.
+  virtual bool StepsOutliveRunner() const { return false; }
 };
 
 }  // namespace kiln::scheduler

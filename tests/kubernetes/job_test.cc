@@ -2,6 +2,10 @@
 // messages (executor/kubernetes_job.h).
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <fstream>
+
 #include "dag/parse.h"
 #include "executor/kubernetes_job.h"
 
@@ -197,6 +201,120 @@ TEST_CASE("termination messages carry output parameters and the result", "[kuber
   CHECK_FALSE(b->result.has_value());
   CHECK_FALSE(ParseTerminationMessage("Traceback (most recent call last):").has_value());
   CHECK_FALSE(ParseTerminationMessage(R"({"other": 1})").has_value());
+}
+
+}  // namespace kiln::executor
+
+namespace kiln::executor {
+
+TEST_CASE("kiln.dev/accelerator lists profiles in order; each fallback is its own Job", "[kubernetes][gpu]") {
+  CHECK(ParseAcceleratorList("a100-80gb") == std::vector<std::string>{"a100-80gb"});
+  CHECK(ParseAcceleratorList("a100-80gb, t4") == std::vector<std::string>{"a100-80gb", "t4"});
+  CHECK(ParseAcceleratorList("[a100-80gb, 'l4',t4]") == std::vector<std::string>{"a100-80gb", "l4", "t4"});
+  CHECK(ParseAcceleratorList(" , ").empty());
+
+  OneTemplate t = Parse(R"(
+  entrypoint: train
+  templates:
+  - name: train
+    metadata: {annotations: {kiln.dev/accelerator: "h100-80gb, l4"}}
+    affinity:
+      nodeAffinity:
+        requiredDuringSchedulingIgnoredDuringExecution:
+          nodeSelectorTerms:
+          - matchExpressions: [{key: zone, operator: In, values: [a]}]
+          - matchExpressions: [{key: zone, operator: In, values: [b]}]
+    container: {image: cuda, command: [train], resources: {limits: {nvidia.com/gpu: 1}}}
+)");
+  JobContext ctx;
+  ctx.workflow = "wf";
+  ctx.workflow_uid = "u";
+  scheduler::LaunchStep step;
+  step.node = "wf";
+  step.tmpl = &t.tmpl();
+  step.container = step.tmpl->container;
+  auto first = BuildJob(step, ctx, 0);
+  auto second = BuildJob(step, ctx, 1);
+  REQUIRE(first.has_value());
+  REQUIRE(second.has_value());
+  CHECK((*first)["metadata"]["name"] == JobName("u", "wf", 0));
+  CHECK((*second)["metadata"]["name"] == JobName("u", "wf", 0, 1));
+  CHECK(JobName("u", "wf", 0, 1) != JobName("u", "wf", 0, 2));
+  CHECK((*first)["metadata"]["annotations"]["kiln.dev/accelerator-profile"] == "h100-80gb");
+  CHECK((*second)["metadata"]["annotations"]["kiln.dev/accelerator-profile"] == "l4");
+  // The pod's own terms (zone a or b) each joined with each of the profile's label sets.
+  const json terms = (*second)["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+                              ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+  const AcceleratorProfile* l4 = BuiltinAccelerators().Find("l4");
+  REQUIRE(l4 != nullptr);
+  REQUIRE(terms.size() == 2 * l4->terms.size());
+  CHECK(terms[0]["matchExpressions"] == json::parse(R"([{"key": "zone", "operator": "In", "values": ["a"]},
+      {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-L4"]}])"));
+  CHECK(terms[1]["matchExpressions"][1] ==
+        json::parse(R"({"key": "cloud.google.com/gke-accelerator", "operator": "In", "values": ["nvidia-l4"]})"));
+  CHECK(terms.back()["matchExpressions"][0]["values"] == json::array({"b"}));
+  CHECK_FALSE(BuildJob(step, ctx, 2).has_value());
+}
+
+TEST_CASE("bad placement annotations are errors naming the annotation", "[kubernetes][gpu]") {
+  const AcceleratorProfiles& builtin = BuiltinAccelerators();
+  auto unknown = PlacementOf(json{{"kiln.dev/accelerator", "t4, a100"}}, builtin);
+  REQUIRE_FALSE(unknown.has_value());
+  CHECK(unknown.error().message().find("kiln.dev/accelerator: unknown accelerator profile \"a100\"") !=
+        std::string::npos);
+  CHECK(unknown.error().message().find("a100-40gb, a100-80gb") != std::string::npos);
+  auto timeout = PlacementOf(json{{"kiln.dev/pending-timeout", "5 minutes"}}, builtin);
+  REQUIRE_FALSE(timeout.has_value());
+  CHECK(timeout.error().message().find("kiln.dev/pending-timeout: \"5 minutes\" is not a positive duration") !=
+        std::string::npos);
+  auto ok = PlacementOf(json{{"kiln.dev/pending-timeout", "1m30s"}, {"kiln.dev/accelerator", "t4"}}, builtin);
+  REQUIRE(ok.has_value());
+  CHECK(ok->pending_timeout == std::chrono::seconds(90));
+  CHECK(ok->accelerators == std::vector<std::string>{"t4"});
+}
+
+TEST_CASE("the accelerator profiles file adds profiles and says where it is wrong", "[kubernetes][gpu]") {
+  char tmpl[] = "/tmp/kiln-accel-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  const std::string path = tmpl;
+  auto write = [&](const std::string& text) { std::ofstream(path, std::ios::trunc) << text; };
+
+  write(R"(accelerators:
+  a100-80gb:
+  - {pool: big}
+  mine:
+  - example.com/gpu: [x, y]
+    example.com/zone: z
+cpuOnlySteps:
+- {key: example.com/gpu, operator: DoesNotExist}
+)");
+  auto loaded = AcceleratorProfiles::Load(path);
+  REQUIRE(loaded.has_value());
+  REQUIRE(loaded->Find("mine") != nullptr);
+  CHECK(loaded->Find("mine")->terms == json::parse(R"([{"matchExpressions": [
+      {"key": "example.com/gpu", "operator": "In", "values": ["x", "y"]},
+      {"key": "example.com/zone", "operator": "In", "values": ["z"]}]}])"));
+  CHECK(loaded->Find("a100-80gb")->terms.size() == 1);  // replaced
+  CHECK(loaded->Find("t4") != nullptr);                // the built-in ones stay
+  CHECK(loaded->cpu_only() == json::parse(R"([{"key": "example.com/gpu", "operator": "DoesNotExist"}])"));
+
+  write("accelerator:\n  x: []\n");
+  auto typo = AcceleratorProfiles::Load(path);
+  REQUIRE_FALSE(typo.has_value());
+  CHECK(typo.error().message() == path + ":1:1: unknown key \"accelerator\" (did you mean \"accelerators\"?); "
+                                         "the keys are accelerators and cpuOnlySteps");
+  write("accelerators:\n  x:\n  - {a: {b: c}}\n");
+  auto nested = AcceleratorProfiles::Load(path);
+  REQUIRE_FALSE(nested.has_value());
+  CHECK(nested.error().message().starts_with(path + ":3:9: accelerators.x.a: expected a label value"));
+  write("cpuOnlySteps:\n- {key: k, operator: In}\n");
+  auto values = AcceleratorProfiles::Load(path);
+  REQUIRE_FALSE(values.has_value());
+  CHECK(values.error().message() == path + ":2:3: cpuOnlySteps: operator In needs values");
+  CHECK_FALSE(AcceleratorProfiles::Load(path + ".missing").has_value());
+  ::unlink(path.c_str());
 }
 
 }  // namespace kiln::executor

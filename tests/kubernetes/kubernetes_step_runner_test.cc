@@ -56,6 +56,7 @@ class Cluster {
     options.job.workflow = s.name;
     options.job.workflow_uid = s.uid;
     options.job.spec = &m.spec;
+    options.job.accelerators = accelerators;
     KubernetesStepRunner runner(*client_, options);
     scheduler::Driver* driver_ptr = nullptr;
     auto recorder = [](const scheduler::WorkflowState&, const scheduler::Event&, const scheduler::Transition&) -> Result<void> {
@@ -112,6 +113,8 @@ class Cluster {
     REQUIRE(r.status == 200);
     return std::vector<json>(r.body["items"].begin(), r.body["items"].end());
   }
+
+  const AcceleratorProfiles* accelerators = nullptr;  // for the next runs; built-in when null
 
  private:
   Kubesim sim_;
@@ -347,6 +350,141 @@ TEST_CASE("an unreachable API server is an Unavailable error naming it", "[kuber
   REQUIRE_FALSE(out->has_value());
   CHECK(out->error().code() == Code::kUnavailable);
   CHECK(out->error().ToString().starts_with("http://127.0.0.1:1: cannot connect: "));
+}
+
+}  // namespace kiln::executor
+
+namespace kiln::executor {
+
+namespace {
+
+// Every message a node of `name` showed during a run.
+struct Messages {
+  std::vector<std::string> seen;
+  void Saw(const scheduler::WorkflowState& s, const std::string& name) {
+    for (const auto& [id, n] : s.nodes) {
+      if (n.name == name && !n.message.empty() && (seen.empty() || seen.back() != n.message)) seen.push_back(n.message);
+    }
+  }
+  bool Any(const std::string& part) const {
+    return std::any_of(seen.begin(), seen.end(), [&](const std::string& m) { return m.find(part) != std::string::npos; });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a step no node can take shows the scheduler's reason, then falls back to its next accelerator",
+          "[kubernetes][kubesim][gpu]") {
+  Cluster cluster("mixed-gpu.yaml");
+  Messages messages;
+  // Two GPUs: the T4 node has one, so the first choice cannot be placed.
+  const auto& s = cluster.Run(Wf("fallback", R"(
+  entrypoint: train
+  templates:
+  - name: train
+    metadata:
+      annotations: {kiln.dev/accelerator: "t4, a100-80gb", kiln.dev/pending-timeout: 300ms}
+    container:
+      image: cuda
+      command: [echo, trained]
+      resources: {limits: {nvidia.com/gpu: "2"}}
+)"), [&](scheduler::Driver&, const scheduler::WorkflowState& after) { messages.Saw(after, "fallback"); });
+  CHECK(s.phase == scheduler::Phase::kSucceeded);
+  // While it waited: the scheduler's own words.
+  CHECK(messages.Any("0/5 nodes are available"));
+  CHECK(messages.Any("Insufficient nvidia.com/gpu"));
+  const scheduler::NodeState& n = s.nodes.at(s.root);
+  CHECK(n.message.find("no node on accelerator t4 within 300ms") != std::string::npos);
+  CHECK(n.message.find("trying accelerator a100-80gb") != std::string::npos);
+  // The fallback's Job: its own name, the profile's affinity, an A100 node.
+  std::string second = JobName("uid-1", s.root, 0, 1);
+  CHECK(second != JobName("uid-1", s.root, 0));
+  kube::ApiResponse job = cluster.Api("GET", "/apis/batch/v1/namespaces/default/jobs/" + second);
+  REQUIRE(job.status == 200);
+  CHECK(job.body["metadata"]["annotations"]["kiln.dev/accelerator-profile"] == "a100-80gb");
+  const json terms = job.body["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+                                ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+  REQUIRE(terms.is_array());
+  CHECK(terms[0]["matchExpressions"][0] ==
+        json::parse(R"({"key": "nvidia.com/gpu.product", "operator": "In",
+                        "values": ["NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"]})"));
+  std::vector<json> pods = cluster.PodsOf(second);
+  REQUIRE(pods.size() == 1);
+  CHECK(pods[0]["spec"]["nodeName"].get<std::string>().starts_with("a100-"));
+}
+
+TEST_CASE("a step still unplaced when its last accelerator's pending timeout ends fails with the scheduler's reason",
+          "[kubernetes][kubesim][gpu]") {
+  Cluster cluster("mixed-gpu.yaml");
+  const auto& s = cluster.Run(Wf("unplaced", R"(
+  entrypoint: train
+  templates:
+  - name: train
+    metadata:
+      annotations: {kiln.dev/accelerator: t4, kiln.dev/pending-timeout: 200ms}
+    container:
+      image: cuda
+      command: [echo, trained]
+      resources: {limits: {nvidia.com/gpu: "4"}}
+)"));
+  CHECK(s.phase == scheduler::Phase::kFailed);
+  const scheduler::NodeState& n = s.nodes.at(s.root);
+  CHECK(n.phase == scheduler::Phase::kFailed);
+  CHECK(n.message.starts_with("no node on accelerator t4 within 200ms: 0/5 nodes are available: "));
+  CHECK(n.message.find("Insufficient nvidia.com/gpu") != std::string::npos);
+  // Its Job is gone: nothing is left to be placed later.
+  CHECK(cluster.Api("GET", "/apis/batch/v1/namespaces/default/jobs/" + JobName("uid-1", s.root, 0)).status == 404);
+}
+
+TEST_CASE("an accelerator profile from kiln's configuration places the step", "[kubernetes][kubesim][gpu]") {
+  Cluster cluster("mixed-gpu.yaml");
+  TempDir dir;
+  std::string path = dir / "accelerators.yaml";
+  kubesim::testing::WriteFile(path, R"(accelerators:
+  small-gpu:
+  - nvidia.com/gpu.memory: ["15360"]
+cpuOnlySteps:
+- {key: nvidia.com/gpu.product, operator: DoesNotExist}
+)");
+  auto profiles = AcceleratorProfiles::Load(path);
+  REQUIRE(profiles.has_value());
+  cluster.accelerators = &*profiles;
+  const auto& s = cluster.Run(Wf("configured", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: infer, template: infer}
+      - {name: prep, template: prep}
+  - name: infer
+    metadata: {annotations: {kiln.dev/accelerator: small-gpu}}
+    container: {image: cuda, command: [echo, trained], resources: {limits: {nvidia.com/gpu: "1"}}}
+  - name: prep
+    container: {image: busybox, command: [echo, prep]}
+)"));
+  CHECK(s.phase == scheduler::Phase::kSucceeded);
+  std::vector<json> infer = cluster.PodsOf(JobName("uid-1", NodeNamed(s, "infer").id, 0));
+  REQUIRE(infer.size() == 1);
+  CHECK(infer[0]["spec"]["nodeName"] == "t4-1");
+  std::vector<json> prep = cluster.PodsOf(JobName("uid-1", NodeNamed(s, "prep").id, 0));
+  REQUIRE(prep.size() == 1);
+  CHECK(prep[0]["spec"]["nodeName"].get<std::string>().starts_with("cpu-"));
+}
+
+TEST_CASE("an unknown accelerator profile is an Error naming it and the known ones", "[kubernetes][kubesim][gpu]") {
+  Cluster cluster("mixed-gpu.yaml");
+  const auto& s = cluster.Run(Wf("unknown", R"(
+  entrypoint: train
+  templates:
+  - name: train
+    metadata: {annotations: {kiln.dev/accelerator: a100-80g}}
+    container: {image: cuda, command: [echo, trained], resources: {limits: {nvidia.com/gpu: "1"}}}
+)"));
+  CHECK(s.phase == scheduler::Phase::kError);
+  const std::string& m = s.nodes.at(s.root).message;
+  CHECK(m.find("unknown accelerator profile \"a100-80g\"") != std::string::npos);
+  CHECK(m.find("a100-80gb") != std::string::npos);
+  CHECK(cluster.Jobs("unknown").empty());
 }
 
 }  // namespace kiln::executor

@@ -295,3 +295,32 @@ TEST_CASE("node field selectors", "[scheduler][retry]") {
 }
 
 }  // namespace kiln::scheduler
+
+namespace kiln::scheduler {
+
+TEST_CASE("StepWaiting shows why a launched step waits, until it runs; it is recorded and replayed",
+          "[scheduler][waiting]") {
+  FakeExecutor f(Diamond());
+  CHECK(Launches(f.Start()) == V{"wf.A", "wf.D"});
+  const std::string why = "0/5 nodes are available: 5 Insufficient nvidia.com/gpu.";
+  CHECK(f.Send(StepWaiting{"wf.A", why}).empty());
+  CHECK(f.phase("wf.A") == Phase::kPending);
+  CHECK(f.node("wf.A").message == why);
+  f.Restart();
+  CHECK(f.node("wf.A").message == why);
+  f.Send(StepWaiting{"wf.A", ""});
+  CHECK(f.node("wf.A").message.empty());
+  f.Send(StepStarted{"wf.A"});
+  // A running or finished step ignores it; so does an unknown node.
+  f.Send(StepWaiting{"wf.A", why});
+  CHECK(f.node("wf.A").message.empty());
+  f.Send(StepWaiting{"wf.nope", why});
+  CHECK(EventToJson(StepWaiting{"wf.A", why}) ==
+        nlohmann::json{{"type", "StepWaiting"}, {"node", "wf.A"}, {"message", why}});
+  auto back = EventFromJson(EventToJson(StepWaiting{"wf.A", why}));
+  REQUIRE(back.has_value());
+  REQUIRE(std::holds_alternative<StepWaiting>(*back));
+  CHECK(std::get<StepWaiting>(*back).message == why);
+}
+
+}  // namespace kiln::scheduler
