@@ -134,6 +134,7 @@ struct Proc {
   int signal = 0;
   SteadyClock::time_point start;
   std::function<void(ProcessResult)> on_exit;
+  std::function<void(bool, std::string_view)> on_output;
 };
 
 }  // namespace
@@ -172,6 +173,7 @@ ProcessId ProcessRunner::Impl::Start(ProcessSpec spec, std::function<void(Proces
   p->start = start;
   p->result_cap = spec.result_cap_bytes;
   p->on_exit = std::move(on_exit);
+  p->on_output = std::move(spec.on_output);
   if (spec.argv.empty() || spec.argv[0].empty()) {
     FailStart(std::move(p->on_exit), "no command to run", 127, start, nullptr);
     return id;
@@ -378,6 +380,7 @@ void ProcessRunner::Impl::Read(const std::shared_ptr<Proc>& p, bool is_stdout) {
 
 void ProcessRunner::Impl::OnData(Proc& p, bool is_stdout, std::string_view data) {
   p.log.Append(is_stdout ? "stdout" : "stderr", data, SystemClock::now());
+  if (p.on_output) p.on_output(is_stdout, data);
   if (is_stdout) {
     const size_t room = p.result_cap - std::min(p.result_cap, p.stdout_text.size());
     if (data.size() > room) p.stdout_truncated = true;

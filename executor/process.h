@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "executor/sandbox.h"
@@ -45,6 +46,9 @@ struct ProcessSpec {
   size_t result_cap_bytes = kDefaultResultCapBytes;
   // Run inside bubblewrap. Ignored (plain process) when the runner has no working bwrap.
   std::optional<Sandbox> sandbox;
+  // Called with each chunk of output as it is read (a line may span chunks), on the io_context
+  // thread, before on_exit; for callers that show output live (kubesim's container logs).
+  std::function<void(bool is_stdout, std::string_view data)> on_output;
 };
 
 // How a process ended.

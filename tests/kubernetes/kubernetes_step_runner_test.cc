@@ -1,6 +1,7 @@
 // The Kubernetes executor against kubesim: workflows driven by the scheduler's Driver with the
-// KubernetesStepRunner, Jobs read back from the API. kubesim's kubelet is scripted by pod
-// annotations (docs/kubesim.md): kubesim.kiln.dev/exit-code, duration, termination-message.
+// KubernetesStepRunner, Jobs read back from the API. kubesim's kubelet runs a step's command as a
+// local process, or follows the pod's script annotations when it has them (docs/kubesim.md):
+// kubesim.kiln.dev/exit-code, duration, termination-message.
 #include <catch2/catch.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -245,6 +246,7 @@ TEST_CASE("a GPU step gets the toleration and lands on a tainted GPU node", "[ku
       - {name: prep, template: prep}
   - name: train
     nodeSelector: {nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB}
+    metadata: {annotations: {kubesim.kiln.dev/exit-code: "0"}}  # simulated: no nvidia-smi here
     container:
       image: cuda
       command: [nvidia-smi]

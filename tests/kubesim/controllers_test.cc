@@ -6,6 +6,7 @@
 
 #include "tests/kubesim/cluster.h"
 #include "tests/kubesim/cronjob_controller.h"
+#include "tests/kubesim/in_process.h"
 #include "tests/kubesim/job_controller.h"
 #include "tests/kubesim/kubelet.h"
 #include "tests/kubesim/scheduler.h"
@@ -13,30 +14,7 @@
 namespace kiln::kubesim {
 namespace {
 
-struct Cluster {
-  explicit Cluster(const std::string& file) : store(1000), registry(store), kubelet(io, registry),
-                                              scheduler(io, registry), jobs(io, registry) {
-    registry.Bootstrap();
-    auto nodes = LoadCluster(std::string(KILN_SOURCE_DIR) + "/tests/kubesim/clusters/" + file);
-    REQUIRE(nodes);
-    for (json& n : *nodes) REQUIRE(registry.Create(Nodes(), "", std::move(n)));
-    kubelet.Start();
-    scheduler.Start();
-    jobs.Start();
-  }
-  // Runs every controller until nothing is left to do (simulated pods take no time unless
-  // their duration annotation says so).
-  void Settle() {
-    io.restart();
-    io.run();
-  }
-  boost::asio::io_context io;
-  Store store;
-  Registry registry;
-  Kubelet kubelet;
-  Scheduler scheduler;
-  JobController jobs;
-};
+using Cluster = testing::InProcessCluster;
 
 json JobWith(const std::string& name, json annotations, json extra_spec = json::object()) {
   json job = {{"apiVersion", "batch/v1"},

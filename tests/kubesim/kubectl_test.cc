@@ -110,6 +110,51 @@ TEST_CASE("kubectl applies a Job, watches its pod succeed, reads logs, describes
   CHECK(r.output.empty());
 }
 
+TEST_CASE("kubectl logs shows what a Job's process wrote", "[kubesim][kubectl][kubelet]") {
+  Kubesim sim("cpu-only.yaml");
+  // No kubesim.kiln.dev/ annotation: the kubelet runs the command as a local process.
+  WriteFile(sim.dir() / "job.yaml", R"(apiVersion: batch/v1
+kind: Job
+metadata: {name: real}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox:1.36
+        command: [sh, -c]
+        args: ['echo "out of $POD"; echo to stderr >&2']
+        env:
+        - name: POD
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+)");
+  CommandResult r = sim.Kubectl({"apply", "-f", sim.dir() / "job.yaml"});
+  INFO(r.output << sim.log());
+  REQUIRE(r.exit_code == 0);
+  int fd = -1;
+  pid_t watcher = Spawn({KUBECTL_PROGRAM, "--kubeconfig", sim.kubeconfig(), "--cache-dir",
+                         sim.dir() / "kube-cache", "get", "pods", "-w"},
+                        "", &fd);
+  std::string seen;
+  try {
+    seen = ReadUntil(fd, "Completed", std::chrono::seconds(20));
+  } catch (const std::exception& e) {
+    FAIL(e.what());
+  }
+  ::kill(watcher, SIGTERM);
+  ::waitpid(watcher, nullptr, 0);
+  ::close(fd);
+  std::string pod = sim.Kubectl({"get", "pods", "-l", "job-name=real", "-o", "jsonpath={.items[0].metadata.name}"}).output;
+  r = sim.Kubectl({"logs", "job/real"});
+  CHECK(r.exit_code == 0);
+  // Lines from stdout and stderr, in the order the kubelet read the two pipes.
+  CHECK(r.output.size() == ("out of " + pod + "\nto stderr\n").size());
+  CHECK(r.output.find("out of " + pod + "\n") != std::string::npos);
+  CHECK(r.output.find("to stderr\n") != std::string::npos);
+}
+
 TEST_CASE("kubectl apply rejects an unknown field under strict validation", "[kubesim][kubectl]") {
   Kubesim sim("cpu-only.yaml");
   std::string typo = kJobYaml;

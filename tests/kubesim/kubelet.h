@@ -1,14 +1,18 @@
-// The emulated kubelet of every node: runs the pods bound to nodes by simulating their
-// containers from annotations (see docs/kubesim.md), writes pod status as a real kubelet does
-// (phase, conditions, containerStatuses with running/terminated states), keeps container logs
-// for pods/log, and finishes graceful deletions. Thread-safety: none; io_context thread only.
+// The emulated kubelet of every node: runs the pods bound to nodes, either as local processes
+// (each container's command, in bubblewrap when it works) or by simulating their containers from
+// annotations (see docs/kubesim.md), writes pod status as a real kubelet does (phase, conditions,
+// containerStatuses with running/terminated states), keeps container logs for pods/log, and
+// finishes graceful deletions. Thread-safety: none; io_context thread only.
 #ifndef KILN_TESTS_KUBESIM_KUBELET_H_
 #define KILN_TESTS_KUBESIM_KUBELET_H_
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -29,21 +33,39 @@ inline constexpr const char* kMessageAnnotation = "kubesim.kiln.dev/termination-
 // and exit now, as if their duration had passed. Lets a test end a long step when it chooses.
 inline constexpr const char* kExitNowAnnotation = "kubesim.kiln.dev/exit-now";
 
+// How pods run. kAuto: a pod runs as processes when some container has a command (or args) and
+// the pod carries none of the scripting annotations above (exit-now aside); otherwise it is
+// simulated. kSimulate: every pod is simulated. kProcess: every pod with a command runs as
+// processes, annotations or not. A pod without any command is always simulated.
+enum class KubeletMode { kAuto, kSimulate, kProcess };
+
+// "auto", "simulate" or "process"; nullopt for anything else.
+std::optional<KubeletMode> ParseKubeletMode(std::string_view text);
+
+struct KubeletOptions {
+  KubeletMode mode = KubeletMode::kAuto;
+  // A process pod deleted (or told to exit now) gets SIGTERM, then SIGKILL after its grace
+  // period, capped at this so that tests stay quick.
+  std::chrono::milliseconds max_grace{2000};
+};
+
 struct ContainerLog {
   std::vector<std::pair<SysTime, std::string>> lines;  // without the trailing newline
 };
 
 class Kubelet {
  public:
-  Kubelet(boost::asio::io_context& io, Registry& registry);
+  Kubelet(boost::asio::io_context& io, Registry& registry, KubeletOptions options = {});
+  // Kills (SIGKILL) every container process still running and removes their scratch files.
   ~Kubelet();
 
   // Subscribes to pod changes; call once before serving.
   void Start();
 
   // The log of `container` in the pod with `pod_uid` (current run), or nullptr when it has not
-  // started. A container writes its lines spread over its duration (the first when it starts,
-  // the rest before it exits); all of them when it has no duration.
+  // started. A process's stdout and stderr lines as it writes them; a simulated container writes
+  // its lines spread over its duration (the first when it starts, the rest before it exits), all
+  // of them when it has no duration.
   const ContainerLog* Log(const std::string& pod_uid, const std::string& container) const;
 
   // `listener(pod_uid)` is called after lines were added to a log of that pod (followed logs).

@@ -1,5 +1,5 @@
 // kubesim: a Kubernetes API emulator for kiln's tests. See docs/kubesim.md.
-//   kubesim --cluster FILE [--listen ADDR:PORT] [--plain] --write-kubeconfig PATH
+//   kubesim --cluster FILE [--listen ADDR:PORT] [--plain] [--kubelet MODE] --write-kubeconfig PATH
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   int bookmark_ms = 10000;
   std::string faults_file;
   std::string audit_path;
+  std::string kubelet_mode = "auto";
   app.add_option("--cluster", cluster_file, "cluster shape file (YAML or JSON)")->required();
   app.add_option("--listen", listen, "address:port to serve on; port 0 picks a free one")
       ->capture_default_str();
@@ -74,6 +75,12 @@ int main(int argc, char** argv) {
   app.add_option("--faults", faults_file,
                  "fault rules to start with (JSON, as POST /kubesim/faults takes)");
   app.add_option("--audit-log", audit_path, "append one audit Event (JSON line) per request here");
+  app.add_option("--kubelet", kubelet_mode,
+                 "auto: a pod with a command and no kubesim.kiln.dev/ script annotation runs as "
+                 "processes, others are simulated; simulate: all simulated; process: every pod "
+                 "with a command runs as processes")
+      ->check(CLI::IsMember({"auto", "simulate", "process"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   size_t colon = listen.rfind(':');
@@ -111,7 +118,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  kiln::kubesim::Kubelet kubelet(io, registry);
+  kiln::kubesim::KubeletOptions kubelet_options;
+  kubelet_options.mode = *kiln::kubesim::ParseKubeletMode(kubelet_mode);
+  kiln::kubesim::Kubelet kubelet(io, registry, kubelet_options);
   kiln::kubesim::Scheduler scheduler(io, registry);
   kiln::kubesim::JobController jobs(io, registry);
   kiln::kubesim::CronJobController cronjobs(
