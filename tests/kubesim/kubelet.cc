@@ -6,6 +6,7 @@
 #include <set>
 
 #include "dag/duration.h"
+#include "tests/kubesim/node_lifecycle.h"
 
 namespace kiln::kubesim {
 namespace {
@@ -90,6 +91,13 @@ struct Kubelet::Impl {
     std::string uid = Str(p, {"metadata", "uid"});
     std::string node = Str(p, {"spec", "nodeName"});
     if (node.empty()) return;
+    if (ObjectPtr n = store().Get(Nodes(), "", node); n && KubeletGone(*n)) {
+      // This node's kubelet is gone (node_lifecycle.h): its containers stop and it writes
+      // nothing more; the control plane finishes the pod.
+      timers.erase(uid);
+      pending_logs.erase(uid);
+      return;
+    }
     if (Find(p, {"metadata", "deletionTimestamp"})) {
       if (Int(p, {"metadata", "deletionGracePeriodSeconds"}, 0) == 0) return;
       if (!Terminal(p)) Kill(p);
