@@ -7,6 +7,7 @@
 #include "http/router.h"
 #include "tests/kubesim/audit.h"
 #include "tests/kubesim/kubelet.h"
+#include "tests/kubesim/node_lifecycle.h"
 #include "tests/kubesim/openapi.h"
 #include "tests/kubesim/patch.h"
 #include "tests/kubesim/selectors.h"
@@ -200,6 +201,70 @@ class AuditingResponder : public http::Responder::Impl {
   std::chrono::steady_clock::time_point start_;
 };
 
+// Holds a response for a fault rule's latency, on an Asio timer. A streamed response (watch,
+// followed log) starts at once.
+class DelayingResponder : public http::Responder::Impl,
+                          public std::enable_shared_from_this<DelayingResponder> {
+ public:
+  DelayingResponder(net::io_context& io, Responder inner, std::chrono::milliseconds latency)
+      : inner_(std::move(inner)), timer_(io), latency_(latency) {}
+  void Send(Response response) override {
+    Later([response = std::move(response)](const Responder& inner) mutable {
+      inner.Send(std::move(response));
+    });
+  }
+  std::shared_ptr<http::StreamWriter> Stream(int status,
+                                             std::vector<http::Header> headers) override {
+    return inner_.Stream(status, std::move(headers));
+  }
+  void Abort() override {
+    Later([](const Responder& inner) { inner.Abort(); });
+  }
+
+ private:
+  template <typename F>
+  void Later(F answer) {
+    timer_.expires_after(latency_);
+    timer_.async_wait([self = shared_from_this(), answer = std::move(answer)](
+                          boost::system::error_code) mutable { answer(self->inner_); });
+  }
+  Responder inner_;
+  net::steady_timer timer_;
+  std::chrono::milliseconds latency_;
+};
+
+// API priority and fairness's rejection: text/plain, Retry-After, before any decoding.
+Response ThrottledResponse(int retry_after_seconds) {
+  Response out = Response::Text(429, "Too many requests, please try again later.\n");
+  out.SetHeader("Retry-After", std::to_string(retry_after_seconds));
+  return out;
+}
+
+// Requests the rate limit does not count: health checks (APF's exempt "probes" flow schema),
+// long-running ones (watches and followed logs, which the max-inflight filter exempts), and
+// kubesim's own admin endpoints.
+bool RateLimitExempt(const Request& req, const RequestInfo& info) {
+  const std::string& path = req.path;
+  for (std::string_view probe : {"/healthz", "/livez", "/readyz"}) {
+    if (path == probe || path.starts_with(std::string(probe) + "/")) return true;
+  }
+  if (path.starts_with("/kubesim/")) return true;
+  if (info.verb == "watch") return true;
+  if (info.subresource == "log") {
+    auto follow = req.GetQuery("follow");
+    if (follow && ParseBool(*follow).value_or(false)) return true;
+  }
+  return false;
+}
+
+bool Mutating(const RequestInfo& info) {
+  for (std::string_view verb :
+       {"create", "update", "patch", "delete", "deletecollection", "post", "put"}) {
+    if (info.verb == verb) return true;
+  }
+  return false;
+}
+
 // The strict decoding error of the apiserver's create and update handlers.
 ApiError StrictDecodingError(const ResourceInfo& r, const std::vector<std::string>& unknown) {
   std::string message = r.kind + " in version \"" + r.version + "\" cannot be handled as a " + r.kind +
@@ -230,6 +295,7 @@ struct ApiServer::Impl {
   void Handle(Request req, Responder res);
   void Dispatch(Request& req, Responder& res);
   void HandleFaults(Request& req, Responder& res);
+  void HandleNode(Request& req, Responder& res);
   void HandleResource(Request& req, Responder& res, const Target& t);
   ApiResult<ListQuery> ParseListQuery(const Request& req, const ResourceInfo& r);
   void List(Request& req, Responder& res, const Target& t);
@@ -271,21 +337,29 @@ void ApiServer::Impl::Handle(Request req, Responder res) {
                                                         std::move(slim), info));
   }
   if (req.path == "/kubesim/faults") return HandleFaults(req, res);
+  if (req.path.starts_with("/kubesim/nodes/")) return HandleNode(req, res);
+  // The rate limit comes first, as the APF filter runs before the request reaches a handler.
+  if (!RateLimitExempt(req, info) &&
+      !faults.Admit(Mutating(info),
+                    options.now ? options.now() : std::chrono::system_clock::now())) {
+    return res.Send(ThrottledResponse(1));
+  }
   watch_fault.reset();
   if (info.is_resource) {
     if (std::optional<FaultRule> rule = faults.Match(info)) {
+      if (rule->latency.count() > 0) {
+        res = Responder(std::make_shared<DelayingResponder>(io, std::move(res), rule->latency));
+      }
       switch (rule->action) {
         case FaultAction::kDrop:
           return res.Abort();
-        case FaultAction::kThrottle: {
-          // API priority and fairness rejects before decoding, in plain text.
-          Response out = Response::Text(429, "Too many requests, please try again later.\n");
-          out.SetHeader("Retry-After", std::to_string(rule->retry_after_seconds));
-          return res.Send(std::move(out));
-        }
+        case FaultAction::kThrottle:
+          return res.Send(ThrottledResponse(rule->retry_after_seconds));
         case FaultAction::kEndWatch:
         case FaultAction::kExpireWatch:
           watch_fault = std::move(rule);
+          break;
+        case FaultAction::kDelay:
           break;
         default:
           return res.Send(ErrorResponse(FaultError(*rule)));
@@ -307,6 +381,23 @@ void ApiServer::Impl::HandleFaults(Request& req, Responder& res) {
   auto set = faults.Set(spec);
   if (!set) return res.Send(ErrorResponse(set.error()));
   res.Send(JsonResponse(200, faults.ToJson()));
+}
+
+void ApiServer::Impl::HandleNode(Request& req, Responder& res) {
+  // /kubesim/nodes/NAME/notready | ready
+  std::vector<std::string> segs = http::SplitPath(req.path);
+  if (segs.size() != 4 || (segs[3] != "notready" && segs[3] != "ready")) {
+    return res.Send(ErrorResponse(ResourceNotFoundPath()));
+  }
+  if (req.method != "POST") return res.Send(ErrorResponse(MethodNotAllowed()));
+  if (options.nodes == nullptr) {
+    return res.Send(
+        ErrorResponse(ServiceUnavailable("the node lifecycle controller is not running")));
+  }
+  auto node = segs[3] == "notready" ? options.nodes->SetNotReady(segs[2])
+                                    : options.nodes->SetReady(segs[2]);
+  if (!node) return res.Send(ErrorResponse(node.error()));
+  res.Send(JsonResponse(200, **node));
 }
 
 void ApiServer::Impl::Dispatch(Request& req, Responder& res) {
@@ -632,10 +723,11 @@ class WatchStream : public std::enable_shared_from_this<WatchStream> {
       : store_(store), resource_(r), ns_(std::move(ns)), query_(std::move(query)), table_(table),
         writer_(std::move(writer)), timeout_(io), bookmark_(io) {}
 
-  // `end_after`: the stream ends cleanly after that many events (fault injection).
+  // `timeout`: the stream ends cleanly after that time (timeoutSeconds, or an endWatch rule's
+  // afterSeconds). `end_after`: it ends cleanly after that many events (an endWatch rule).
   void Start(const std::vector<std::pair<EventType, ObjectPtr>>& initial,
-             std::optional<std::chrono::seconds> timeout, std::optional<std::chrono::milliseconds> bookmarks,
-             std::optional<int64_t> end_after) {
+             std::optional<std::chrono::milliseconds> timeout,
+             std::optional<std::chrono::milliseconds> bookmarks, std::optional<int64_t> end_after) {
     end_after_ = end_after;
     if (end_after_ && *end_after_ <= 0) return writer_->Finish();
     for (const auto& [type, obj] : initial) {
@@ -805,7 +897,15 @@ void ApiServer::Impl::Watch(Request& req, Responder& res, const Target& t) {
     error = Expired("too old resource version: " + (rv_text.empty() ? "0" : rv_text) + " (" +
                     std::to_string(store().rv()) + ")");
   }
-  if (watch_fault && watch_fault->action == FaultAction::kEndWatch) end_after = watch_fault->after_events;
+  std::optional<std::chrono::milliseconds> end_in = timeout;
+  if (watch_fault && watch_fault->action == FaultAction::kEndWatch) {
+    // Neither afterEvents nor afterSeconds: the stream ends at once.
+    end_after = watch_fault->after_events;
+    if (!end_after && !watch_fault->after_time) end_after = 0;
+    if (watch_fault->after_time && (!end_in || *watch_fault->after_time < *end_in)) {
+      end_in = watch_fault->after_time;
+    }
+  }
   auto writer = res.Stream(200, {{"Content-Type", "application/json"},
                                  {"Cache-Control", "no-cache, private"}});
   if (!writer) return;
@@ -816,7 +916,7 @@ void ApiServer::Impl::Watch(Request& req, Responder& res, const Target& t) {
   }
   auto stream = std::make_shared<WatchStream>(io, store(), r, t.ns, std::move(*query),
                                               WantsTable(req), writer);
-  stream->Start(initial, timeout, bookmarks, end_after);
+  stream->Start(initial, end_in, bookmarks, end_after);
 }
 
 void ApiServer::Impl::DeleteCollection(Request& req, Responder& res, const Target& t) {

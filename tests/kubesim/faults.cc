@@ -1,6 +1,7 @@
 #include "tests/kubesim/faults.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <type_traits>
 
@@ -15,6 +16,7 @@ const std::map<std::string, FaultAction>& ActionNames() {
       {"drop", FaultAction::kDrop},
       {"endWatch", FaultAction::kEndWatch},
       {"expireWatch", FaultAction::kExpireWatch},
+      {"delay", FaultAction::kDelay},
   };
   return kNames;
 }
@@ -45,9 +47,9 @@ ApiResult<FaultRule> ParseRule(const json& spec, size_t index) {
     return std::nullopt;
   };
   static const std::vector<std::string> kKeys = {
-      "action",      "verb",  "resource",   "namespace",
-      "name",        "code",  "message",    "retryAfterSeconds",
-      "afterEvents", "count", "probability"};
+      "action",    "verb",    "resource",          "namespace",   "name",
+      "code",      "message", "retryAfterSeconds", "afterEvents", "afterSeconds",
+      "latencyMs", "count",   "probability"};
   for (const auto& [key, value] : spec.items()) {
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
       return Fail(BadRequest(where + ": unknown field \"" + key + "\""));
@@ -58,15 +60,36 @@ ApiResult<FaultRule> ParseRule(const json& spec, size_t index) {
   auto it = ActionNames().find(action);
   if (it == ActionNames().end()) {
     return Fail(BadRequest(where + ".action: must be one of error, throttle, tooManyRequests, "
-                                   "drop, endWatch, expireWatch"));
+                                   "drop, endWatch, expireWatch, delay"));
   }
   rule.action = it->second;
   for (auto e :
        {text("verb", rule.verb), text("resource", rule.resource), text("namespace", rule.ns),
         text("name", rule.name), text("message", rule.message), integer("code", rule.code, 400),
-        integer("retryAfterSeconds", rule.retry_after_seconds, 0),
-        integer("afterEvents", rule.after_events, 0)}) {
+        integer("retryAfterSeconds", rule.retry_after_seconds, 0)}) {
     if (e) return Fail(*e);
+  }
+  if (spec.contains("afterEvents")) {
+    int64_t n = 0;
+    if (auto e = integer("afterEvents", n, 0)) return Fail(*e);
+    rule.after_events = n;
+  }
+  if (spec.contains("afterSeconds")) {
+    const json& s = spec["afterSeconds"];
+    if (!s.is_number() || s.get<double>() < 0 || s.get<double>() > 86400) {
+      return Fail(BadRequest(where + ".afterSeconds: must be a number from 0 to 86400"));
+    }
+    rule.after_time = std::chrono::milliseconds(std::llround(s.get<double>() * 1000));
+  }
+  if ((rule.after_events || rule.after_time) && rule.action != FaultAction::kEndWatch) {
+    return Fail(BadRequest(where + ": afterEvents and afterSeconds apply to endWatch only"));
+  }
+  if (spec.contains("latencyMs")) {
+    int64_t ms = 0;
+    if (auto e = integer("latencyMs", ms, 0)) return Fail(*e);
+    rule.latency = std::chrono::milliseconds(ms);
+  } else if (rule.action == FaultAction::kDelay) {
+    return Fail(BadRequest(where + ".latencyMs: required by the delay action"));
   }
   rule.retry_after_given = spec.contains("retryAfterSeconds");
   if (rule.code > 599) return Fail(BadRequest(where + ".code: must be an HTTP error code"));
@@ -96,6 +119,17 @@ ApiResult<bool> Faults::Set(const json& spec) {
     }
     seed = spec["seed"].get<uint64_t>();
   }
+  for (const auto& [key, value] : spec.items()) {
+    if (key != "seed" && key != "rules" && key != "rateLimit") {
+      return Fail(BadRequest("faults: unknown field \"" + key + "\""));
+    }
+  }
+  std::optional<RateLimitSpec> rate_limit;
+  if (spec.contains("rateLimit")) {
+    auto parsed = RateLimitSpec::FromJson(spec["rateLimit"]);
+    if (!parsed) return Fail(parsed.error());
+    rate_limit = *parsed;
+  }
   std::vector<FaultRule> rules;
   if (spec.contains("rules")) {
     if (!spec["rules"].is_array()) return Fail(BadRequest("rules: must be a list"));
@@ -108,7 +142,13 @@ ApiResult<bool> Faults::Set(const json& spec) {
   rules_ = std::move(rules);
   seed_ = seed;
   random_.seed(seed);
+  SetRateLimit(rate_limit);
   return true;
+}
+
+void Faults::SetRateLimit(const std::optional<RateLimitSpec>& spec) {
+  limiter_.reset();
+  if (spec) limiter_.emplace(*spec);
 }
 
 json Faults::ToJson() const {
@@ -127,12 +167,16 @@ json Faults::ToJson() const {
         r.retry_after_given) {
       j["retryAfterSeconds"] = r.retry_after_seconds;
     }
-    if (r.action == FaultAction::kEndWatch) j["afterEvents"] = r.after_events;
+    if (r.after_events) j["afterEvents"] = *r.after_events;
+    if (r.after_time) j["afterSeconds"] = static_cast<double>(r.after_time->count()) / 1000;
+    if (r.latency.count() > 0) j["latencyMs"] = r.latency.count();
     if (r.count) j["count"] = *r.count;
     if (r.probability < 1) j["probability"] = r.probability;
     rules.push_back(std::move(j));
   }
-  return {{"seed", seed_}, {"rules", rules}};
+  json out = {{"seed", seed_}, {"rules", rules}};
+  if (limiter_) out["rateLimit"] = limiter_->spec().ToJson();
+  return out;
 }
 
 std::optional<FaultRule> Faults::Match(const RequestInfo& info) {

@@ -158,7 +158,7 @@ TEST_CASE("fault rules answer 500s and 429s as the apiserver writes them, and dr
   CHECK(r.status == 400);
   CHECK(json::parse(r.body)["message"] ==
         "rules[0].action: must be one of error, throttle, tooManyRequests, drop, endWatch, "
-        "expireWatch");
+        "expireWatch, delay");
 }
 
 TEST_CASE("fault rules cut watches after N events and force 410 Expired", "[kubesim][faults]") {
@@ -193,6 +193,102 @@ TEST_CASE("fault rules cut watches after N events and force 410 Expired", "[kube
         json::parse(R"j({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1",
       "metadata":{},"status":"Failure","message":"too old resource version: )j" +
                     rv + " (" + rv + R"j()","reason":"Expired","details":{},"code":410}})j"));
+}
+
+TEST_CASE("an endWatch rule with afterSeconds ends the stream cleanly after that time",
+          "[kubesim][faults]") {
+  Kubesim sim("cpu-only.yaml", {"--plain", "--token", kToken});
+  Client client(sim);
+  for (const char* name : {"a", "b", "c"}) {
+    REQUIRE(client.Post("/api/v1/namespaces/default/configmaps", ConfigMap(name)).status == 201);
+  }
+  // afterEvents is not reached: the time ends the stream, as a load balancer's idle timeout
+  // would. Without the rule this watch (no timeoutSeconds) would run until the client's
+  // 20-second deadline and read as dropped.
+  REQUIRE(client
+              .Post("/kubesim/faults", json::parse(R"({"rules":[
+      {"action":"endWatch","resource":"configmaps","afterEvents":100,"afterSeconds":0.2}]})"))
+              .status == 200);
+  HttpResult r = client.Get("/api/v1/namespaces/default/configmaps?watch=true");
+  REQUIRE_FALSE(r.dropped);
+  REQUIRE(r.status == 200);
+  std::vector<json> events = Lines(r.body);
+  REQUIRE(events.size() == 3);
+  for (const json& e : events) CHECK(e["type"] == "ADDED");
+  json state = json::parse(client.Get("/kubesim/faults").body);
+  CHECK(state["rules"][0]["afterSeconds"] == 0.2);
+  CHECK(state["rules"][0]["afterEvents"] == 100);
+  CHECK(state["rules"][0]["fired"] == 1);
+}
+
+TEST_CASE("kubesim --rate-limit answers APF's 429 once the burst is spent", "[kubesim][faults]") {
+  // 0.001 QPS: no token comes back during the test, so the count is exact.
+  Kubesim sim("cpu-only.yaml", {"--plain", "--token", kToken, "--rate-limit", "0.001:2",
+                                "--mutating-rate-limit", "0.001:1"});
+  Client client(sim);
+  CHECK(client.Get("/api/v1/namespaces/default/configmaps").status == 200);
+  CHECK(client.Get("/api/v1/namespaces/default/configmaps").status == 200);
+  HttpResult r = client.Get("/api/v1/namespaces/default/configmaps");
+  CHECK(r.status == 429);
+  CHECK(r.content_type == "text/plain; charset=utf-8");
+  CHECK(r.retry_after == "1");
+  CHECK(r.body == "Too many requests, please try again later.\n");
+  CHECK(client.Post("/api/v1/namespaces/default/configmaps", ConfigMap("a")).status == 201);
+  CHECK(client.Post("/api/v1/namespaces/default/configmaps", ConfigMap("b")).status == 429);
+  CHECK(client.Get("/healthz").status == 200);
+  json state = json::parse(client.Get("/kubesim/faults").body);
+  CHECK(state["rateLimit"] ==
+        json::parse(R"({"qps":0.001,"burst":2,"mutatingQps":0.001,"mutatingBurst":1})"));
+}
+
+TEST_CASE("kubesim rejects a bad --rate-limit", "[kubesim][faults]") {
+  TempDir dir;
+  CommandResult r = Run({KUBESIM_BINARY, "--cluster",
+                         std::string(KILN_SOURCE_DIR) + "/tests/kubesim/clusters/cpu-only.yaml",
+                         "--write-kubeconfig", dir / "kubeconfig", "--rate-limit", "fast"},
+                        dir.path());
+  CHECK(r.exit_code == 2);
+  CHECK(r.output ==
+        "kubesim: --rate-limit: must be QPS[:BURST] with QPS > 0 and BURST >= 1, got \"fast\"\n");
+}
+
+TEST_CASE("POST /kubesim/nodes/NAME/notready and /ready flip a node's status and taints",
+          "[kubesim][faults]") {
+  Kubesim sim("cpu-only.yaml", {"--plain", "--token", kToken});
+  Client client(sim);
+  HttpResult r = client.Post("/kubesim/nodes/cpu-1/notready", json::object());
+  REQUIRE(r.status == 200);
+  json node = json::parse(r.body);
+  CHECK(node["metadata"]["name"] == "cpu-1");
+  for (const json& c : node["status"]["conditions"]) {
+    CHECK(c["status"] == "Unknown");
+    CHECK(c["reason"] == "NodeStatusUnknown");
+    CHECK(c["message"] == "Kubelet stopped posting node status.");
+  }
+  REQUIRE(node["spec"]["taints"].size() == 2);
+  CHECK(node["spec"]["taints"][0] ==
+        json::parse(R"({"key":"node.kubernetes.io/unreachable","effect":"NoSchedule"})"));
+  CHECK(node["spec"]["taints"][1]["effect"] == "NoExecute");
+  CHECK(node["spec"]["taints"][1].contains("timeAdded"));
+  // What clients see on the Node afterwards.
+  CHECK(json::parse(client.Get("/api/v1/nodes/cpu-1").body)["spec"]["taints"] ==
+        node["spec"]["taints"]);
+
+  r = client.Post("/kubesim/nodes/cpu-1/ready", json::object());
+  REQUIRE(r.status == 200);
+  node = json::parse(r.body);
+  CHECK_FALSE(node["spec"].contains("taints"));
+  bool ready = false;
+  for (const json& c : node["status"]["conditions"]) {
+    if (c["type"] == "Ready") ready = c["status"] == "True" && c["reason"] == "KubeletReady";
+  }
+  CHECK(ready);
+
+  r = client.Post("/kubesim/nodes/nope/notready", json::object());
+  CHECK(r.status == 404);
+  CHECK(json::parse(r.body)["message"] == "nodes \"nope\" not found");
+  CHECK(client.Post("/kubesim/nodes/cpu-1/reboot", json::object()).status == 404);
+  CHECK(client.Get("/kubesim/nodes/cpu-1/notready").status == 405);
 }
 
 TEST_CASE("probabilistic fault rules replay the same way for the same seed", "[kubesim][faults]") {

@@ -13,6 +13,7 @@
 
 #include "dag/duration.h"
 #include "executor/process.h"
+#include "tests/kubesim/node_lifecycle.h"
 
 namespace kiln::kubesim {
 namespace {
@@ -207,6 +208,7 @@ struct Kubelet::Impl {
     std::string dir;  // scratch: emptyDir volumes, each container's /tmp and message file
     std::map<std::string, Process> containers;
     bool stopping = false;  // deleted or told to exit now: no restarts
+    bool gone = false;      // the node's kubelet is gone: its processes were killed, unreported
   };
   std::map<std::string, PodProcesses> processes;
   std::string scratch;  // made on the first process pod; removed with the kubelet
@@ -269,6 +271,20 @@ struct Kubelet::Impl {
     std::string node = Str(p, {"spec", "nodeName"});
     if (node.empty()) return;
     auto procs = processes.find(uid);
+    if (ObjectPtr n = store().Get(Nodes(), "", node); n && KubeletGone(*n)) {
+      // This node's kubelet is gone (node_lifecycle.h): its containers stop and it writes
+      // nothing more; the control plane finishes the pod.
+      timers.erase(uid);
+      pending_logs.erase(uid);
+      if (procs != processes.end() && !procs->second.gone) {
+        procs->second.gone = true;
+        procs->second.stopping = true;
+        for (auto& [name, c] : procs->second.containers) {
+          if (c.running) runner->Terminate(c.id, std::chrono::milliseconds(0));
+        }
+      }
+      return;
+    }
     if (Find(p, {"metadata", "deletionTimestamp"})) {
       int64_t grace = Int(p, {"metadata", "deletionGracePeriodSeconds"}, 0);
       if (grace == 0) return;
@@ -775,6 +791,7 @@ struct Kubelet::Impl {
     }
     NotifyLog(uid);
     PodProcesses& run = processes[uid];
+    if (run.gone) return;
     ObjectPtr pod = store().Get(Pods(), run.ns, run.name);
     if (!pod || Str(*pod, {"metadata", "uid"}) != uid) return;
     // A command that never ran: containerd's StartError, exit code 128.

@@ -15,6 +15,8 @@
 #include "tests/kubesim/cronjob_controller.h"
 #include "tests/kubesim/job_controller.h"
 #include "tests/kubesim/kubelet.h"
+#include "tests/kubesim/node_lifecycle.h"
+#include "tests/kubesim/rate_limit.h"
 #include "tests/kubesim/scheduler.h"
 
 namespace {
@@ -62,6 +64,8 @@ int main(int argc, char** argv) {
   std::string faults_file;
   std::string audit_path;
   std::string kubelet_mode = "auto";
+  std::string rate_limit;
+  std::string mutating_rate_limit;
   app.add_option("--cluster", cluster_file, "cluster shape file (YAML or JSON)")->required();
   app.add_option("--listen", listen, "address:port to serve on; port 0 picks a free one")
       ->capture_default_str();
@@ -81,6 +85,12 @@ int main(int argc, char** argv) {
                  "with a command runs as processes")
       ->check(CLI::IsMember({"auto", "simulate", "process"}))
       ->capture_default_str();
+  app.add_option(
+      "--rate-limit", rate_limit,
+      "QPS[:BURST]: answer requests past this rate with APF's 429 (see docs/kubesim.md)");
+  app.add_option(
+      "--mutating-rate-limit", mutating_rate_limit,
+      "QPS[:BURST]: a separate limit for create/update/patch/delete (needs --rate-limit)");
   CLI11_PARSE(app, argc, argv);
 
   size_t colon = listen.rfind(':');
@@ -106,6 +116,25 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (token.empty()) token = kiln::kubesim::RandomHex(32);
+  std::optional<kiln::kubesim::RateLimitSpec> rate_limit_spec;
+  if (!rate_limit.empty()) {
+    auto all = kiln::kubesim::ParseBucketSpec(rate_limit, "--rate-limit");
+    if (!all) {
+      std::fprintf(stderr, "kubesim: %s\n", all.error().message.c_str());
+      return 2;
+    }
+    rate_limit_spec = kiln::kubesim::RateLimitSpec{*all, std::nullopt};
+  }
+  if (!mutating_rate_limit.empty()) {
+    auto mutating = kiln::kubesim::ParseBucketSpec(mutating_rate_limit, "--mutating-rate-limit");
+    if (!mutating || !rate_limit_spec) {
+      std::fprintf(
+          stderr, "kubesim: %s\n",
+          mutating ? "--mutating-rate-limit needs --rate-limit" : mutating.error().message.c_str());
+      return 2;
+    }
+    rate_limit_spec->mutating = *mutating;
+  }
 
   boost::asio::io_context io;
   kiln::kubesim::Store store(history);
@@ -125,12 +154,16 @@ int main(int argc, char** argv) {
   kiln::kubesim::JobController jobs(io, registry);
   kiln::kubesim::CronJobController cronjobs(
       io, registry, [] { return std::chrono::system_clock::now(); }, true);
+  kiln::kubesim::NodeLifecycleController node_lifecycle(
+      io, registry, [] { return std::chrono::system_clock::now(); }, true);
   kubelet.Start();
   scheduler.Start();
   jobs.Start();
   cronjobs.Start();
+  node_lifecycle.Start();
   kiln::kubesim::ApiServerOptions api_options;
   api_options.bookmark_interval = std::chrono::milliseconds(bookmark_ms);
+  api_options.nodes = &node_lifecycle;
   std::unique_ptr<kiln::kubesim::AuditLog> audit;
   if (!audit_path.empty()) {
     audit = kiln::kubesim::AuditLog::Open(audit_path);
@@ -154,6 +187,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // The flags override the file's "rateLimit".
+  if (rate_limit_spec) api.faults().SetRateLimit(rate_limit_spec);
 
   kiln::http::ServerOptions options;
   options.address = host;

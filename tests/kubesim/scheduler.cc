@@ -43,17 +43,6 @@ Resources PodRequests(const json& pod) {
   return sum;
 }
 
-bool Tolerates(const json& toleration, const json& taint) {
-  std::string effect = toleration.value("effect", "");
-  if (!effect.empty() && effect != taint.value("effect", "")) return false;
-  std::string key = toleration.value("key", "");
-  std::string op = toleration.value("operator", "Equal");
-  if (key.empty()) return op == "Exists";
-  if (key != taint.value("key", "")) return false;
-  if (op == "Exists") return true;
-  return (op == "Equal" || op.empty()) && toleration.value("value", "") == taint.value("value", "");
-}
-
 // The first taint with one of `effects` that no toleration of the pod tolerates, or null.
 const json* Untolerated(const json& pod, const json& node, std::initializer_list<const char*> effects) {
   const json* taints = Find(node, {"spec", "taints"});
@@ -410,6 +399,17 @@ std::string Scheduler::Explain(const json& pod) const {
   std::string message;
   impl_->Choose(pod, impl_->Usage(), message);
   return message;
+}
+
+bool Tolerates(const json& toleration, const json& taint) {
+  std::string effect = toleration.value("effect", "");
+  if (!effect.empty() && effect != taint.value("effect", "")) return false;
+  std::string key = toleration.value("key", "");
+  std::string op = toleration.value("operator", "Equal");
+  if (key.empty()) return op == "Exists";
+  if (key != taint.value("key", "")) return false;
+  if (op == "Exists") return true;
+  return (op == "Equal" || op.empty()) && toleration.value("value", "") == taint.value("value", "");
 }
 
 }  // namespace kiln::kubesim

@@ -16,6 +16,10 @@ class io_context;
 
 namespace kiln::kubesim {
 
+// Whether `toleration` tolerates `taint` (api core/v1 ToleratesTaint): an empty effect matches
+// every effect, an empty key (operator Exists) every key, Exists ignores the value.
+bool Tolerates(const json& toleration, const json& taint);
+
 class Scheduler {
  public:
   Scheduler(boost::asio::io_context& io, Registry& registry);
