@@ -4,11 +4,15 @@
 // kubesim.kiln.dev/exit-code, duration, termination-message.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <set>
+#include <sstream>
 
 #include "dag/parse.h"
 #include "executor/kubernetes_step_runner.h"
@@ -30,7 +34,8 @@ namespace {
 // A kubesim, a client on a test io_context, and workflows run to their end on it.
 class Cluster {
  public:
-  explicit Cluster(const std::string& cluster_file) : sim_(cluster_file) {
+  explicit Cluster(const std::string& cluster_file, std::vector<std::string> kubesim_flags = {})
+      : sim_(cluster_file, std::move(kubesim_flags)) {
     auto config = kube::LoadKubeconfig(sim_.kubeconfig());
     REQUIRE(config.has_value());
     auto client = kube::Client::Create(io_, *config);
@@ -116,6 +121,7 @@ class Cluster {
   }
 
   const AcceleratorProfiles* accelerators = nullptr;  // for the next runs; built-in when null
+  const Kubesim& sim() const { return sim_; }
 
  private:
   Kubesim sim_;
@@ -487,6 +493,76 @@ TEST_CASE("an unknown accelerator profile is an Error naming it and the known on
   CHECK(m.find("unknown accelerator profile \"a100-80g\"") != std::string::npos);
   CHECK(m.find("a100-80gb") != std::string::npos);
   CHECK(cluster.Jobs("unknown").empty());
+}
+
+TEST_CASE("kiln killed with SIGKILL while a Job runs, then resumed: the Job is adopted, never duplicated",
+          "[kubernetes][kubesim][cli][resume]") {
+  TempDir dir;
+  const std::string audit = dir / "audit.log";
+  Cluster cluster("cpu-only.yaml", {"--audit-log", audit});
+  const Kubesim& sim = cluster.sim();
+  kubesim::testing::WriteFile(dir / "wf.yaml", R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: adopt}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: first, template: quick}
+    - - {name: slow, template: slow}
+    - - {name: last, template: quick}
+  - name: quick
+    container: {image: busybox, command: [echo, done]}
+  - name: slow
+    metadata: {annotations: {kubesim.kiln.dev/duration: 1h}}
+    container: {image: busybox, command: [sleep, "3600"]}
+)");
+  int out = -1;
+  pid_t pid = kubesim::testing::Spawn({KILN_BINARY, "run", "--executor", "kubernetes", "--kubeconfig", sim.kubeconfig(),
+                                       "--namespace", "default", "--data-dir", dir / "data", "--no-tree", dir / "wf.yaml"},
+                                      "", &out);
+  // The slow step runs (its Job's pod is ready): one line names it Pending, a later one Running.
+  std::string seen = kubesim::testing::ReadUntil(out, "adopt[1].slow", std::chrono::seconds(60));
+  while (seen.find("Running", seen.find("adopt[1].slow")) == std::string::npos) {
+    seen += kubesim::testing::ReadUntil(out, "\n", std::chrono::seconds(60));
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(out);
+  REQUIRE(WIFSIGNALED(status));
+  // While kiln is down the Job goes on; tell its pod to end now.
+  kube::ApiResponse running = cluster.Api("GET", "/api/v1/namespaces/default/pods?fieldSelector=" +
+                                                     kube::UrlEncode("status.phase=Running"));
+  REQUIRE(running.status == 200);
+  REQUIRE(running.body["items"].size() == 1);
+  std::string pod = running.body["items"][0]["metadata"]["name"];
+  CHECK(running.body["items"][0]["metadata"]["annotations"]["kiln.dev/node"] == "adopt[1].slow");
+  REQUIRE(cluster.Api("PATCH", "/api/v1/namespaces/default/pods/" + pod,
+                      json{{"metadata", {{"annotations", {{"kubesim.kiln.dev/exit-now", "true"}}}}}})
+              .status == 200);
+
+  auto r = kubesim::testing::Run({KILN_BINARY, "resume", "adopt", "--data-dir", dir / "data"}, dir.path());
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("workflow adopt Succeeded") != std::string::npos);
+  CHECK(r.output.find("step lost") == std::string::npos);
+  // From kubesim's audit log: one Job created per step, the slow one's create answered 409 by
+  // the resumed kiln (adopted), and three Jobs in all.
+  int created = 0;
+  int conflicts = 0;
+  std::istringstream lines(kubesim::testing::ReadFile(audit));
+  for (std::string line; std::getline(lines, line);) {
+    json e = json::parse(line);
+    if (e.value("verb", "") != "create" || e["objectRef"].value("resource", "") != "jobs") continue;
+    int code = e["responseStatus"].value("code", 0);
+    created += code == 201 ? 1 : 0;
+    conflicts += code == 409 ? 1 : 0;
+  }
+  CHECK(created == 3);
+  CHECK(conflicts == 1);
+  CHECK(cluster.Jobs("adopt").size() == 3);
 }
 
 }  // namespace kiln::executor
