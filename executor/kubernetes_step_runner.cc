@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "dag/duration.h"
 #include "executor/internal/step_log.h"
@@ -159,9 +160,13 @@ void KubernetesStepRunner::EnsureWatch() {
   if (watch_) return;
   std::string selector = std::string(kLabelWorkflow) + "=" + LabelValue(options_.job.workflow);
   std::weak_ptr<bool> alive = alive_;
-  watch_ = client_.StartWatch(JobsPath(), selector, [this, alive](const kube::WatchEvent& e) {
+  kube::Watch::Handler on_job = [this, alive](const kube::WatchEvent& e) {
     if (alive.lock() && *alive.lock()) OnJob(e.type, e.object);
-  });
+  };
+  kube::Watch::SyncHandler on_list = [this, alive](const std::vector<std::string>& names) {
+    if (alive.lock() && *alive.lock()) OnJobsListed(names);
+  };
+  watch_ = client_.StartWatch(JobsPath(), selector, std::move(on_job), std::move(on_list));
   pod_watch_ = client_.StartWatch(PodsPath(), selector, [this, alive](const kube::WatchEvent& e) {
     if (alive.lock() && *alive.lock() && e.type != "DELETED") OnPod(e.object);
   });
@@ -301,6 +306,31 @@ void KubernetesStepRunner::OnJob(const std::string& type, const json& job) {
     s.started = true;
     s.report(scheduler::StepStarted{s.node});
   }
+}
+
+void KubernetesStepRunner::OnJobsListed(const std::vector<std::string>& names) {
+  std::set<std::string_view> listed(names.begin(), names.end());
+  for (auto& [node, s] : steps_) {
+    if (!s.created || s.finished || s.finishing || s.kill_requested || listed.count(s.job)) continue;
+    // Not listed: deleted while no watch was open (or created after the list was read). A GET
+    // tells which.
+    asio::co_spawn(client_.io(), ConfirmVanished(node, s.job), asio::detached);
+  }
+}
+
+awaitable<void> KubernetesStepRunner::ConfirmVanished(std::string node, std::string job) {
+  std::shared_ptr<bool> alive = alive_;
+  auto r = co_await client_.Get(JobsPath() + "/" + job);
+  if (!*alive) co_return;
+  if (r || r.error().code() != Code::kNotFound) co_return;
+  auto it = steps_.find(node);
+  if (it == steps_.end() || it->second.job != job || it->second.finished || it->second.finishing ||
+      it->second.kill_requested) {
+    co_return;
+  }
+  it->second.finishing = true;
+  scheduler::StepFinished f = Ended(node, true, "Job " + job + " vanished: it was deleted while kiln was not watching");
+  co_await FinishDeleted(node, std::move(f));
 }
 
 void KubernetesStepRunner::OnPod(const json& pod) {

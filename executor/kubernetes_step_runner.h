@@ -37,6 +37,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "executor/kubernetes_job.h"
 #include "kube/client.h"
@@ -103,6 +104,10 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   void EnsureWatch();
   void OnJob(const std::string& type, const nlohmann::json& job);
   void OnPod(const nlohmann::json& pod);
+  // After each (re)list of the Jobs (on 410 and every resync period): a created step whose Job
+  // is no longer there ends in Error, as when the watch reports its deletion.
+  void OnJobsListed(const std::vector<std::string>& names);
+  boost::asio::awaitable<void> ConfirmVanished(std::string node, std::string job);
   void OnPendingTimeout(const std::string& node, const std::string& job);
   // Deletes Job `job` (Background), whatever step it was.
   boost::asio::awaitable<void> DeleteStaleJob(std::string job);

@@ -488,7 +488,23 @@ Watch::Watch(Client& client, std::string path, std::string label_selector, Handl
 
 void Watch::Stop() {
   stopped_ = true;
+  if (resync_timer_) resync_timer_->cancel();
   if (cancel_) cancel_();
+}
+
+void Watch::ArmResync() {
+  const auto period = client_.options_.resync_period;
+  if (period.count() <= 0 || stopped_) return;
+  resync_due_ = false;
+  if (!resync_timer_) resync_timer_ = std::make_shared<asio::steady_timer>(client_.io_);
+  resync_timer_->expires_after(period);
+  std::weak_ptr<Watch> weak = weak_from_this();
+  resync_timer_->async_wait([weak](const beast::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->stopped_) return;
+    self->resync_due_ = true;
+    if (self->cancel_) self->cancel_();  // ends the open stream or the backoff wait
+  });
 }
 
 awaitable<void> Watch::Run() {
@@ -505,6 +521,11 @@ awaitable<void> Watch::Run() {
       cancel_ = nullptr;
       if (stopped_) break;
     }
+    if (resync_due_) {  // the periodic relist (ArmResync)
+      resync_due_ = false;
+      resource_version_.clear();
+      ++resyncs_;
+    }
     if (resource_version_.empty()) {
       std::string target = path_ + (selector.empty() ? "" : "?" + selector);
       auto list = co_await client_.Call("GET", target);
@@ -514,6 +535,7 @@ awaitable<void> Watch::Run() {
         continue;
       }
       ++relists_;
+      ArmResync();
       resource_version_ = list->body["metadata"].value("resourceVersion", "");
       std::vector<std::string> names;
       for (const json& item : list->body.value("items", json::array())) {

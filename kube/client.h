@@ -42,6 +42,9 @@ struct ClientOptions {
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{10'000};
   std::string user_agent = "kiln";
+  // Every watch lists its collection again this often (0: never), whatever its stream does, so
+  // a change a watch missed (a proxy that lost an event, a long outage) is seen within a period.
+  std::chrono::milliseconds resync_period{5 * 60 * 1000};
   // Called (on the io_context's thread) after every request sent, with its method and the HTTP
   // status, 0 when no answer came (connection or timeout): kiln server's metrics.
   std::function<void(std::string_view method, int status)> observe;
@@ -95,6 +98,7 @@ class Watch : public std::enable_shared_from_this<Watch> {
   void Stop();
   // Counters for tests and logs.
   int relists() const { return relists_; }
+  int resyncs() const { return resyncs_; }
   int reconnects() const { return reconnects_; }
   const std::string& resource_version() const { return resource_version_; }
 
@@ -113,6 +117,11 @@ class Watch : public std::enable_shared_from_this<Watch> {
   int relists_ = 0;
   int reconnects_ = 0;
   std::function<void()> cancel_;  // closes the open watch connection
+  // The periodic relist (ClientOptions::resync_period): armed after each list.
+  void ArmResync();
+  std::shared_ptr<boost::asio::steady_timer> resync_timer_;
+  bool resync_due_ = false;
+  int resyncs_ = 0;
 };
 
 class Client {

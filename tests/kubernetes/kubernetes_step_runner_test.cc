@@ -34,11 +34,12 @@ namespace {
 // A kubesim, a client on a test io_context, and workflows run to their end on it.
 class Cluster {
  public:
-  explicit Cluster(const std::string& cluster_file, std::vector<std::string> kubesim_flags = {})
+  explicit Cluster(const std::string& cluster_file, std::vector<std::string> kubesim_flags = {},
+                   kube::ClientOptions client_options = {})
       : sim_(cluster_file, std::move(kubesim_flags)) {
     auto config = kube::LoadKubeconfig(sim_.kubeconfig());
     REQUIRE(config.has_value());
-    auto client = kube::Client::Create(io_, *config);
+    auto client = kube::Client::Create(io_, *config, std::move(client_options));
     REQUIRE(client.has_value());
     client_ = std::move(*client);
   }
@@ -122,6 +123,7 @@ class Cluster {
 
   const AcceleratorProfiles* accelerators = nullptr;  // for the next runs; built-in when null
   const Kubesim& sim() const { return sim_; }
+  kube::Client& client() { return *client_; }
 
  private:
   Kubesim sim_;
@@ -563,6 +565,130 @@ spec:
   CHECK(created == 3);
   CHECK(conflicts == 1);
   CHECK(cluster.Jobs("adopt").size() == 3);
+}
+
+TEST_CASE("a workflow completes through 500s, 429s, dropped connections, cut and expired watches",
+          "[kubernetes][kubesim][faults]") {
+  Cluster cluster("cpu-only.yaml");
+  // Seeded, so every run meets the same faults in the same request order.
+  json faults = json::parse(R"({"seed": 11,
+    "rateLimit": {"qps": 40, "burst": 20},
+    "rules": [
+      {"action": "error", "code": 500, "verb": "create", "resource": "jobs", "probability": 0.3},
+      {"action": "tooManyRequests", "verb": "list", "resource": "pods", "probability": 0.3},
+      {"action": "error", "code": 503, "resource": "pods/log", "probability": 0.3},
+      {"action": "drop", "verb": "get", "probability": 0.2},
+      {"action": "expireWatch", "resource": "jobs", "count": 1},
+      {"action": "expireWatch", "resource": "pods", "count": 2},
+      {"action": "endWatch", "resource": "jobs", "afterEvents": 4},
+      {"action": "endWatch", "resource": "pods", "afterEvents": 5}]})");
+  REQUIRE(cluster.Api("POST", "/kubesim/faults", faults).status == 200);
+  const auto& s = cluster.Run(Wf("faulty", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: fan, template: work, withSequence: {count: "8"}}
+    - - {name: join, template: work}
+  - name: work
+    metadata: {annotations: {kubesim.kiln.dev/duration: 20ms}}
+    container: {image: busybox, command: [echo, hi]}
+)"));
+  CHECK(s.phase == scheduler::Phase::kSucceeded);
+  size_t steps = 0;
+  for (const auto& [id, n] : s.nodes) {
+    if (n.type != scheduler::NodeType::kPod) continue;
+    ++steps;
+    CHECK(n.phase == scheduler::Phase::kSucceeded);
+  }
+  CHECK(steps == 9);
+  CHECK(cluster.Jobs("faulty").size() == 9);  // one Job per step: no retry made a second
+  // The faults did fire.
+  kube::ApiResponse fired = cluster.Api("GET", "/kubesim/faults");
+  REQUIRE(fired.status == 200);
+  std::map<std::string, int64_t> by_action;
+  for (const json& r : fired.body["rules"]) by_action[r.value("action", "")] += r.value("fired", int64_t{0});
+  CHECK(by_action["error"] > 0);
+  CHECK(by_action["tooManyRequests"] > 0);
+  CHECK(by_action["expireWatch"] == 3);
+  CHECK(by_action["endWatch"] > 0);
+}
+
+TEST_CASE("a 403 on create ends the step in Error with the API's message", "[kubernetes][kubesim][faults]") {
+  Cluster cluster("cpu-only.yaml");
+  json faults = {{"rules", json::array({{{"action", "error"},
+                                         {"code", 403},
+                                         {"verb", "create"},
+                                         {"resource", "jobs"},
+                                         {"message", "jobs.batch is forbidden: User \"system:serviceaccount:kiln:kiln\" "
+                                                     "cannot create resource \"jobs\" in API group \"batch\""}}})}};
+  REQUIRE(cluster.Api("POST", "/kubesim/faults", faults).status == 200);
+  const auto& s = cluster.Run(Wf("forbidden", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    container: {image: busybox, command: [echo, hi]}
+)"));
+  CHECK(s.phase == scheduler::Phase::kError);
+  const std::string& m = s.nodes.at(s.root).message;
+  INFO(m);
+  CHECK(m.starts_with("cannot create Job " + JobName("uid-1", s.root, 0) + ": "));
+  CHECK(m.find("cannot create resource \"jobs\" in API group \"batch\"") != std::string::npos);
+}
+
+TEST_CASE("with the Job watch refused, the periodic relist still sees every completion",
+          "[kubernetes][kubesim][faults]") {
+  kube::ClientOptions options;
+  options.resync_period = std::chrono::milliseconds(200);
+  Cluster cluster("cpu-only.yaml", {}, options);
+  json faults = {{"rules", json::array({{{"action", "error"}, {"code", 500}, {"verb", "watch"}, {"resource", "jobs"}}})}};
+  REQUIRE(cluster.Api("POST", "/kubesim/faults", faults).status == 200);
+  const auto& s = cluster.Run(Wf("relisted", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: a, template: work}
+    - - {name: b, template: work}
+    - - {name: c, template: work}
+  - name: work
+    metadata: {annotations: {kubesim.kiln.dev/duration: 20ms}}
+    container: {image: busybox, command: [echo, hi]}
+)"));
+  CHECK(s.phase == scheduler::Phase::kSucceeded);
+  CHECK(cluster.Jobs("relisted").size() == 3);
+}
+
+TEST_CASE("a Job deleted while kiln is not watching is found missing at the next relist", "[kubernetes][kubesim][faults]") {
+  kube::ClientOptions options;
+  options.resync_period = std::chrono::milliseconds(200);
+  Cluster cluster("cpu-only.yaml", {}, options);
+  json faults = {{"rules", json::array({{{"action", "error"}, {"code", 500}, {"verb", "watch"}, {"resource", "jobs"}}})}};
+  REQUIRE(cluster.Api("POST", "/kubesim/faults", faults).status == 200);
+  bool deleted = false;
+  std::optional<Result<void>> deletion;
+  const auto& s = cluster.Run(Wf("vanish", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    metadata: {annotations: {kubesim.kiln.dev/duration: 1h}}
+    container: {image: busybox, command: [sleep, "3600"]}
+)"), [&](scheduler::Driver&, const scheduler::WorkflowState& after) {
+    if (deleted || after.nodes.at(after.root).phase != scheduler::Phase::kRunning) return;
+    deleted = true;
+    std::string path = "/apis/batch/v1/namespaces/default/jobs/" + JobName("uid-1", after.root, 0);
+    asio::co_spawn(cluster.client().io(),
+                   [&cluster, &deletion, path]() -> asio::awaitable<void> {
+                     deletion = co_await cluster.client().Delete(path, "Background");
+                   },
+                   asio::detached);
+  });
+  REQUIRE(deleted);
+  REQUIRE(deletion.has_value());
+  CHECK(deletion->has_value());
+  CHECK(s.phase == scheduler::Phase::kError);
+  CHECK(s.nodes.at(s.root).message ==
+        "Job " + JobName("uid-1", s.root, 0) + " vanished: it was deleted while kiln was not watching");
 }
 
 }  // namespace kiln::executor
