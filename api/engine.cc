@@ -1,5 +1,7 @@
 #include "api/engine.h"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 
 #include <chrono>
@@ -577,6 +579,24 @@ Result<void> Engine::Delete(const std::string& uid) {
   if (!w) return std::unexpected(w.error());
   if (!*w) return MakeError(Code::kNotFound, "workflow not found");
   if (auto ok = store_.DeleteWorkflow(uid); !ok) return ok;
+  if (shared_->kube) {
+    // Its Jobs go with it (Background: their pods too); the record is gone already, so a
+    // failure is reported, not retried.
+    std::string ns = options_.kube_namespace.empty() && !(*w)->namespace_.empty() ? (*w)->namespace_
+                                                                                : shared_->kube_namespace;
+    kube::Client& client = *shared_->kube;
+    std::string name = (*w)->name;
+    boost::asio::co_spawn(
+        io_,
+        [&client, ns, uid, name]() -> boost::asio::awaitable<void> {
+          Result<void> deleted = co_await executor::DeleteWorkflowJobs(client, ns, uid);
+          if (!deleted) {
+            std::fprintf(stderr, "kiln server: workflow %s deleted, but not its Jobs in namespace %s: %s\n",
+                         name.c_str(), ns.c_str(), deleted.error().ToString().c_str());
+          }
+        },
+        boost::asio::detached);
+  }
   std::error_code ec;
   fs::remove_all(cli::WorkflowWorkDir(options_.data_dir, uid), ec);
   Changed(**w, ChangeType::kDeleted);

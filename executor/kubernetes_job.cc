@@ -272,7 +272,8 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
   }
   json kiln_labels = {{std::string(kLabelWorkflow), LabelValue(ctx.workflow)},
                       {std::string(kLabelNode), LabelValue(step.node)},
-                      {std::string(kLabelAttempt), std::to_string(step.attempt)}};
+                      {std::string(kLabelAttempt), std::to_string(step.attempt)},
+                      {std::string(kLabelWorkflowUid), LabelValue(ctx.workflow_uid)}};
   json kiln_annotations = {{std::string(kAnnotationNode), step.node},
                            {std::string(kAnnotationWorkflowUid), ctx.workflow_uid}};
   if (!accelerator.empty()) kiln_annotations[std::string(kAnnotationAcceleratorProfile)] = accelerator;

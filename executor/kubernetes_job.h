@@ -21,6 +21,9 @@ namespace kiln::executor {
 inline constexpr std::string_view kLabelWorkflow = "kiln.dev/workflow";
 inline constexpr std::string_view kLabelNode = "kiln.dev/node";
 inline constexpr std::string_view kLabelAttempt = "kiln.dev/attempt";
+// The run's uid: how a deleted workflow's Jobs are found (and only its, not a later run's of the
+// same name).
+inline constexpr std::string_view kLabelWorkflowUid = "kiln.dev/workflow-uid";
 inline constexpr std::string_view kAnnotationNode = "kiln.dev/node";  // the node id, unabridged
 inline constexpr std::string_view kAnnotationWorkflowUid = "kiln.dev/workflow-uid";
 

@@ -134,6 +134,16 @@ scheduler::StepFinished Ended(const std::string& node, bool error = false, std::
 
 }  // namespace
 
+awaitable<Result<void>> DeleteWorkflowJobs(kube::Client& client, std::string ns, std::string workflow_uid) {
+  std::string target = "/apis/batch/v1/namespaces/" + ns + "/jobs?labelSelector=" +
+                       kube::UrlEncode(std::string(kLabelWorkflowUid) + "=" + LabelValue(workflow_uid)) +
+                       "&propagationPolicy=Background";
+  auto r = co_await client.Call("DELETE", target);
+  if (!r) co_return std::unexpected(r.error());
+  if (r->status / 100 != 2) co_return std::unexpected(kube::ApiError("DELETE", target, *r));
+  co_return Result<void>{};
+}
+
 KubernetesStepRunner::KubernetesStepRunner(kube::Client& client, KubernetesOptions options)
     : client_(client), options_(std::move(options)) {}
 

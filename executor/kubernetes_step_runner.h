@@ -59,6 +59,12 @@ struct KubernetesOptions {
   std::chrono::seconds log_idle_timeout{600};
 };
 
+// Deletes every Job of run `workflow_uid` in `ns`, whatever state it is in: one
+// deletecollection by the kiln.dev/workflow-uid label with propagationPolicy Background (their
+// pods go too). For a deleted workflow.
+boost::asio::awaitable<Result<void>> DeleteWorkflowJobs(kube::Client& client, std::string ns,
+                                                       std::string workflow_uid);
+
 class KubernetesStepRunner : public scheduler::StepRunner {
  public:
   // REQUIRES: `client` outlives the runner; its io_context is the driver's.

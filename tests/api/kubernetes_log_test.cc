@@ -10,6 +10,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <future>
@@ -297,6 +298,58 @@ TEST_CASE("a pod log that cannot be read does not fail the step, and kiln's copy
   INFO(text);
   CHECK(text.starts_with("no log: cannot read the log of pod " + node["podName"].get<std::string>() + "-"));
   CHECK(text.find(": 500 Internal error occurred: the container runtime is unreachable") != std::string::npos);
+}
+
+}  // namespace kiln::api
+
+namespace kiln::api {
+
+TEST_CASE("deleting a finished workflow deletes its Jobs and their pods", "[api][kubernetes][kubesim]") {
+  Kubesim sim("cpu-only.yaml");
+  KubeServer h(sim);
+  std::string name = h.Submit(R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: doomed}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: a, template: echo}
+      - {name: b, template: echo}
+  - name: echo
+    container: {image: busybox, command: [echo, hi]}
+)");
+  REQUIRE(h.WaitDone(name) == "Succeeded");
+  const std::string uid = h.Get(name)["metadata"]["uid"];
+  const std::string selector = "kiln.dev/workflow-uid=" + uid;
+  kube::ApiResponse jobs =
+      h.Kube("GET", "/apis/batch/v1/namespaces/default/jobs?labelSelector=" + kube::UrlEncode(selector));
+  REQUIRE(jobs.status == 200);
+  REQUIRE(jobs.body["items"].size() == 2);
+
+  // Watch them go: the DELETED events of both Jobs and both pods.
+  int deleted = 0;
+  auto on_job = [&deleted](const kube::WatchEvent& e) { deleted += e.type == "DELETED" ? 1 : 0; };
+  int listed = 0;
+  auto on_list = [&listed](const std::vector<std::string>& names) { listed += static_cast<int>(names.size()); };
+  auto job_watch = h.kube->StartWatch("/apis/batch/v1/namespaces/default/jobs", selector, on_job, on_list);
+  auto pod_watch = h.kube->StartWatch("/api/v1/namespaces/default/pods", selector, on_job, on_list);
+  boost::asio::steady_timer bound(h.kube_io, std::chrono::seconds(30));  // a failure bound, not a wait
+  bool timed_out = false;
+  bound.async_wait([&timed_out](boost::system::error_code ec) { timed_out = !ec; });
+  h.kube_io.restart();
+  while (listed < 4 && !timed_out) h.kube_io.run_one();  // both watches have listed
+  REQUIRE(listed == 4);
+  auto r = http::Fetch(h.endpoint, "DELETE", "/api/v1/workflows/default/" + name);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  while (deleted < 4 && !timed_out) h.kube_io.run_one();
+  job_watch->Stop();
+  pod_watch->Stop();
+  CHECK(deleted == 4);
+  jobs = h.Kube("GET", "/apis/batch/v1/namespaces/default/jobs?labelSelector=" + kube::UrlEncode(selector));
+  CHECK(jobs.body["items"].empty());
 }
 
 }  // namespace kiln::api

@@ -99,7 +99,10 @@ TEST_CASE("a container step becomes a Job with kiln's labels and no Job-level re
   const json& j = *job;
   CHECK(j["metadata"]["name"] == JobName("uid-1", "wf", 2));
   CHECK(j["metadata"]["namespace"] == "ml");
-  CHECK(j["metadata"]["labels"] == json{{"kiln.dev/workflow", "wf"}, {"kiln.dev/node", "wf"}, {"kiln.dev/attempt", "2"}});
+  CHECK(j["metadata"]["labels"] == json{{"kiln.dev/workflow", "wf"},
+                                        {"kiln.dev/node", "wf"},
+                                        {"kiln.dev/attempt", "2"},
+                                        {"kiln.dev/workflow-uid", "uid-1"}});
   CHECK(j["spec"]["backoffLimit"] == 0);
   CHECK(j["spec"]["activeDeadlineSeconds"] == 120);
   CHECK(j["spec"]["ttlSecondsAfterFinished"] == 300);
