@@ -271,6 +271,8 @@ Result<void> Engine::Drive(std::unique_ptr<Run> run, bool resume) {
     ko.job.workflow = run->state->name;
     ko.job.workflow_uid = uid;
     ko.job.accelerators = &shared_->accelerators;
+    ko.job.agent_image = options_.agent_image;
+    ko.job.agent_path = options_.agent_path;
     ko.job.spec = &run->workflow->spec;
     ko.log_path = [data_dir = options_.data_dir, uid](const std::string& node) {
       return cli::StepLogPath(data_dir, uid, node);

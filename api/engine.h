@@ -41,6 +41,8 @@ struct EngineOptions {
   std::string kube_context;
   std::string kube_namespace;      // "" = each workflow's own namespace
   std::string accelerators;        // kubernetes: accelerator profiles file ("" = built-in only)
+  std::string agent_image;         // kubernetes: the kiln exec agent (executor::JobContext)
+  std::string agent_path;
   // Where the engine counts what it does (steps by phase, step durations, scheduling latency,
   // steps waiting to start, workflows by phase); none when null. Must outlive the engine.
   Metrics* metrics = nullptr;

@@ -24,6 +24,9 @@ void RegisterSubmit(CLI::App& app);
 void RegisterWatch(CLI::App& app);
 void RegisterWorkflowActions(CLI::App& app);
 void RegisterServer(CLI::App& app);
+// The agent in a Kubernetes step's pod (cli/exec.cc): `kiln exec ...`, parsed by hand (not
+// CLI11) since everything after its own flags is the step's command, flags and all.
+int ExecMain(int argc, char** argv);
 
 // The exit code set by the subcommand that ran (0 when none set one).
 int ExitCode();

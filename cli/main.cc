@@ -2,10 +2,12 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <string_view>
 
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "exec") return kiln::cli::ExecMain(argc, argv);
   CLI::App app{"kiln: a workflow orchestrator for batch machine learning that runs Argo Workflows manifests"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(kiln::cli::kVersion));

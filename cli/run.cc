@@ -53,6 +53,8 @@ struct RunFlags {
   std::string kube_context;
   std::string kube_namespace;
   std::string accelerators;  // accelerator profiles file
+  std::string agent_image;
+  std::string agent_path;
   bool fresh = false;
   bool no_tree = false;
   std::string durability = "full";
@@ -142,6 +144,8 @@ struct RunRecord {
   std::string kube_context;
   std::string kube_namespace;
   std::string accelerators;  // absolute path of the accelerator profiles file, or ""
+  std::string agent_image;   // the kiln exec agent (executor/kubernetes_job.h JobContext)
+  std::string agent_path;
 };
 
 // A workflow ready to drive: its manifests (owned here, so the state's pointers stay valid),
@@ -255,6 +259,8 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
     ko.job.workflow = state.name;
     ko.job.workflow_uid = uid;
     ko.job.accelerators = &accelerators;
+    ko.job.agent_image = p.run.agent_image;
+    ko.job.agent_path = p.run.agent_path;
     ko.job.spec = state.manifest ? &state.manifest->spec : nullptr;
     // kiln's copy of each step's log, where `kiln logs` reads the local executor's.
     ko.log_path = [data_dir, uid](const std::string& node) { return StepLogPath(data_dir, uid, node); };
@@ -423,6 +429,8 @@ Result<void> Rebuild(Prepared& p, store::Store& st, const store::WorkflowRecord&
   p.run.kube_context = run->value("context", "");
   p.run.kube_namespace = run->value("namespace", "");
   p.run.accelerators = run->value("accelerators", "");
+  p.run.agent_image = run->value("agentImage", "");
+  p.run.agent_path = run->value("agentPath", "");
   p.identity.spec = w.spec;
   p.identity.created = w.created_at;
   // The manifest and the --templates files as they were recorded (the files may have changed
@@ -520,6 +528,8 @@ int RunWorkflow(const RunFlags& flags) {
   p.run.kube_context = flags.kube_context;
   p.run.kube_namespace = flags.kube_namespace;
   p.run.accelerators = flags.accelerators.empty() ? "" : Absolute(flags.accelerators);
+  p.run.agent_image = flags.agent_image;
+  p.run.agent_path = flags.agent_path;
   if (!p.run.accelerators.empty()) {  // checked before anything is recorded
     if (auto profiles = executor::AcceleratorProfiles::Load(p.run.accelerators); !profiles) {
       std::fprintf(stderr, "kiln run: %s\n", profiles.error().ToString().c_str());
@@ -602,6 +612,8 @@ int RunWorkflow(const RunFlags& flags) {
                                  {"context", p.run.kube_context},
                                  {"namespace", p.run.kube_namespace},
                                  {"accelerators", p.run.accelerators},
+                                 {"agentImage", p.run.agent_image},
+                                 {"agentPath", p.run.agent_path},
                                  {"overrides", *params}}
                       .dump();
   first.events.push_back(std::move(run));
@@ -659,6 +671,11 @@ void RegisterRun(CLI::App& app) {
   cmd->add_option("--accelerators", flags->accelerators,
                   "A YAML file of accelerator profiles for kiln.dev/accelerator (added to the built-in ones; "
                   "docs/kubernetes.md)");
+  cmd->add_option("--agent-image", flags->agent_image,
+                  "Kubernetes: an image with kiln at /usr/local/bin/kiln; each step's pod copies it in and runs "
+                  "its command under `kiln exec`, which reports outputs.result and output parameters from files");
+  cmd->add_option("--agent-path", flags->agent_path,
+                  "Kubernetes: kiln is already at this path in every step's container (instead of --agent-image)");
   cmd->add_option("--durability", flags->durability,
                   "full: every transition is fsynced before its actions (survives power loss); process: "
                   "survives kill -9 of kiln but not an OS crash, and costs less per step")

@@ -31,6 +31,8 @@ struct ServerFlags {
   std::string kube_context;
   std::string kube_namespace;
   std::string accelerators;
+  std::string agent_image;
+  std::string agent_path;
   std::string tls_cert;
   std::string tls_key;
   std::string auth_tokens;
@@ -145,6 +147,8 @@ int RunServer(const ServerFlags& flags) {
   eo.kube_context = flags.kube_context;
   eo.kube_namespace = flags.kube_namespace;
   eo.accelerators = flags.accelerators;
+  eo.agent_image = flags.agent_image;
+  eo.agent_path = flags.agent_path;
   if (eo.executor == "kubernetes" && eo.kubeconfig.empty()) {
     const char* env = std::getenv("KUBECONFIG");
     const char* home = std::getenv("HOME");
@@ -210,6 +214,11 @@ void RegisterServer(CLI::App& app) {
   cmd->add_option("--accelerators", flags->accelerators,
                   "A YAML file of accelerator profiles for kiln.dev/accelerator (added to the built-in ones; "
                   "docs/kubernetes.md)");
+  cmd->add_option("--agent-image", flags->agent_image,
+                  "An image with kiln at /usr/local/bin/kiln; each step's pod copies it in and runs its command "
+                  "under `kiln exec`, which reports outputs.result and output parameters from files");
+  cmd->add_option("--agent-path", flags->agent_path,
+                  "kiln is already at this path in every step's container (instead of --agent-image)");
   cmd->add_option("--tls-cert", flags->tls_cert, "Serve HTTPS with this certificate (PEM; with --tls-key)");
   cmd->add_option("--tls-key", flags->tls_key, "The certificate's private key (PEM)");
   cmd->add_option("--auth-tokens", flags->auth_tokens,

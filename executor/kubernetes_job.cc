@@ -152,8 +152,8 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
       return MakeError(Code::kInvalidArgument, "a script template needs a command (e.g. [python])", where);
     }
     json argv = json::array({"/bin/sh", "-c",
-                             "printf '%s' \"$KILN_SCRIPT_SOURCE\" > /argo/staging/script && exec \"$@\" "
-                             "/argo/staging/script",
+                             "printf '%s' \"$KILN_SCRIPT_SOURCE\" > /argo/staging/script && "
+                             "chmod 755 /argo/staging/script && exec \"$@\" /argo/staging/script",
                              "kiln-script"});
     for (const json& a : container["command"]) argv.push_back(a);
     if (container.contains("args") && container["args"].is_array()) {
@@ -173,6 +173,46 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
   json pod = json::object();
   pod["restartPolicy"] = "Never";
   json init = json::array();
+  // The agent: `kiln exec ... -- <the command>` reports outputs.result and output parameters.
+  std::string agent = ctx.agent_path;
+  if (!ctx.agent_image.empty()) {
+    agent = "/kiln-agent/kiln";
+    init.push_back({{"name", "kiln-agent"},
+                    {"image", ctx.agent_image},
+                    {"command", json::array({"cp", "/usr/local/bin/kiln", agent})},
+                    {"volumeMounts", json::array({{{"name", "kiln-agent"}, {"mountPath", "/kiln-agent"}}})}});
+    if (!container.contains("volumeMounts") || !container["volumeMounts"].is_array()) {
+      container["volumeMounts"] = json::array();
+    }
+    container["volumeMounts"].push_back({{"name", "kiln-agent"}, {"mountPath", "/kiln-agent"}});
+    extra_volumes.push_back({{"name", "kiln-agent"}, {"emptyDir", json::object()}});
+  }
+  if (!agent.empty()) {
+    if (!container.contains("command") || !container["command"].is_array() || container["command"].empty()) {
+      return MakeError(Code::kInvalidArgument,
+                       "the kiln exec agent needs the step's command: kiln cannot read the image's entrypoint "
+                       "(set container.command)",
+                       where);
+    }
+    json argv = json::array({agent, "exec"});
+    for (const dag::Parameter& p : t.outputs.parameters) {
+      if (p.value_from && !p.value_from->path.empty()) {
+        argv.push_back("--param");
+        argv.push_back(p.name + "=" + p.value_from->path);
+      }
+    }
+    if (container.contains("terminationMessagePath") && container["terminationMessagePath"].is_string()) {
+      argv.push_back("--termination-log");
+      argv.push_back(container["terminationMessagePath"]);
+    }
+    argv.push_back("--");
+    for (const json& a : container["command"]) argv.push_back(a);
+    if (container.contains("args") && container["args"].is_array()) {
+      for (const json& a : container["args"]) argv.push_back(a);
+    }
+    container["command"] = std::move(argv);
+    container.erase("args");
+  }
   if (t.init_containers.is_array()) {
     for (const json& c : t.init_containers) init.push_back(UserContainer(c));
   }
@@ -308,8 +348,10 @@ std::optional<TerminationOutputs> ParseTerminationMessage(std::string_view messa
   if (i == std::string_view::npos || message[i] != '{') return std::nullopt;
   json j = json::parse(message, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  if (!j.contains("parameters") && !j.contains("result")) return std::nullopt;
+  if (!j.contains("parameters") && !j.contains("result") && !j.contains("error")) return std::nullopt;
   TerminationOutputs out;
+  if (j.contains("note") && j["note"].is_string()) out.note = j["note"];
+  if (j.contains("error") && j["error"].is_string()) out.error = j["error"];
   auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
   if (j.contains("parameters")) {
     const json& p = j["parameters"];

@@ -34,6 +34,12 @@ struct JobContext {
   // Workflow-level pod defaults (nodeSelector, tolerations, ...); may be null.
   const dag::WorkflowSpec* spec = nullptr;
   std::optional<int64_t> ttl_seconds_after_finished;
+  // The `kiln exec` agent (cli/exec.cc), which reports outputs.result and output parameters
+  // read from files: with agent_image, an init container copies /usr/local/bin/kiln from that
+  // image into an emptyDir; with agent_path, the kiln binary is already at that path in every
+  // step's container. Neither: no agent (outputs only from a JSON termination message).
+  std::string agent_image;
+  std::string agent_path;
   // Profiles for kiln.dev/accelerator; null: the built-in ones.
   const AcceleratorProfiles* accelerators = nullptr;
 };
@@ -76,6 +82,8 @@ nlohmann::json PodAnnotations(const scheduler::LaunchStep& step, const JobContex
 struct TerminationOutputs {
   std::map<std::string, std::string> parameters;
   std::optional<std::string> result;
+  std::string note;   // e.g. why outputs.result was left out
+  std::string error;  // the agent could not report the outputs: the step fails with this
 };
 std::optional<TerminationOutputs> ParseTerminationMessage(std::string_view message);
 

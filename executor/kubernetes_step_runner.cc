@@ -479,6 +479,11 @@ awaitable<void> KubernetesStepRunner::FinishFromPod(std::string node, bool compl
     if (auto out = ParseTerminationMessage(term_msg)) {
       f.outputs = std::move(out->parameters);
       f.result = std::move(out->result);
+      f.message = std::move(out->note);
+      if (!out->error.empty()) {
+        f.error = true;
+        f.message = std::move(out->error);
+      }
     }
     if (complete) f.exit_code = 0;
     if (!complete && f.exit_code == 0) {  // e.g. DeadlineExceeded after the container ended

@@ -321,3 +321,62 @@ cpuOnlySteps:
 }
 
 }  // namespace kiln::executor
+
+namespace kiln::executor {
+
+TEST_CASE("with the agent, the command runs under kiln exec, which reports output parameters", "[kubernetes][agent]") {
+  OneTemplate t = Parse(R"(
+  entrypoint: main
+  templates:
+  - name: main
+    outputs:
+      parameters:
+      - {name: score, valueFrom: {path: /tmp/score}}
+      - {name: label, valueFrom: {parameter: "x"}}
+    container: {image: python:3.12, command: [python, train.py], args: [--epochs, "3"]}
+  - name: no-command
+    container: {image: python:3.12, args: [train.py]}
+)");
+  JobContext ctx;
+  ctx.workflow = "wf";
+  ctx.workflow_uid = "u";
+  ctx.agent_image = "ghcr.io/example/kiln:0.1.0";
+  scheduler::LaunchStep step;
+  step.node = "wf";
+  step.tmpl = &t.tmpl();
+  step.container = step.tmpl->container;
+  auto job = BuildJob(step, ctx);
+  REQUIRE(job.has_value());
+  const json& pod = (*job)["spec"]["template"]["spec"];
+  CHECK(pod["containers"][0]["command"] ==
+        json::parse(R"(["/kiln-agent/kiln", "exec", "--param", "score=/tmp/score", "--",
+                        "python", "train.py", "--epochs", "3"])"));
+  CHECK_FALSE(pod["containers"][0].contains("args"));
+  CHECK(pod["initContainers"][0] == json::parse(R"({"name": "kiln-agent", "image": "ghcr.io/example/kiln:0.1.0",
+      "command": ["cp", "/usr/local/bin/kiln", "/kiln-agent/kiln"],
+      "volumeMounts": [{"name": "kiln-agent", "mountPath": "/kiln-agent"}]})"));
+  CHECK(pod["volumes"] == json::parse(R"([{"name": "kiln-agent", "emptyDir": {}}])"));
+
+  ctx.agent_image.clear();
+  ctx.agent_path = "/opt/kiln";
+  job = BuildJob(step, ctx);
+  REQUIRE(job.has_value());
+  CHECK((*job)["spec"]["template"]["spec"]["containers"][0]["command"][0] == "/opt/kiln");
+  CHECK_FALSE((*job)["spec"]["template"]["spec"].contains("initContainers"));
+
+  step.tmpl = &t.spec().templates[1];
+  step.container = step.tmpl->container;
+  auto refused = BuildJob(step, ctx);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().message().find("the kiln exec agent needs the step's command") != std::string::npos);
+
+  auto out = ParseTerminationMessage(R"({"parameters": {"score": "0.9"}, "result": "ok", "note": "n"})");
+  REQUIRE(out.has_value());
+  CHECK(out->parameters.at("score") == "0.9");
+  CHECK(out->note == "n");
+  auto error = ParseTerminationMessage(R"({"error": "output parameters are 5000 bytes"})");
+  REQUIRE(error.has_value());
+  CHECK(error->error == "output parameters are 5000 bytes");
+}
+
+}  // namespace kiln::executor

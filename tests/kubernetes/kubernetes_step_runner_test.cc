@@ -64,6 +64,7 @@ class Cluster {
     options.job.workflow_uid = s.uid;
     options.job.spec = &m.spec;
     options.job.accelerators = accelerators;
+    options.job.agent_path = agent_path;
     KubernetesStepRunner runner(*client_, options);
     scheduler::Driver* driver_ptr = nullptr;
     auto recorder = [](const scheduler::WorkflowState&, const scheduler::Event&, const scheduler::Transition&) -> Result<void> {
@@ -123,6 +124,7 @@ class Cluster {
 
   const AcceleratorProfiles* accelerators = nullptr;  // for the next runs; built-in when null
   const Kubesim& sim() const { return sim_; }
+  std::string agent_path;  // the kiln exec agent for the next runs (none when empty)
   kube::Client& client() { return *client_; }
 
  private:
@@ -689,6 +691,42 @@ TEST_CASE("a Job deleted while kiln is not watching is found missing at the next
   CHECK(s.phase == scheduler::Phase::kError);
   CHECK(s.nodes.at(s.root).message ==
         "Job " + JobName("uid-1", s.root, 0) + " vanished: it was deleted while kiln was not watching");
+}
+
+TEST_CASE("the kiln exec agent reports outputs.result and output parameters read from files",
+          "[kubernetes][kubesim][agent]") {
+  Cluster cluster("cpu-only.yaml");
+  cluster.agent_path = KILN_BINARY;  // kubesim's containers run on this host: kiln is at this path
+  const auto& s = cluster.Run(Wf("agent", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: make, template: make}
+    - - name: use
+        template: use
+        arguments:
+          parameters:
+          - {name: score, value: "{{steps.make.outputs.parameters.score}}"}
+          - {name: said, value: "{{steps.make.outputs.result}}"}
+  - name: make
+    outputs:
+      parameters: [{name: score, valueFrom: {path: /tmp/score.txt}}]
+    script:
+      image: busybox
+      command: [sh]
+      source: |
+        echo 0.93 > /tmp/score.txt
+        echo trained
+  - name: use
+    inputs: {parameters: [{name: score}, {name: said}]}
+    container: {image: busybox, command: [sh, -c, 'test "{{inputs.parameters.score}}/{{inputs.parameters.said}}" = 0.93/trained']}
+)"));
+  CHECK(s.phase == scheduler::Phase::kSucceeded);
+  const scheduler::NodeState& make = NodeNamed(s, "make");
+  CHECK(make.outputs.at("score") == "0.93");
+  REQUIRE(make.result.has_value());
+  CHECK(*make.result == "trained");
 }
 
 }  // namespace kiln::executor

@@ -579,8 +579,10 @@ struct Kubelet::Impl {
   std::expected<std::map<std::string, std::string>, std::string> ContainerEnv(const json& pod, const json& c,
                                                                               const std::string& ip) {
     std::string ns = Str(pod, {"metadata", "namespace"});
+    // The host is the image, so the image's PATH is kubesim's own (as the local executor's).
+    const char* host_path = std::getenv("PATH");
     std::map<std::string, std::string> env = {
-        {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+        {"PATH", host_path && *host_path ? host_path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
         {"HOSTNAME", Str(pod, {"metadata", "name"})},
         {"HOME", "/root"}};
     auto source = [&](const json& ref, bool secret) -> std::expected<ObjectPtr, std::string> {

@@ -1,0 +1,193 @@
+// `kiln exec`: the agent in a step's pod (Kubernetes executor). It runs the step's command, passes
+// its stdout through (the pod log) while keeping the first 256 KiB for outputs.result, reads the
+// output parameters' files, and writes them with the result as JSON to the termination message
+// file, which the controller reads from the pod's status (executor/kubernetes_job.h,
+// ParseTerminationMessage). Exits with the command's exit code (128+N for signal N).
+//
+//   kiln exec [--param NAME=PATH]... [--termination-log PATH] -- COMMAND [ARG]...
+//
+// The message must fit the 4096 bytes Kubernetes keeps: the result is dropped first (with a
+// note), then the step fails with an "error" naming the sizes.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace kiln::cli {
+
+namespace {
+
+constexpr size_t kResultLimit = 256 << 10;  // as the local executor's outputs.result
+constexpr size_t kMessageLimit = 4096;      // what Kubernetes keeps of a termination message
+
+volatile sig_atomic_t g_child = 0;
+
+void Forward(int sig) {
+  if (g_child > 0) ::kill(static_cast<pid_t>(g_child), sig);
+}
+
+std::string TrimTrailingNewlines(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+bool WriteAll(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, data, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+struct ExecFlags {
+  std::vector<std::string> params;  // NAME=PATH
+  std::string termination_log = "/dev/termination-log";
+  std::vector<std::string> command;
+};
+
+int Exec(const ExecFlags& flags) {
+  if (flags.command.empty()) {
+    std::fprintf(stderr, "kiln exec: no command: pass it after --, e.g. kiln exec -- python train.py\n");
+    return 2;
+  }
+  std::map<std::string, std::string> params;
+  for (const std::string& p : flags.params) {
+    size_t eq = p.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == p.size()) {
+      std::fprintf(stderr, "kiln exec: --param %s: expected NAME=PATH\n", p.c_str());
+      return 2;
+    }
+    params[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    std::fprintf(stderr, "kiln exec: pipe: %s\n", std::strerror(errno));
+    return 1;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = Forward;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::fprintf(stderr, "kiln exec: fork: %s\n", std::strerror(errno));
+    return 1;
+  }
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    std::vector<char*> argv;
+    for (const std::string& a : flags.command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "kiln exec: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(errno == ENOENT ? 127 : 126);
+  }
+  g_child = pid;
+  ::close(out[1]);
+  std::string result;
+  bool truncated = false;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(out[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    WriteAll(1, buf, static_cast<size_t>(n));  // the pod's log
+    size_t keep = std::min(static_cast<size_t>(n), kResultLimit - std::min(kResultLimit, result.size()));
+    result.append(buf, keep);
+    truncated = truncated || keep < static_cast<size_t>(n);
+  }
+  ::close(out[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+
+  nlohmann::json message = nlohmann::json::object();
+  nlohmann::json out_params = nlohmann::json::object();
+  for (const auto& [name, path] : params) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) continue;  // not written: the controller applies valueFrom.default or reports it
+    std::stringstream text;
+    text << in.rdbuf();
+    out_params[name] = TrimTrailingNewlines(text.str());
+  }
+  message["parameters"] = out_params;
+  message["result"] = TrimTrailingNewlines(result);
+  if (truncated) message["note"] = "stdout over 256 KiB; outputs.result holds its first 256 KiB";
+  std::string text = message.dump();
+  if (text.size() > kMessageLimit) {
+    message.erase("result");
+    message["note"] = "outputs.result left out: with it the termination message would be " +
+                      std::to_string(text.size()) + " bytes, more than the 4096 Kubernetes keeps";
+    text = message.dump();
+  }
+  if (text.size() > kMessageLimit) {
+    text = nlohmann::json{{"error", "output parameters are " + std::to_string(text.size()) +
+                                        " bytes as a termination message, more than the 4096 Kubernetes keeps; "
+                                        "write large outputs as artifacts"}}
+               .dump();
+  }
+  std::ofstream log(flags.termination_log, std::ios::trunc | std::ios::binary);
+  log << text;
+  log.close();
+  if (!log) {
+    std::fprintf(stderr, "kiln exec: cannot write the outputs to %s: %s\n", flags.termination_log.c_str(),
+                 std::strerror(errno));
+  }
+  return code;
+}
+
+}  // namespace
+
+int ExecMain(int argc, char** argv) {
+  ExecFlags flags;
+  constexpr const char* kUsage =
+      "usage: kiln exec [--param NAME=PATH]... [--termination-log PATH] -- COMMAND [ARG]...\n"
+      "The agent in a Kubernetes step's pod: runs COMMAND, passes its stdout through, and writes\n"
+      "outputs.result and the output parameters read from the files as JSON to the termination log\n"
+      "(default /dev/termination-log). Exits with COMMAND's exit code.\n";
+  int i = 2;  // argv[0] kiln, argv[1] exec
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if ((a == "--param" || a == "--termination-log") && i + 1 < argc) {
+      (a == "--param" ? flags.params.emplace_back() : flags.termination_log) = argv[++i];
+    } else if (a.starts_with("--param=")) {
+      flags.params.push_back(a.substr(8));
+    } else if (a.starts_with("--termination-log=")) {
+      flags.termination_log = a.substr(18);
+    } else if (a.starts_with("-")) {
+      std::fprintf(stderr, "kiln exec: unknown flag %s (the command goes after --)\n%s", a.c_str(), kUsage);
+      return 2;
+    } else {
+      break;  // the command
+    }
+  }
+  for (; i < argc; ++i) flags.command.emplace_back(argv[i]);
+  return Exec(flags);
+}
+
+
+}  // namespace kiln::cli

@@ -1,0 +1,13 @@
+// Every corpus file with an expected_local_phase runs under `kiln run --executor kubernetes` on a
+// kubesim (whose kubelet runs the containers as host processes, docs/kubesim.md) to the same
+// phase as locally, with the `kiln exec` agent reporting outputs. Exceptions, with the reason:
+// tests/data/kubesim-run-known-failures.tsv (tests/cli/corpus_run.h).
+#include "tests/cli/corpus_run.h"
+#include "tests/kubesim/test_util.h"
+
+TEST_CASE("corpus workflows run on kubesim to their expected phase", "[kubernetes][kubesim][corpus][.slow]") {
+  kiln::kubesim::testing::Kubesim sim("mixed-gpu.yaml");
+  kiln::testing::corpus::RunCorpus("--executor kubernetes --kubeconfig " + sim.kubeconfig() +
+                                       " --namespace default --agent-path " + std::string(KILN_BINARY),
+                                   {"run-known-failures.tsv", "kubesim-run-known-failures.tsv"}, "on kubesim");
+}
