@@ -92,7 +92,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(boost::asio::io_context& io, stor
   Shared& shared = *engine->shared_;
   shared.artifacts = std::make_unique<executor::LocalArtifactRepository>(options.data_dir + "/artifacts");
   if (options.executor == "kubernetes") {
-    auto config = kube::LoadKubeconfig(options.kubeconfig, options.kube_context);
+    auto config = kube::LoadClusterConfig(options.kubeconfig, options.kube_context);
     if (!config) return std::unexpected(config.error());
     shared.kube_namespace = options.kube_namespace.empty() ? config->namespace_ : options.kube_namespace;
     if (!options.accelerators.empty()) {
@@ -197,6 +197,9 @@ std::expected<std::unique_ptr<Engine::Run>, SubmitError> Engine::Prepare(const S
                     {"kubeconfig", options_.kubeconfig},
                     {"context", options_.kube_context},
                     {"namespace", options_.kube_namespace},
+                    {"ttl_seconds_after_finished", options_.ttl_seconds_after_finished
+                                                       ? nlohmann::json(*options_.ttl_seconds_after_finished)
+                                                       : nlohmann::json(nullptr)},
                     {"overrides", request.parameters},
                     {"labels", request.labels}};
   return run;
@@ -269,6 +272,7 @@ Result<void> Engine::Drive(std::unique_ptr<Run> run, bool resume) {
     ko.job.namespace_ = options_.kube_namespace.empty() && !run->state->namespace_.empty() ? run->state->namespace_
                                                                                          : shared_->kube_namespace;
     ko.job.workflow = run->state->name;
+    ko.job.ttl_seconds_after_finished = options_.ttl_seconds_after_finished;
     ko.job.workflow_uid = uid;
     ko.job.accelerators = &shared_->accelerators;
     ko.job.agent_image = options_.agent_image;

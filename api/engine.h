@@ -12,11 +12,13 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <expected>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,12 +39,14 @@ struct EngineOptions {
   std::string data_dir;        // step directories, logs, artifacts (cli/data_dir.h layout)
   std::string executor = "local";  // local | kubernetes
   bool sandbox = true;             // local: run steps in bubblewrap when it works
-  std::string kubeconfig;          // kubernetes: where the Jobs go
+  std::string kubeconfig;          // kubernetes: where the Jobs go ("" = in-cluster)
   std::string kube_context;
   std::string kube_namespace;      // "" = each workflow's own namespace
   std::string accelerators;        // kubernetes: accelerator profiles file ("" = built-in only)
   std::string agent_image;         // kubernetes: the kiln exec agent (executor::JobContext)
   std::string agent_path;
+  // kubernetes: each Job's ttlSecondsAfterFinished (none: finished Jobs stay).
+  std::optional<int64_t> ttl_seconds_after_finished;
   // Where the engine counts what it does (steps by phase, step durations, scheduling latency,
   // steps waiting to start, workflows by phase); none when null. Must outlive the engine.
   Metrics* metrics = nullptr;

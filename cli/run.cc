@@ -28,6 +28,7 @@
 #include "executor/kubernetes_step_runner.h"
 #include "executor/local_artifact_repository.h"
 #include "executor/local_step_runner.h"
+#include "kube/kubeconfig.h"
 #include "scheduler/driver.h"
 #include "store/sqlite_store.h"
 
@@ -52,6 +53,7 @@ struct RunFlags {
   std::string kubeconfig;
   std::string kube_context;
   std::string kube_namespace;
+  int64_t ttl_seconds_after_finished = -1;  // -1: not set (finished Jobs stay)
   std::string accelerators;  // accelerator profiles file
   std::string agent_image;
   std::string agent_path;
@@ -138,11 +140,13 @@ struct RunRecord {
   std::string templates;  // absolute path given to --templates, or ""
   std::string entrypoint;
   bool sandbox = true;
-  // --executor kubernetes: where the Jobs go (kubeconfig path, context, namespace override).
+  // --executor kubernetes: where the Jobs go (kubeconfig path, "" for in-cluster; context;
+  // namespace override) and how long finished Jobs stay.
   std::string executor = "local";
   std::string kubeconfig;
   std::string kube_context;
   std::string kube_namespace;
+  std::optional<int64_t> ttl_seconds_after_finished;
   std::string accelerators;  // absolute path of the accelerator profiles file, or ""
   std::string agent_image;   // the kiln exec agent (executor/kubernetes_job.h JobContext)
   std::string agent_path;
@@ -234,7 +238,7 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
   std::unique_ptr<scheduler::StepRunner> kube_runner;
   executor::AcceleratorProfiles accelerators;  // built-in unless --accelerators
   if (p.run.executor == "kubernetes") {
-    auto config = kube::LoadKubeconfig(p.run.kubeconfig, p.run.kube_context);
+    auto config = kube::LoadClusterConfig(p.run.kubeconfig, p.run.kube_context);
     if (!config) {
       std::fprintf(stderr, "kiln: %s\n", config.error().ToString().c_str());
       return 1;
@@ -256,6 +260,7 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
     kube_client = std::move(*client);
     executor::KubernetesOptions ko;
     ko.job.namespace_ = config->namespace_;
+    ko.job.ttl_seconds_after_finished = p.run.ttl_seconds_after_finished;
     ko.job.workflow = state.name;
     ko.job.workflow_uid = uid;
     ko.job.accelerators = &accelerators;
@@ -428,6 +433,9 @@ Result<void> Rebuild(Prepared& p, store::Store& st, const store::WorkflowRecord&
   p.run.kubeconfig = run->value("kubeconfig", "");
   p.run.kube_context = run->value("context", "");
   p.run.kube_namespace = run->value("namespace", "");
+  if (auto ttl = run->find("ttl_seconds_after_finished"); ttl != run->end() && ttl->is_number_integer()) {
+    p.run.ttl_seconds_after_finished = ttl->get<int64_t>();
+  }
   p.run.accelerators = run->value("accelerators", "");
   p.run.agent_image = run->value("agentImage", "");
   p.run.agent_path = run->value("agentPath", "");
@@ -527,6 +535,7 @@ int RunWorkflow(const RunFlags& flags) {
   p.run.kubeconfig = flags.kubeconfig.empty() ? "" : Absolute(flags.kubeconfig);
   p.run.kube_context = flags.kube_context;
   p.run.kube_namespace = flags.kube_namespace;
+  if (flags.ttl_seconds_after_finished >= 0) p.run.ttl_seconds_after_finished = flags.ttl_seconds_after_finished;
   p.run.accelerators = flags.accelerators.empty() ? "" : Absolute(flags.accelerators);
   p.run.agent_image = flags.agent_image;
   p.run.agent_path = flags.agent_path;
@@ -536,13 +545,12 @@ int RunWorkflow(const RunFlags& flags) {
       return 1;
     }
   }
-  if (p.run.executor == "kubernetes" && p.run.kubeconfig.empty()) {
-    const char* env = std::getenv("KUBECONFIG");
-    const char* home = std::getenv("HOME");
-    p.run.kubeconfig = env && *env ? env : home ? std::string(home) + "/.kube/config" : "";
-  }
+  // kube/kubeconfig.h KubeconfigPath: --kubeconfig, $KUBECONFIG, ~/.kube/config if it exists,
+  // else "" (in-cluster); recorded resolved, so that a resume talks to the same cluster.
   if (p.run.executor == "kubernetes") {  // a bad kubeconfig stops the run before it is recorded
-    if (auto config = kube::LoadKubeconfig(p.run.kubeconfig, p.run.kube_context); !config) {
+    p.run.kubeconfig = kube::KubeconfigPath(p.run.kubeconfig);
+    if (!p.run.kubeconfig.empty()) p.run.kubeconfig = Absolute(p.run.kubeconfig);  // a relative $KUBECONFIG
+    if (auto config = kube::LoadClusterConfig(p.run.kubeconfig, p.run.kube_context); !config) {
       std::fprintf(stderr, "kiln run: %s\n", config.error().ToString().c_str());
       return 1;
     }
@@ -611,6 +619,9 @@ int RunWorkflow(const RunFlags& flags) {
                                  {"kubeconfig", p.run.kubeconfig},
                                  {"context", p.run.kube_context},
                                  {"namespace", p.run.kube_namespace},
+                                 {"ttl_seconds_after_finished", p.run.ttl_seconds_after_finished
+                                                                    ? nlohmann::json(*p.run.ttl_seconds_after_finished)
+                                                                    : nlohmann::json(nullptr)},
                                  {"accelerators", p.run.accelerators},
                                  {"agentImage", p.run.agent_image},
                                  {"agentPath", p.run.agent_path},
@@ -665,9 +676,14 @@ void RegisterRun(CLI::App& app) {
   cmd->add_option("--executor", flags->executor, "Where steps run: local (host processes) or kubernetes (one Job per step)")
       ->check(CLI::IsMember({"local", "kubernetes"}));
   cmd->add_option("--kubeconfig", flags->kubeconfig,
-                  "The kubeconfig for --executor kubernetes (default $KUBECONFIG or ~/.kube/config)");
+                  "The kubeconfig for --executor kubernetes (default $KUBECONFIG, else ~/.kube/config if it "
+                  "exists, else the pod's service account when running in a cluster)");
   cmd->add_option("--context", flags->kube_context, "The kubeconfig context (default its current-context)");
   cmd->add_option("--namespace", flags->kube_namespace, "The namespace for the Jobs (default the context's)");
+  cmd->add_option("--ttl-seconds-after-finished", flags->ttl_seconds_after_finished,
+                  "--executor kubernetes: let Kubernetes delete each finished Job (and its pod) this many "
+                  "seconds after it ends (default: Jobs stay)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--accelerators", flags->accelerators,
                   "A YAML file of accelerator profiles for kiln.dev/accelerator (added to the built-in ones; "
                   "docs/kubernetes.md)");

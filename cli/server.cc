@@ -14,6 +14,7 @@
 #include "api/run_lock.h"
 #include "cli/commands.h"
 #include "cli/data_dir.h"
+#include "kube/kubeconfig.h"
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 
@@ -30,6 +31,7 @@ struct ServerFlags {
   std::string kubeconfig;
   std::string kube_context;
   std::string kube_namespace;
+  int64_t ttl_seconds_after_finished = -1;  // -1: not set (finished Jobs stay)
   std::string accelerators;
   std::string agent_image;
   std::string agent_path;
@@ -149,11 +151,9 @@ int RunServer(const ServerFlags& flags) {
   eo.accelerators = flags.accelerators;
   eo.agent_image = flags.agent_image;
   eo.agent_path = flags.agent_path;
-  if (eo.executor == "kubernetes" && eo.kubeconfig.empty()) {
-    const char* env = std::getenv("KUBECONFIG");
-    const char* home = std::getenv("HOME");
-    eo.kubeconfig = env && *env ? env : home ? std::string(home) + "/.kube/config" : "";
-  }
+  if (flags.ttl_seconds_after_finished >= 0) eo.ttl_seconds_after_finished = flags.ttl_seconds_after_finished;
+  // --kubeconfig, $KUBECONFIG, ~/.kube/config if it exists, else "" (in-cluster): kube/kubeconfig.h.
+  if (eo.executor == "kubernetes") eo.kubeconfig = kube::KubeconfigPath(eo.kubeconfig);
   api::Metrics metrics;
   eo.metrics = &metrics;
   auto engine = api::Engine::Create(io, **st, eo);
@@ -208,9 +208,15 @@ void RegisterServer(CLI::App& app) {
   cmd->add_option("--executor", flags->executor, "Where steps run: local (host processes) or kubernetes (one Job per step)")
       ->check(CLI::IsMember({"local", "kubernetes"}));
   cmd->add_flag("--no-sandbox", flags->no_sandbox, "Local executor: run steps as plain processes, without bubblewrap");
-  cmd->add_option("--kubeconfig", flags->kubeconfig, "The kubeconfig for --executor kubernetes (default $KUBECONFIG or ~/.kube/config)");
+  cmd->add_option("--kubeconfig", flags->kubeconfig,
+                  "The kubeconfig for --executor kubernetes (default $KUBECONFIG, else ~/.kube/config if it "
+                  "exists, else the pod's service account when running in a cluster)");
   cmd->add_option("--context", flags->kube_context, "The kubeconfig context");
   cmd->add_option("--namespace", flags->kube_namespace, "Put every Job in this namespace (default the workflow's)");
+  cmd->add_option("--ttl-seconds-after-finished", flags->ttl_seconds_after_finished,
+                  "--executor kubernetes: let Kubernetes delete each finished Job (and its pod) this many "
+                  "seconds after it ends (default: Jobs stay)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--accelerators", flags->accelerators,
                   "A YAML file of accelerator profiles for kiln.dev/accelerator (added to the built-in ones; "
                   "docs/kubernetes.md)");

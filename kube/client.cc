@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -109,6 +110,7 @@ Error ApiError(const std::string& method, const std::string& path, const ApiResp
 
 Client::Client(asio::io_context& io, ClusterConfig config, ClientOptions options)
     : io_(io), config_(std::move(config)), options_(std::move(options)),
+      token_(config_.token, config_.token_file, options_.token_max_age),
       tokens_(options_.burst), refilled_(std::chrono::steady_clock::now()) {}
 
 Client::~Client() { Shutdown(); }
@@ -241,13 +243,23 @@ void Client::Release(std::shared_ptr<Conn> conn, bool reusable) {
   }
 }
 
+std::string Client::Authorization() {
+  const std::string& token = token_.Token();
+  if (token_.last_error() && !token_error_reported_) {
+    std::fprintf(stderr, "kiln: Kubernetes API token: %s; still sending the token read before\n",
+                 token_.last_error()->ToString().c_str());
+  }
+  token_error_reported_ = token_.last_error().has_value();
+  return token.empty() ? "" : "Bearer " + token;
+}
+
 awaitable<Result<ApiResponse>> Client::Once(Conn& conn, const std::string& method, const std::string& target,
                                             const std::string& body) {
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, config_.host);
   req.set(http::field::user_agent, options_.user_agent);
   req.set(http::field::accept, "application/json");
-  if (!config_.token.empty()) req.set(http::field::authorization, "Bearer " + config_.token);
+  if (std::string auth = Authorization(); !auth.empty()) req.set(http::field::authorization, auth);
   if (!body.empty()) {
     req.set(http::field::content_type,
             method == "PATCH" ? "application/merge-patch+json" : "application/json");
@@ -383,7 +395,7 @@ awaitable<Client::StreamEnd> Client::StreamGet(const std::string& target, std::c
   req.set(http::field::host, config_.host);
   req.set(http::field::user_agent, options_.user_agent);
   req.set(http::field::accept, "application/json, */*");
-  if (!config_.token.empty()) req.set(http::field::authorization, "Bearer " + config_.token);
+  if (std::string auth = Authorization(); !auth.empty()) req.set(http::field::authorization, auth);
   conn->Lowest().expires_after(options_.request_timeout);
   ++requests_sent_;
   beast::error_code ec;

@@ -30,6 +30,7 @@
 
 #include "base/error.h"
 #include "kube/kubeconfig.h"
+#include "kube/token_source.h"
 
 namespace kiln::kube {
 
@@ -45,6 +46,9 @@ struct ClientOptions {
   // Every watch lists its collection again this often (0: never), whatever its stream does, so
   // a change a watch missed (a proxy that lost an event, a long outage) is seen within a period.
   std::chrono::milliseconds resync_period{5 * 60 * 1000};
+  // How old the copy of ClusterConfig::token_file may get before the next request reads the
+  // file again (client-go: one minute). Tests shorten it.
+  std::chrono::milliseconds token_max_age{60'000};
   // Called (on the io_context's thread) after every request sent, with its method and the HTTP
   // status, 0 when no answer came (connection or timeout): kiln server's metrics.
   std::function<void(std::string_view method, int status)> observe;
@@ -166,6 +170,8 @@ class Client {
   // Requests sent (every attempt), and 429s seen: for tests and benchmarks.
   int64_t requests_sent() const { return requests_sent_; }
   int64_t throttled() const { return throttled_; }
+  // The bearer token source (ClusterConfig::token and token_file): for tests and diagnostics.
+  const TokenSource& token_source() const { return token_; }
 
   // Closes pooled connections and stops watches; pending calls end with errors.
   void Shutdown();
@@ -181,6 +187,9 @@ class Client {
   boost::asio::awaitable<Result<std::shared_ptr<Conn>>> Acquire();
   void Release(std::shared_ptr<Conn> conn, bool reusable);
   boost::asio::awaitable<Result<std::shared_ptr<Conn>>> Connect();
+  // The Authorization header's value for the next request ("" for none): the token, read
+  // again from token_file when due; a failed re-read is reported on stderr once per failure.
+  std::string Authorization();
   boost::asio::awaitable<Result<ApiResponse>> Once(Conn& conn, const std::string& method,
                                                    const std::string& target, const std::string& body);
 
@@ -200,6 +209,8 @@ class Client {
   boost::asio::io_context& io_;
   ClusterConfig config_;
   ClientOptions options_;
+  TokenSource token_;
+  bool token_error_reported_ = false;
   std::unique_ptr<boost::asio::ssl::context> ssl_;
   // Token bucket.
   double tokens_;

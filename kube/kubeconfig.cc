@@ -2,12 +2,17 @@
 
 #include <openssl/evp.h>
 
+#include <cerrno>
+#include <cstring>
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "dag/internal/yaml_tree.h"
+#include "kube/token_source.h"
 
 namespace kiln::kube {
 
@@ -109,6 +114,84 @@ Result<void> ParseServerUrl(const std::string& url, ClusterConfig& config) {
   return {};
 }
 
+std::string ServiceAccountDir() {
+  const char* env = std::getenv("KILN_SERVICEACCOUNT_DIR");
+  return env && *env ? env : kServiceAccountDir;
+}
+
+bool InCluster() {
+  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
+  return host && *host && port && *port;
+}
+
+Result<ClusterConfig> LoadInClusterConfig(const std::string& dir) {
+  const std::string where = "in-cluster config";
+  if (!InCluster()) {
+    return MakeError(Code::kFailedPrecondition,
+                     "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not both set; kiln is not running in a pod",
+                     where);
+  }
+  std::string host = std::getenv("KUBERNETES_SERVICE_HOST");
+  const std::string port = std::getenv("KUBERNETES_SERVICE_PORT");
+  if (host.find(':') != std::string::npos && !host.starts_with("[")) host = "[" + host + "]";
+  ClusterConfig c;
+  if (auto r = ParseServerUrl("https://" + host + ":" + port, c); !r) {
+    return MakeError(Code::kInvalidArgument,
+                     "KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT: " + r.error().message(), where);
+  }
+  const std::string ca = dir + "/ca.crt";
+  auto ca_pem = ReadText(ca);
+  if (!ca_pem) {
+    return MakeError(Code::kNotFound,
+                     "cannot read " + ca + ": " + std::strerror(errno) +
+                         " (is the service account token mounted? automountServiceAccountToken must not be false)",
+                     where);
+  }
+  if (ca_pem->empty()) return MakeError(Code::kInvalidArgument, ca + " is empty", where);
+  c.ca_pem = std::move(*ca_pem);
+  const std::string token_file = dir + "/token";
+  auto token = ReadTokenFile(token_file);
+  if (!token) return MakeError(token.error().code(), token.error().message(), where);
+  c.token = std::move(*token);
+  c.token_file = token_file;
+  if (auto ns = ReadText(dir + "/namespace")) {
+    std::string_view t = *ns;
+    while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.remove_suffix(1);
+    if (!t.empty()) c.namespace_ = std::string(t);
+  }
+  return c;
+}
+
+std::string KubeconfigPath(const std::string& explicit_path) {
+  if (!explicit_path.empty()) return explicit_path;
+  if (const char* env = std::getenv("KUBECONFIG"); env && *env) return env;
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    std::string path = std::string(home) + "/.kube/config";
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) return path;
+  }
+  return "";
+}
+
+Result<ClusterConfig> LoadClusterConfig(const std::string& kubeconfig, const std::string& context) {
+  if (!kubeconfig.empty()) return LoadKubeconfig(kubeconfig, context);
+  const char* home = std::getenv("HOME");
+  const std::string default_path = home && *home ? std::string(home) + "/.kube/config" : "~/.kube/config";
+  if (!context.empty()) {
+    return MakeError(Code::kFailedPrecondition,
+                     "--context \"" + context + "\" needs a kubeconfig, and there is none: no --kubeconfig, $KUBECONFIG is "
+                     "unset and " + default_path + " does not exist");
+  }
+  if (!InCluster()) {
+    return MakeError(Code::kFailedPrecondition,
+                     "no Kubernetes cluster configured: no --kubeconfig, $KUBECONFIG is unset, " + default_path +
+                         " does not exist, and KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are unset (not in a "
+                         "pod); pass --kubeconfig FILE");
+  }
+  return LoadInClusterConfig(ServiceAccountDir());
+}
+
 Result<ClusterConfig> LoadKubeconfig(const std::string& path, const std::string& context) {
   const std::string where = "kubeconfig " + path;
   auto text = ReadText(path);
@@ -168,10 +251,12 @@ Result<ClusterConfig> LoadKubeconfig(const std::string& path, const std::string&
       if (std::string file = Str(*user, "tokenFile"); !file.empty()) {
         std::filesystem::path p = file;
         if (p.is_relative()) p = dir / p;
-        auto content = ReadText(p.string());
-        if (!content) return MakeError(Code::kNotFound, "tokenFile " + p.string() + " cannot be read", where);
-        c.token = *content;
-        while (!c.token.empty() && (c.token.back() == '\n' || c.token.back() == '\r')) c.token.pop_back();
+        // Read now, so that a missing file stops kiln at the start; the Client reads it again
+        // every ClientOptions::token_max_age.
+        auto token = ReadTokenFile(p.string());
+        if (!token) return MakeError(token.error().code(), "user \"" + user_name + "\": tokenFile: " + token.error().message(), where);
+        c.token = std::move(*token);
+        c.token_file = p.string();
       }
     }
     if (auto r = file_or_data(*user, "client-certificate", "client-certificate-data", &c.client_cert_pem); !r) {

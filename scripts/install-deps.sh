@@ -14,7 +14,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   catch2 libcli11-dev libhowardhinnant-date-dev
   libssl-dev bubblewrap libbenchmark-dev
-  python3 python3-kubernetes
+  python3 python3-kubernetes python3-yaml
 )
 # Only for the benchmarks (bench/api_bench.sh): the load generator and the static-file baseline.
 BENCH_PACKAGES=(wrk nginx-light)

@@ -33,8 +33,8 @@ using Json = nlohmann::json;
 using kubesim::testing::Kubesim;
 using kubesim::testing::TempDir;
 
-// A kiln server with --executor kubernetes against `sim`, and a Kubernetes client for the test's
-// own look at the cluster.
+// A kiln server with --executor kubernetes against `sim` (and --ttl-seconds-after-finished `ttl`
+// when given), and a Kubernetes client for the test's own look at the cluster.
 struct KubeServer {
   TempDir dir;
   std::unique_ptr<store::SqliteStore> db;
@@ -48,7 +48,7 @@ struct KubeServer {
   boost::asio::io_context kube_io;  // the test's client, run by Kube() only
   std::unique_ptr<kube::Client> kube;
 
-  explicit KubeServer(const Kubesim& sim) {
+  explicit KubeServer(const Kubesim& sim, std::optional<int64_t> ttl = std::nullopt) {
     store::SqliteOptions so;
     so.durability = store::Durability::kNormal;
     db = std::move(*store::SqliteStore::Open(dir / "kiln.db", so));
@@ -57,6 +57,7 @@ struct KubeServer {
     eo.executor = "kubernetes";
     eo.kubeconfig = sim.kubeconfig();
     eo.kube_namespace = "default";
+    eo.ttl_seconds_after_finished = ttl;
     eo.metrics = &metrics;
     auto e = Engine::Create(io, *db, eo);
     REQUIRE(e);
@@ -298,6 +299,28 @@ TEST_CASE("a pod log that cannot be read does not fail the step, and kiln's copy
   INFO(text);
   CHECK(text.starts_with("no log: cannot read the log of pod " + node["podName"].get<std::string>() + "-"));
   CHECK(text.find(": 500 Internal error occurred: the container runtime is unreachable") != std::string::npos);
+}
+
+TEST_CASE("kiln server --ttl-seconds-after-finished puts the TTL on its Jobs", "[api][kubernetes][kubesim]") {
+  Kubesim sim("cpu-only.yaml");
+  KubeServer h(sim, 3600);
+  std::string name = h.Submit(Workflow("with-ttl", R"({"kubesim.kiln.dev/logs": "done"})"));
+  REQUIRE(h.WaitDone(name) == "Succeeded");
+  const std::string job = h.PodNode(name)["podName"].get<std::string>();
+  kube::ApiResponse r = h.Kube("GET", "/apis/batch/v1/namespaces/default/jobs/" + job);
+  REQUIRE(r.status == 200);
+  CHECK(r.body["spec"].value("ttlSecondsAfterFinished", -1) == 3600);
+}
+
+TEST_CASE("kiln server without --ttl-seconds-after-finished leaves its Jobs without a TTL", "[api][kubernetes][kubesim]") {
+  Kubesim sim("cpu-only.yaml");
+  KubeServer h(sim);
+  std::string name = h.Submit(Workflow("no-ttl", R"({"kubesim.kiln.dev/logs": "done"})"));
+  REQUIRE(h.WaitDone(name) == "Succeeded");
+  const std::string job = h.PodNode(name)["podName"].get<std::string>();
+  kube::ApiResponse r = h.Kube("GET", "/apis/batch/v1/namespaces/default/jobs/" + job);
+  REQUIRE(r.status == 200);
+  CHECK_FALSE(r.body["spec"].contains("ttlSecondsAfterFinished"));
 }
 
 }  // namespace kiln::api
