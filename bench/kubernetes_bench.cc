@@ -29,13 +29,14 @@
 //   A  the Job's MODIFIED event with condition Complete, read by a second watch on its own
 //      client and thread in this process (the runner's own watch reads the same event on the
 //      driver's thread; kubesim writes both streams when the status commits)
-//   B  kubesim receives the runner's list of the Job's pods (audit log requestReceivedTimestamp)
+//   B  kubesim receives the runner's list of the Job's pods (audit log requestReceivedTimestamp);
+//      absent when the runner already had the ended pod from its pod watch
 //   C  kubesim receives the GET of the pod's log (audit log; absent with --no-log-copy)
 //   D  the runner reports StepFinished to the driver (a StepRunner wrapper around the runner)
 //   E  the driver calls Launch for the next step (the same wrapper)
 //   F  kubesim receives the POST of the next step's Job (audit log)
-// A->F is the figure; A->B, B->C (the pod list), C->D (the log read and its fsync'ed copy),
-// B->D, D->E (the controller) and E->F (Job built, rate limit, sent) its parts. All on the
+// A->F is the figure; A->B, B->C (the pod list, when made), C->D (the log read and its fsync'ed
+// copy), A->D, D->E (the controller) and E->F (Job built, rate limit, sent) its parts. All on the
 // system clock of this machine.
 #include <malloc.h>
 #include <sys/resource.h>
@@ -557,7 +558,7 @@ std::map<std::string, AuditTimes> ReadAudit(const std::string& path,
 const char* kChainHeader =
     "| layers x runs | transport | qps/burst | log copy | Complete -> next create ms p50 / p99 / "
     "max | "
-    "A->B watch to pod list p50 | B->C pod list p50 | C->D log read + copy p50 | B->D p50 | D->E "
+    "A->B watch to pod list p50 | B->C pod list p50 | C->D log read + copy p50 | A->D p50 | D->E "
     "controller p50 | "
     "E->F create p50 | wall ms/layer |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
@@ -609,17 +610,15 @@ int Chain(const Options& o) {
       const auto& d = runner.times().at(node).finished;
       const auto& e = runner.times().at(next).launched;
       const auto& f = audit_times[next_job].create;
-      if (!a || !b || !d || !e || !f)
-        Die("layer " + std::to_string(i) + " of " + name + " lacks a time");
+      // B is absent when the runner had the ended pod from its pod watch (no list needed).
+      if (!a || !d || !e || !f) Die("layer " + std::to_string(i) + " of " + name + " lacks a time");
       const auto& c = audit_times[job].get_log;
       if (o.log_copy && !c) Die("no log read for Job " + job);
-      if (c) {
-        list.push_back(Ms(*b, *c));
-        log_copy.push_back(Ms(*c, *d));
-      }
+      if (b) watch_to_list.push_back(Ms(*a, *b));
+      if (b && c) list.push_back(Ms(*b, *c));
+      if (c) log_copy.push_back(Ms(*c, *d));
       total.push_back(Ms(*a, *f));
-      watch_to_list.push_back(Ms(*a, *b));
-      finish.push_back(Ms(*b, *d));
+      finish.push_back(Ms(*a, *d));
       controller.push_back(Ms(*d, *e));
       create.push_back(Ms(*e, *f));
     }
@@ -630,11 +629,11 @@ int Chain(const Options& o) {
     return std::string(buf);
   };
   std::printf(
-      "| %d x %d | %s | %s/%d | %s | %.1f / %.1f / %.1f | %.1f | %s | %s | %.1f | %.2f | %.1f | "
+      "| %d x %d | %s | %s/%d | %s | %.1f / %.1f / %.1f | %s | %s | %s | %.1f | %.2f | %.1f | "
       "%.1f |\n",
       n, o.repeat, Transport(o).c_str(), QpsText(o.qps).c_str(), o.burst, o.log_copy ? "yes" : "no",
       Percentile(total, 0.5), Percentile(total, 0.99), Percentile(total, 1.0),
-      Percentile(watch_to_list, 0.5), p50_or_dash(list).c_str(), p50_or_dash(log_copy).c_str(),
+      p50_or_dash(watch_to_list).c_str(), p50_or_dash(list).c_str(), p50_or_dash(log_copy).c_str(),
       Percentile(finish, 0.5), Percentile(controller, 0.5), Percentile(create, 0.5),
       wall_ms / (o.repeat * n));
   std::fflush(stdout);

@@ -352,7 +352,17 @@ void KubernetesStepRunner::OnPod(const json& pod) {
   auto it = steps_.find(jt->second);
   if (it == steps_.end() || it->second.job != job) return;
   Step& s = it->second;
-  if (s.finished || s.finishing) return;
+  if (s.finished) return;
+  if (const json* cs = MainStatus(pod); cs && cs->contains("state") && (*cs)["state"].contains("terminated")) {
+    // Kept for FinishFromPod (saves a list per step): the latest pod whose main container ended.
+    auto& kept = ended_pods_[job];
+    auto finished_at = [](const json& p) -> std::string {
+      const json* c = MainStatus(p);
+      return c ? (*c)["state"]["terminated"].value("finishedAt", "") : "";
+    };
+    if (kept.is_null() || finished_at(pod) >= finished_at(kept)) kept = pod;
+  }
+  if (s.finishing) return;
   // PodScheduled: False with reason Unschedulable while no node fits; True once bound.
   std::string waiting;
   bool placed = false;
@@ -446,8 +456,23 @@ awaitable<void> KubernetesStepRunner::FinishFromPod(std::string node, bool compl
                                                     std::string message) {
   std::shared_ptr<bool> alive = alive_;
   std::string job = JobOf(node);
-  auto pods = co_await client_.List("/api/v1/namespaces/" + options_.job.namespace_ + "/pods", "job-name=" + job);
-  if (!*alive) co_return;
+  // The pod whose container ended, as the pod watch last saw it; a list when the watch has not
+  // shown it yet (the two watches are separate streams).
+  Result<json> pods = json::object();
+  auto cached = ended_pods_.find(job);
+  if (cached != ended_pods_.end()) {
+    // Only a pod that agrees with the Job's end: not one that failed before the Job's replacement
+    // pod succeeded, nor one lost to a disruption (podFailurePolicy Ignore).
+    const json* cs = MainStatus(cached->second);
+    int code = cs ? (*cs)["state"]["terminated"].value("exitCode", -1) : -1;
+    if (complete != (code == 0) || TrueCondition(cached->second, "DisruptionTarget")) cached = ended_pods_.end();
+  }
+  if (cached != ended_pods_.end()) {
+    pods = json{{"items", json::array({cached->second})}};
+  } else {
+    pods = co_await client_.List(PodsPath(), "job-name=" + job);
+    if (!*alive) co_return;
+  }
   auto it = steps_.find(node);
   if (it == steps_.end() || it->second.job != job || it->second.finished) co_return;
   Step& s = it->second;
@@ -620,6 +645,7 @@ std::shared_ptr<kube::StreamCancel> KubernetesStepRunner::ReadLog(const std::str
 
 void KubernetesStepRunner::Finish(Step& s, scheduler::StepFinished f) {
   s.finished = true;
+  ended_pods_.erase(s.job);
   s.pending_timer.reset();
   if (!s.started && !f.error) {
     s.started = true;

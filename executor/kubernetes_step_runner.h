@@ -142,6 +142,8 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   std::shared_ptr<kube::Watch> pod_watch_;
   std::map<std::string, Step> steps_;              // by node id
   std::map<std::string, std::string> job_to_node_;
+  // By Job name: the pod of a running step whose main container has ended, from the pod watch.
+  std::map<std::string, nlohmann::json> ended_pods_;
   // Guards coroutines that outlive the runner: they check it before touching `this`.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
