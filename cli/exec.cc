@@ -9,12 +9,16 @@
 // The message must fit the 4096 bytes Kubernetes keeps: the result is dropped first (with a
 // note), then the step fails with an "error" naming the sizes.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -57,6 +61,7 @@ bool WriteAll(int fd, const char* data, size_t n) {
 struct ExecFlags {
   std::vector<std::string> params;  // NAME=PATH
   std::string termination_log = "/dev/termination-log";
+  size_t message_limit = kMessageLimit;  // less when the pod has several containers
   std::vector<std::string> command;
 };
 
@@ -79,6 +84,12 @@ int Exec(const ExecFlags& flags) {
     std::fprintf(stderr, "kiln exec: pipe: %s\n", std::strerror(errno));
     return 1;
   }
+  // The signals a pod's container gets are passed on to the command. They wait, blocked, until
+  // the child's pid is known; the child starts with the default handlers.
+  sigset_t forwarded, before;
+  sigemptyset(&forwarded);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&forwarded, sig);
+  ::sigprocmask(SIG_BLOCK, &forwarded, &before);
   struct sigaction sa {};
   sa.sa_handler = Forward;
   sigemptyset(&sa.sa_mask);
@@ -89,6 +100,10 @@ int Exec(const ExecFlags& flags) {
     return 1;
   }
   if (pid == 0) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &dfl, nullptr);
+    ::sigprocmask(SIG_SETMASK, &before, nullptr);
     ::dup2(out[1], 1);
     std::vector<char*> argv;
     for (const std::string& a : flags.command) argv.push_back(const_cast<char*>(a.c_str()));
@@ -98,11 +113,34 @@ int Exec(const ExecFlags& flags) {
     ::_exit(errno == ENOENT ? 127 : 126);
   }
   g_child = pid;
+  ::sigprocmask(SIG_SETMASK, &before, nullptr);
   ::close(out[1]);
   std::string result;
   bool truncated = false;
   char buf[65536];
+  // Until the pipe's end, or the command's exit plus a second to drain what it wrote: a
+  // background process that keeps stdout open does not hold the step. As the pod's PID 1 the
+  // agent also reaps orphans that are reparented to it.
+  int status = 0;
+  bool exited = false;
+  auto drain_until = std::chrono::steady_clock::time_point::max();
   for (;;) {
+    if (!exited) {
+      int reaped = 0;
+      for (pid_t r; (r = ::waitpid(-1, &reaped, WNOHANG)) > 0;) {
+        if (r == pid) {
+          status = reaped;
+          exited = true;
+          drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+          break;
+        }
+      }
+    }
+    if (std::chrono::steady_clock::now() >= drain_until) break;
+    pollfd p{out[0], POLLIN, 0};
+    int ready = ::poll(&p, 1, 100);
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;
     ssize_t n = ::read(out[0], buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -112,8 +150,9 @@ int Exec(const ExecFlags& flags) {
     truncated = truncated || keep < static_cast<size_t>(n);
   }
   ::close(out[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (!exited) {
+    pid_t r = ::waitpid(pid, &status, 0);
+    if (r == pid || (r < 0 && errno != EINTR)) exited = true;
   }
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 
@@ -129,18 +168,22 @@ int Exec(const ExecFlags& flags) {
   message["parameters"] = out_params;
   message["result"] = TrimTrailingNewlines(result);
   if (truncated) message["note"] = "stdout over 256 KiB; outputs.result holds its first 256 KiB";
-  std::string text = message.dump();
-  if (text.size() > kMessageLimit) {
+  // Output that is not UTF-8 (binary stdout, a cut character) is kept with U+FFFD for bad bytes.
+  constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
+  std::string text = message.dump(-1, ' ', false, kReplace);
+  const size_t limit = std::min(flags.message_limit, kMessageLimit);
+  if (text.size() > limit) {
     message.erase("result");
     message["note"] = "outputs.result left out: with it the termination message would be " +
-                      std::to_string(text.size()) + " bytes, more than the 4096 Kubernetes keeps";
-    text = message.dump();
+                      std::to_string(text.size()) + " bytes, more than the " + std::to_string(limit) +
+                      " Kubernetes keeps";
+    text = message.dump(-1, ' ', false, kReplace);
   }
-  if (text.size() > kMessageLimit) {
+  if (text.size() > limit) {
     text = nlohmann::json{{"error", "output parameters are " + std::to_string(text.size()) +
-                                        " bytes as a termination message, more than the 4096 Kubernetes keeps; "
-                                        "write large outputs as artifacts"}}
-               .dump();
+                                        " bytes as a termination message, more than the " + std::to_string(limit) +
+                                        " Kubernetes keeps; write large outputs as artifacts"}}
+               .dump(-1, ' ', false, kReplace);
   }
   std::ofstream log(flags.termination_log, std::ios::trunc | std::ios::binary);
   log << text;
@@ -157,7 +200,8 @@ int Exec(const ExecFlags& flags) {
 int ExecMain(int argc, char** argv) {
   ExecFlags flags;
   constexpr const char* kUsage =
-      "usage: kiln exec [--param NAME=PATH]... [--termination-log PATH] -- COMMAND [ARG]...\n"
+      "usage: kiln exec [--param NAME=PATH]... [--termination-log PATH] [--message-limit BYTES] -- COMMAND "
+      "[ARG]...\n"
       "The agent in a Kubernetes step's pod: runs COMMAND, passes its stdout through, and writes\n"
       "outputs.result and the output parameters read from the files as JSON to the termination log\n"
       "(default /dev/termination-log). Exits with COMMAND's exit code.\n";
@@ -172,7 +216,15 @@ int ExecMain(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if ((a == "--param" || a == "--termination-log") && i + 1 < argc) {
+    if (a == "--message-limit" && i + 1 < argc) {
+      char* end = nullptr;
+      unsigned long n = std::strtoul(argv[++i], &end, 10);
+      if (end == argv[i] || *end != '\0' || n == 0) {
+        std::fprintf(stderr, "kiln exec: --message-limit %s: expected a positive number of bytes\n", argv[i]);
+        return 2;
+      }
+      flags.message_limit = n;
+    } else if ((a == "--param" || a == "--termination-log") && i + 1 < argc) {
       (a == "--param" ? flags.params.emplace_back() : flags.termination_log) = argv[++i];
     } else if (a.starts_with("--param=")) {
       flags.params.push_back(a.substr(8));

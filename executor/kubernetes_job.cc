@@ -1,5 +1,6 @@
 #include "executor/kubernetes_job.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <set>
@@ -195,6 +196,15 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
                        where);
     }
     json argv = json::array({agent, "exec"});
+    // The status manager keeps the first 12288 / (containers + initContainers) bytes of each
+    // termination message (the kubelet the last 4096 of the file).
+    size_t containers = 1 + init.size() + (t.init_containers.is_array() ? t.init_containers.size() : 0) +
+                        (t.sidecars.is_array() ? t.sidecars.size() : 0);
+    size_t limit = std::min<size_t>(4096, 12288 / containers);
+    if (limit < 4096) {
+      argv.push_back("--message-limit");
+      argv.push_back(std::to_string(limit));
+    }
     for (const dag::Parameter& p : t.outputs.parameters) {
       if (p.value_from && !p.value_from->path.empty()) {
         argv.push_back("--param");

@@ -224,6 +224,11 @@ awaitable<void> KubernetesStepRunner::CreateAfterFallbacks(std::string node, jso
   auto it = steps_.find(node);
   if (it == steps_.end() || it->second.job != first_name || it->second.finished) co_return;
   Step& s = it->second;
+  if (!jobs) {
+    // Creating blindly could start a second Job for an attempt whose fallback Job runs.
+    Finish(s, Ended(node, true, "cannot look for the Jobs of this attempt (" + selector + "): " + jobs.error().ToString()));
+    co_return;
+  }
   // The attempt's Job of the furthest fallback that exists and is not being deleted.
   int found = 0;
   if (jobs && jobs->contains("items")) {
@@ -314,6 +319,10 @@ void KubernetesStepRunner::OnJob(const std::string& type, const json& job) {
   const json& st = job.contains("status") ? job["status"] : json::object();
   if (!s.started && st.is_object() && st.value("ready", 0) > 0) {
     s.started = true;
+    if (!s.waiting.empty()) {  // placed, though the pod watch has not said so yet
+      s.waiting.clear();
+      s.report(scheduler::StepWaiting{s.node, ""});
+    }
     s.report(scheduler::StepStarted{s.node});
   }
 }
@@ -321,7 +330,7 @@ void KubernetesStepRunner::OnJob(const std::string& type, const json& job) {
 void KubernetesStepRunner::OnJobsListed(const std::vector<std::string>& names) {
   std::set<std::string_view> listed(names.begin(), names.end());
   for (auto& [node, s] : steps_) {
-    if (!s.created || s.finished || s.finishing || s.kill_requested || listed.count(s.job)) continue;
+    if (!s.created || s.finished || s.finishing || listed.count(s.job)) continue;
     // Not listed: deleted while no watch was open (or created after the list was read). A GET
     // tells which.
     asio::co_spawn(client_.io(), ConfirmVanished(node, s.job), asio::detached);
@@ -334,12 +343,14 @@ awaitable<void> KubernetesStepRunner::ConfirmVanished(std::string node, std::str
   if (!*alive) co_return;
   if (r || r.error().code() != Code::kNotFound) co_return;
   auto it = steps_.find(node);
-  if (it == steps_.end() || it->second.job != job || it->second.finished || it->second.finishing ||
-      it->second.kill_requested) {
-    co_return;
-  }
+  if (it == steps_.end() || it->second.job != job || it->second.finished || it->second.finishing) co_return;
   it->second.finishing = true;
   scheduler::StepFinished f = Ended(node, true, "Job " + job + " vanished: it was deleted while kiln was not watching");
+  if (it->second.kill_requested) {  // deleted by kiln: the DELETED event was missed, or not needed
+    f.error = false;
+    f.exit_code = 137;
+    f.message = "killed";
+  }
   co_await FinishDeleted(node, std::move(f));
 }
 
@@ -670,8 +681,11 @@ awaitable<void> KubernetesStepRunner::DeleteJob(std::string node) {
   if (it == steps_.end() || it->second.finished) co_return;
   if (!r) {
     Finish(it->second, Ended(node, true, "cannot delete Job " + job + ": " + r.error().ToString()));
+    co_return;
   }
-  // Otherwise the watch's DELETED event (or the Job's Failed condition) finishes the step.
+  // The watch's DELETED event (or the Job's Failed condition) finishes the step; a Job already
+  // gone (a 404, or its event lost) is found by a GET now.
+  co_await ConfirmVanished(node, job);
 }
 
 }  // namespace kiln::executor

@@ -1079,13 +1079,15 @@ class Decider {
       if (n.type == NodeType::kPod && !IsDone(n.phase) && !n.deferred) steps.push_back(id);
     }
     std::sort(steps.begin(), steps.end());
+    bool killing = false;
     for (const std::string& id : steps) {
       const NodeState& n = *Get(id);
       if (IsDone(n.phase)) continue;  // finished by an earlier step's advance
-      if ((n.phase == Phase::kPending || e.adopt_running) && !Cancelled()) {
+      if ((n.phase == Phase::kPending || e.adopt_running) && (!Cancelled() || e.adopt_running)) {
         // Decided but never started: launch it again, as if for the first time. Running, with
         // an executor whose steps outlive kiln: launched again with the same attempt, which
-        // the executor adopts (the node stays Running).
+        // the executor adopts (the node stays Running). In a cancelled run such a step may still
+        // run in the cluster: adopted, then killed; its end finishes the workflow.
         LaunchStep launch;
         if (auto error = MakeLaunch(n, &launch)) {
           NodeState& m = Mut(id);
@@ -1093,6 +1095,10 @@ class Decider {
           Advance(m.parent);
         } else {
           t_.actions.push_back(std::move(launch));
+          if (Cancelled()) {
+            t_.actions.push_back(KillStep{id});
+            killing = true;
+          }
         }
         continue;
       }
@@ -1101,7 +1107,7 @@ class Decider {
                Cancelled() ? "terminated by user" : "step lost: kiln stopped while it ran; its process is gone");
       Advance(m.parent);
     }
-    if (Cancelled() && !IsDone(WorkflowPhase())) RootDone();
+    if (Cancelled() && !killing && !IsDone(WorkflowPhase())) RootDone();
   }
 
   // ---- starting nodes ----------------------------------------------------------------------

@@ -729,4 +729,26 @@ TEST_CASE("the kiln exec agent reports outputs.result and output parameters read
   CHECK(*make.result == "trained");
 }
 
+TEST_CASE("a killed step ends even when the Job watch never reports the deletion", "[kubernetes][kubesim][faults]") {
+  Cluster cluster("cpu-only.yaml");  // the resync period stays 5 minutes: the kill must not wait for it
+  json faults = {{"rules", json::array({{{"action", "error"}, {"code", 500}, {"verb", "watch"}, {"resource", "jobs"}}})}};
+  REQUIRE(cluster.Api("POST", "/kubesim/faults", faults).status == 200);
+  bool cancelled = false;
+  const auto& s = cluster.Run(Wf("killed-unwatched", R"(
+  entrypoint: main
+  templates:
+  - name: main
+    metadata: {annotations: {kubesim.kiln.dev/duration: 1h}}
+    container: {image: busybox, command: [sleep, "3600"]}
+)"), [&](scheduler::Driver& driver, const scheduler::WorkflowState& after) {
+    // At once: the kill reaches the runner while (or just after) it creates the Job.
+    if (cancelled || after.nodes.at(after.root).phase != scheduler::Phase::kPending) return;
+    cancelled = true;
+    driver.Post(scheduler::CancelRequested{});
+  });
+  CHECK(cancelled);
+  CHECK(s.phase == scheduler::Phase::kFailed);
+  CHECK(cluster.Jobs("killed-unwatched").empty());
+}
+
 }  // namespace kiln::executor

@@ -775,8 +775,11 @@ struct Kubelet::Impl {
   }
 
   static std::string ReadMessage(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::string text(4096, '\0');  // Kubernetes reads at most 4 KiB
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    // The kubelet keeps the last 4096 bytes of the file.
+    const std::streamoff size = in ? static_cast<std::streamoff>(in.tellg()) : 0;
+    in.seekg(size > 4096 ? size - 4096 : 0);
+    std::string text(4096, '\0');
     in.read(text.data(), static_cast<std::streamsize>(text.size()));
     text.resize(static_cast<size_t>(in.gcount()));
     return text;

@@ -8,6 +8,7 @@
 namespace kiln::scheduler {
 
 using testing::FakeExecutor;
+using testing::Kills;
 using testing::Launches;
 using testing::Timers;
 using testing::Wf;
@@ -321,6 +322,54 @@ TEST_CASE("StepWaiting shows why a launched step waits, until it runs; it is rec
   REQUIRE(back.has_value());
   REQUIRE(std::holds_alternative<StepWaiting>(*back));
   CHECK(std::get<StepWaiting>(*back).message == why);
+}
+
+}  // namespace kiln::scheduler
+
+namespace kiln::scheduler {
+
+TEST_CASE("Resume with adopt_running launches running steps again; in a cancelled run it kills them too",
+          "[scheduler][resume]") {
+  SECTION("running") {
+    FakeExecutor f(Diamond());
+    CHECK(Launches(f.Start()) == V{"wf.A", "wf.D"});
+    f.Send(StepStarted{"wf.A"});
+    f.Restart();
+    auto actions = f.Send(Resume{true});
+    CHECK(Launches(actions) == V{"wf.A", "wf.D"});  // adopted by the executor, same attempt
+    CHECK(Kills(actions).empty());
+    CHECK(f.phase("wf.A") == Phase::kRunning);
+    CHECK(Launches(f.Finish("wf.A")) == V{"wf.B"});
+  }
+  SECTION("running, without adoption: lost") {
+    FakeExecutor f(Diamond());
+    f.Start();
+    f.Send(StepStarted{"wf.A"});
+    f.Restart();
+    CHECK(Launches(f.Send(Resume{})) == V{"wf.D"});
+    CHECK(f.phase("wf.A") == Phase::kError);
+  }
+  SECTION("cancelled before the kills were done") {
+    FakeExecutor f(Diamond());
+    f.Start();
+    f.Send(StepStarted{"wf.A"});
+    V kills = Kills(f.Send(CancelRequested{}));
+    std::sort(kills.begin(), kills.end());
+    CHECK(kills == V{"wf.A", "wf.D"});
+    f.Restart();  // kiln died before the executor deleted the Jobs
+    auto actions = f.Send(Resume{true});
+    CHECK(Launches(actions) == V{"wf.A", "wf.D"});
+    CHECK(Kills(actions) == V{"wf.A", "wf.D"});
+    CHECK(f.state().phase == Phase::kRunning);  // until the kills report
+    for (const char* node : {"wf.A", "wf.D"}) {
+      StepFinished killed;
+      killed.node = node;
+      killed.exit_code = 137;
+      f.Send(killed);
+    }
+    CHECK(f.state().phase == Phase::kFailed);
+    CHECK(f.phase("wf.A") == Phase::kFailed);
+  }
 }
 
 }  // namespace kiln::scheduler
