@@ -11,6 +11,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -695,8 +696,10 @@ TEST_CASE("a Job deleted while kiln is not watching is found missing at the next
 
 TEST_CASE("the kiln exec agent reports outputs.result and output parameters read from files",
           "[kubernetes][kubesim][agent]") {
-  Cluster cluster("cpu-only.yaml");
-  cluster.agent_path = KILN_BINARY;  // kubesim's containers run on this host: kiln is at this path
+  // kubesim's containers run on this host: kiln is at this path, also when under /tmp (which
+  // is private to each container) thanks to --image-dir.
+  Cluster cluster("cpu-only.yaml", {"--image-dir", std::filesystem::path(KILN_BINARY).parent_path().string()});
+  cluster.agent_path = KILN_BINARY;
   const auto& s = cluster.Run(Wf("agent", R"(
   entrypoint: main
   templates:

@@ -2,11 +2,15 @@
 // kubesim (whose kubelet runs the containers as host processes, docs/kubesim.md) to the same
 // phase as locally, with the `kiln exec` agent reporting outputs. Exceptions, with the reason:
 // tests/data/kubesim-run-known-failures.tsv (tests/cli/corpus_run.h).
+#include <filesystem>
+
 #include "tests/cli/corpus_run.h"
 #include "tests/kubesim/test_util.h"
 
 TEST_CASE("corpus workflows run on kubesim to their expected phase", "[kubernetes][kubesim][corpus][.slow]") {
-  kiln::kubesim::testing::Kubesim sim("mixed-gpu.yaml");
+  // The kiln binary is visible in the containers wherever the build lives (/tmp is private).
+  const std::string kiln_dir = std::filesystem::path(KILN_BINARY).parent_path().string();
+  kiln::kubesim::testing::Kubesim sim("mixed-gpu.yaml", {"--image-dir", kiln_dir});
   kiln::testing::corpus::RunCorpus("--executor kubernetes --kubeconfig " + sim.kubeconfig() +
                                        " --namespace default --agent-path " + std::string(KILN_BINARY),
                                    {"run-known-failures.tsv", "kubesim-run-known-failures.tsv"}, "on kubesim");

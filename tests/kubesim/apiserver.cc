@@ -898,7 +898,7 @@ void ApiServer::Impl::Watch(Request& req, Responder& res, const Target& t) {
     error = Expired("too old resource version: " + (rv_text.empty() ? "0" : rv_text) + " (" +
                     std::to_string(store().rv()) + ")");
   }
-  int64_t end_in_ms = timeout ? static_cast<int64_t>(timeout->count()) : -1;  // -1: no end
+  int64_t end_in_ms = timeout ? static_cast<int64_t>(timeout->count()) * 1000 : -1;  // -1: no end
   if (watch_fault && watch_fault->action == FaultAction::kEndWatch) {
     // Neither afterEvents nor afterSeconds: the stream ends at once.
     end_after = watch_fault->after_events;

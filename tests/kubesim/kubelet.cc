@@ -705,6 +705,7 @@ struct Kubelet::Impl {
       sandbox.tmp_dir_on_host = run.dir + "/" + name + "/tmp";
       proc.message_file = run.dir + "/" + name + "/termination-log";
       std::filesystem::create_directories(run.dir + "/" + name, ec);
+      for (const std::string& dir : options.image_dirs) sandbox.binds.push_back({dir, dir, true});
       sandbox.binds.push_back({proc.message_file, c.value("terminationMessagePath", "/dev/termination-log")});
       if (const json* mounts = Find(c, {"volumeMounts"}); mounts && mounts->is_array()) {
         for (const json& m : *mounts) {

@@ -47,6 +47,10 @@ struct KubeletOptions {
   // A process pod deleted (or told to exit now) gets SIGTERM, then SIGKILL after its grace
   // period, capped at this so that tests stay quick.
   std::chrono::milliseconds max_grace{2000};
+  // Host directories bound read-only at the same path in every process container, as parts of
+  // the "image" that the container's private /tmp would otherwise hide (e.g. a kiln binary
+  // built under /tmp, for the `kiln exec` agent).
+  std::vector<std::string> image_dirs;
 };
 
 struct ContainerLog {

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   std::string faults_file;
   std::string audit_path;
   std::string kubelet_mode = "auto";
+  std::vector<std::string> image_dirs;
   std::string rate_limit;
   std::string mutating_rate_limit;
   app.add_option("--cluster", cluster_file, "cluster shape file (YAML or JSON)")->required();
@@ -79,6 +80,9 @@ int main(int argc, char** argv) {
   app.add_option("--faults", faults_file,
                  "fault rules to start with (JSON, as POST /kubesim/faults takes)");
   app.add_option("--audit-log", audit_path, "append one audit Event (JSON line) per request here");
+  app.add_option("--image-dir", image_dirs,
+                 "a host directory bound read-only at the same path in every process container "
+                 "(repeatable; e.g. where a kiln binary for --agent-path lives under /tmp)");
   app.add_option("--kubelet", kubelet_mode,
                  "auto: a pod with a command and no kubesim.kiln.dev/ script annotation runs as "
                  "processes, others are simulated; simulate: all simulated; process: every pod "
@@ -149,6 +153,7 @@ int main(int argc, char** argv) {
   }
   kiln::kubesim::KubeletOptions kubelet_options;
   kubelet_options.mode = *kiln::kubesim::ParseKubeletMode(kubelet_mode);
+  kubelet_options.image_dirs = image_dirs;
   kiln::kubesim::Kubelet kubelet(io, registry, kubelet_options);
   kiln::kubesim::Scheduler scheduler(io, registry);
   kiln::kubesim::JobController jobs(io, registry);
