@@ -21,6 +21,7 @@
 #include "api/run_lock.h"
 #include "base/strings.h"
 #include "cli/commands.h"
+#include "cli/kubernetes_flags.h"
 #include "cli/data_dir.h"
 #include "cli/live_tree.h"
 #include "dag/lint.h"
@@ -675,23 +676,10 @@ void RegisterRun(CLI::App& app) {
   cmd->add_flag("--no-sandbox", flags->no_sandbox, "Run steps as plain processes, without bubblewrap");
   cmd->add_option("--executor", flags->executor, "Where steps run: local (host processes) or kubernetes (one Job per step)")
       ->check(CLI::IsMember({"local", "kubernetes"}));
-  cmd->add_option("--kubeconfig", flags->kubeconfig,
-                  "The kubeconfig for --executor kubernetes (default $KUBECONFIG, else ~/.kube/config if it "
-                  "exists, else the pod's service account when running in a cluster)");
   cmd->add_option("--context", flags->kube_context, "The kubeconfig context (default its current-context)");
   cmd->add_option("--namespace", flags->kube_namespace, "The namespace for the Jobs (default the context's)");
-  cmd->add_option("--ttl-seconds-after-finished", flags->ttl_seconds_after_finished,
-                  "--executor kubernetes: let Kubernetes delete each finished Job (and its pod) this many "
-                  "seconds after it ends (default: Jobs stay)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--accelerators", flags->accelerators,
-                  "A YAML file of accelerator profiles for kiln.dev/accelerator (added to the built-in ones; "
-                  "docs/kubernetes.md)");
-  cmd->add_option("--agent-image", flags->agent_image,
-                  "Kubernetes: an image with kiln at /usr/local/bin/kiln; each step's pod copies it in and runs "
-                  "its command under `kiln exec`, which reports outputs.result and output parameters from files");
-  cmd->add_option("--agent-path", flags->agent_path,
-                  "Kubernetes: kiln is already at this path in every step's container (instead of --agent-image)");
+  AddKubernetesFlags(cmd, {&flags->kubeconfig, &flags->ttl_seconds_after_finished, &flags->accelerators,
+                           &flags->agent_image, &flags->agent_path});
   cmd->add_option("--durability", flags->durability,
                   "full: every transition is fsynced before its actions (survives power loss); process: "
                   "survives kill -9 of kiln but not an OS crash, and costs less per step")

@@ -13,6 +13,7 @@
 #include "api/metrics.h"
 #include "api/run_lock.h"
 #include "cli/commands.h"
+#include "cli/kubernetes_flags.h"
 #include "cli/data_dir.h"
 #include "kube/kubeconfig.h"
 #include "store/postgres_store.h"
@@ -208,23 +209,10 @@ void RegisterServer(CLI::App& app) {
   cmd->add_option("--executor", flags->executor, "Where steps run: local (host processes) or kubernetes (one Job per step)")
       ->check(CLI::IsMember({"local", "kubernetes"}));
   cmd->add_flag("--no-sandbox", flags->no_sandbox, "Local executor: run steps as plain processes, without bubblewrap");
-  cmd->add_option("--kubeconfig", flags->kubeconfig,
-                  "The kubeconfig for --executor kubernetes (default $KUBECONFIG, else ~/.kube/config if it "
-                  "exists, else the pod's service account when running in a cluster)");
   cmd->add_option("--context", flags->kube_context, "The kubeconfig context");
   cmd->add_option("--namespace", flags->kube_namespace, "Put every Job in this namespace (default the workflow's)");
-  cmd->add_option("--ttl-seconds-after-finished", flags->ttl_seconds_after_finished,
-                  "--executor kubernetes: let Kubernetes delete each finished Job (and its pod) this many "
-                  "seconds after it ends (default: Jobs stay)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--accelerators", flags->accelerators,
-                  "A YAML file of accelerator profiles for kiln.dev/accelerator (added to the built-in ones; "
-                  "docs/kubernetes.md)");
-  cmd->add_option("--agent-image", flags->agent_image,
-                  "An image with kiln at /usr/local/bin/kiln; each step's pod copies it in and runs its command "
-                  "under `kiln exec`, which reports outputs.result and output parameters from files");
-  cmd->add_option("--agent-path", flags->agent_path,
-                  "kiln is already at this path in every step's container (instead of --agent-image)");
+  AddKubernetesFlags(cmd, {&flags->kubeconfig, &flags->ttl_seconds_after_finished, &flags->accelerators,
+                           &flags->agent_image, &flags->agent_path});
   cmd->add_option("--tls-cert", flags->tls_cert, "Serve HTTPS with this certificate (PEM; with --tls-key)");
   cmd->add_option("--tls-key", flags->tls_key, "The certificate's private key (PEM)");
   cmd->add_option("--auth-tokens", flags->auth_tokens,
