@@ -69,6 +69,7 @@ struct Engine::Run {
   std::optional<scheduler::WorkflowState> state;
   RunIdentity identity;
   nlohmann::json run_event;  // how it was started (the "Run" event), for resume and resubmit
+  bool generated_name = false;  // metadata.name was drawn from generateName by Prepare
   RunLock lock;
   std::unique_ptr<executor::LocalStepRunner> local;
   std::unique_ptr<executor::KubernetesStepRunner> kube;
@@ -178,7 +179,10 @@ std::expected<std::unique_ptr<Engine::Run>, SubmitError> Engine::Prepare(const S
   if (!request.name.empty()) {
     manifest.metadata.name = request.name;
   } else if (manifest.metadata.name.empty()) {
-    manifest.metadata.name = manifest.metadata.generate_name + RandomId(5, "abcdefghijklmnopqrstuvwxyz0123456789");
+    manifest.metadata.name = manifest.metadata.generate_name +
+                             (options_.name_suffix ? options_.name_suffix()
+                                                   : RandomId(5, "abcdefghijklmnopqrstuvwxyz0123456789"));
+    run->generated_name = true;
   }
   auto state = scheduler::NewWorkflow(manifest, run->library, uid, request.parameters, request.entrypoint);
   if (!state) return std::unexpected(Refused(state.error().code(), state.error().message()));
@@ -215,28 +219,43 @@ std::expected<store::WorkflowRecord, SubmitError> Engine::Submit(SubmitRequest r
 std::expected<store::WorkflowRecord, SubmitError> Engine::Accept(SubmitRequest request) {
   if (shut_down_) return std::unexpected(Refused(Code::kUnavailable, "the server is shutting down; submit again later"));
   const std::string uid = NewUid();
-  auto prepared = Prepare(request, uid);
-  if (!prepared) return std::unexpected(std::move(prepared.error()));
-  std::unique_ptr<Run> run = std::move(*prepared);
-  run->identity.created = Ms(std::chrono::system_clock::now());
-  store::WorkflowRecord record = WorkflowRecordOf(*run->state, run->identity);
-  if (request.dry_run) return record;
-  auto existing = store_.FindWorkflow(record.namespace_, record.name);
-  if (!existing) return std::unexpected(Refused(existing.error().code(), existing.error().message()));
-  if (*existing) {
-    return std::unexpected(Refused(Code::kAlreadyExists, "workflow \"" + record.name + "\" already exists in namespace \"" +
-                                                             record.namespace_ + "\"; use generateName or another name"));
-  }
-  store::Batch first;
-  first.workflow_upsert = record;
-  store::EventRecord started = EventRow(uid, run->identity.created, "Run");
-  started.data_json = run->run_event.dump();
-  first.events.push_back(std::move(started));
-  if (auto ok = store_.Apply(first); !ok) {
+  // A generateName's random suffix may meet a name already taken (with 36^5 suffixes, about one
+  // submission in a hundred among a thousand of one prefix). As Kubernetes' apiserver does since
+  // 1.32 (RetryGenerateName), another suffix is drawn, up to 8 tries in all; a name the user gave
+  // is refused at once.
+  constexpr int kGenerateNameTries = 8;
+  std::unique_ptr<Run> run;
+  store::WorkflowRecord record;
+  for (int attempt = 1;; ++attempt) {
+    auto prepared = Prepare(request, uid);
+    if (!prepared) return std::unexpected(std::move(prepared.error()));
+    run = std::move(*prepared);
+    const bool generated = run->generated_name;
+    run->identity.created = Ms(std::chrono::system_clock::now());
+    record = WorkflowRecordOf(*run->state, run->identity);
+    if (request.dry_run) return record;
+    auto taken = [&]() -> std::expected<store::WorkflowRecord, SubmitError> {
+      return std::unexpected(Refused(Code::kAlreadyExists,
+                                     "workflow \"" + record.name + "\" already exists in namespace \"" +
+                                         record.namespace_ + "\"; use generateName or another name"));
+    };
+    auto existing = store_.FindWorkflow(record.namespace_, record.name);
+    if (!existing) return std::unexpected(Refused(existing.error().code(), existing.error().message()));
+    if (*existing) {
+      if (generated && attempt < kGenerateNameTries) continue;
+      return taken();
+    }
+    store::Batch first;
+    first.workflow_upsert = record;
+    store::EventRecord started = EventRow(uid, run->identity.created, "Run");
+    started.data_json = run->run_event.dump();
+    first.events.push_back(std::move(started));
+    auto ok = store_.Apply(first);
+    if (ok) break;
     // Two submissions of one name at once: the store's unique key refuses the second.
     if (ok.error().code() == Code::kAlreadyExists) {
-      return std::unexpected(Refused(Code::kAlreadyExists, "workflow \"" + record.name + "\" already exists in namespace \"" +
-                                                               record.namespace_ + "\"; use generateName or another name"));
+      if (generated && attempt < kGenerateNameTries) continue;
+      return taken();
     }
     return std::unexpected(Refused(ok.error().code(), "cannot record the workflow: " + ok.error().message()));
   }

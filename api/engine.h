@@ -50,6 +50,9 @@ struct EngineOptions {
   // Where the engine counts what it does (steps by phase, step durations, scheduling latency,
   // steps waiting to start, workflows by phase); none when null. Must outlive the engine.
   Metrics* metrics = nullptr;
+  // Draws the 5-character suffix of a generateName (tests make it collide); null: random, from
+  // [a-z0-9].
+  std::function<std::string()> name_suffix;
 };
 
 // A manifest text with the name its diagnostics use ("request body", "template ml/train").

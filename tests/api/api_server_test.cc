@@ -15,6 +15,7 @@
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <thread>
 
 #include "api/api_server.h"
@@ -90,7 +91,8 @@ struct ServerHarness {
   std::thread thread;
   http::Endpoint endpoint;
 
-  explicit ServerHarness(std::function<void(ApiServerOptions&)> configure = {}, const std::string& tokens = "") {
+  explicit ServerHarness(std::function<void(ApiServerOptions&)> configure = {}, const std::string& tokens = "",
+                         std::function<void(EngineOptions&)> configure_engine = {}) {
     store::SqliteOptions so;
     so.durability = store::Durability::kNormal;
     db = std::move(*store::SqliteStore::Open(dir.path + "/kiln.db", so));
@@ -98,6 +100,7 @@ struct ServerHarness {
     eo.data_dir = dir.path;
     eo.sandbox = false;
     eo.metrics = &metrics;
+    if (configure_engine) configure_engine(eo);
     engine = std::move(*Engine::Create(io, *db, eo));
     ApiServerOptions options;
     options.read_threads = 2;
@@ -571,20 +574,54 @@ TEST_CASE("resume of a running workflow that is not suspended is refused", "[api
   REQUIRE(h.WaitDone("ml", name) == "Succeeded");
 }
 
+TEST_CASE("a generateName whose suffix meets a taken name draws another, up to 8 tries", "[api]") {
+  // Suffixes in the order they are drawn: the second submission meets "wait-aaaaa" once.
+  std::vector<std::string> suffixes = {"aaaaa", "aaaaa", "bbbbb"};
+  for (int i = 0; i < 9; ++i) suffixes.push_back("ccccc");  // the third's, then the fourth's 8
+  std::atomic<size_t> next{0};
+  ServerHarness h({}, "", [&](EngineOptions& eo) { eo.name_suffix = [&] { return suffixes.at(next++); }; });
+  auto submit = [&] {
+    return h.Call("POST", "/api/v1/workflows/ml", kSuspend, {{"Content-Type", "application/yaml"}});
+  };
+  http::ClientResponse first = submit(), second = submit(), third = submit();
+  REQUIRE(first.status == 200);
+  REQUIRE(second.status == 200);
+  REQUIRE(third.status == 200);
+  CHECK(Json::parse(first.body)["metadata"]["name"] == "wait-aaaaa");
+  CHECK(Json::parse(second.body)["metadata"]["name"] == "wait-bbbbb");
+  CHECK(Json::parse(third.body)["metadata"]["name"] == "wait-ccccc");
+  http::ClientResponse fourth = submit();
+  INFO(fourth.body);
+  CHECK(fourth.status == 409);
+  CHECK(Json::parse(fourth.body)["message"] ==
+        "workflow \"wait-ccccc\" already exists in namespace \"ml\"; use generateName or another name");
+  CHECK(next == suffixes.size());  // 8 tries, not more
+  CHECK(h.CallJson("GET", "/api/v1/workflows/ml")["items"].size() == 3);
+}
+
 TEST_CASE("1,000 concurrent submissions are all recorded", "[api]") {
   ServerHarness h;
   constexpr int kThreads = 16, kEach = 63;  // 1,008
   std::atomic<int> ok{0}, failed{0};
+  std::mutex mu;
+  std::vector<std::string> failures;  // what went wrong, so that a failure says why
   std::vector<std::thread> clients;
   for (int t = 0; t < kThreads; ++t) {
     clients.emplace_back([&] {
       for (int i = 0; i < kEach; ++i) {
         auto r = http::Fetch(h.endpoint, "POST", "/api/v1/workflows/load", kSuspend, {{"Content-Type", "application/yaml"}});
-        (r && r->status == 200 ? ok : failed)++;
+        if (r && r->status == 200) {
+          ++ok;
+          continue;
+        }
+        ++failed;
+        std::lock_guard lock(mu);
+        failures.push_back(r ? std::to_string(r->status) + " " + r->body : r.error().message());
       }
     });
   }
   for (auto& c : clients) c.join();
+  for (const std::string& f : failures) UNSCOPED_INFO("a submission failed: " << f);
   CHECK(failed == 0);
   CHECK(ok == kThreads * kEach);
   // Every one recorded, and listed page by page.
