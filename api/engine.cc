@@ -296,6 +296,8 @@ Result<void> Engine::Drive(std::unique_ptr<Run> run, bool resume) {
     ko.job.accelerators = &shared_->accelerators;
     ko.job.agent_image = options_.agent_image;
     ko.job.agent_path = options_.agent_path;
+    ko.job.artifact_pvc = options_.artifact_pvc;
+    ko.artifact_root = options_.data_dir + "/artifacts";  // the same volume, as this process sees it
     ko.job.spec = &run->workflow->spec;
     ko.log_path = [data_dir = options_.data_dir, uid](const std::string& node) {
       return cli::StepLogPath(data_dir, uid, node);

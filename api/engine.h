@@ -45,6 +45,7 @@ struct EngineOptions {
   std::string accelerators;        // kubernetes: accelerator profiles file ("" = built-in only)
   std::string agent_image;         // kubernetes: the kiln exec agent (executor::JobContext)
   std::string agent_path;
+  std::string artifact_pvc;        // kubernetes: the artifact volume, seen here at data_dir/artifacts
   // kubernetes: each Job's ttlSecondsAfterFinished (none: finished Jobs stay).
   std::optional<int64_t> ttl_seconds_after_finished;
   // Where the engine counts what it does (steps by phase, step durations, scheduling latency,

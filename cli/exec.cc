@@ -1,10 +1,17 @@
-// `kiln exec`: the agent in a step's pod (Kubernetes executor). It runs the step's command, passes
-// its stdout through (the pod log) while keeping the first 256 KiB for outputs.result, reads the
-// output parameters' files, and writes them with the result as JSON to the termination message
-// file, which the controller reads from the pod's status (executor/kubernetes_job.h,
-// ParseTerminationMessage). Exits with the command's exit code (128+N for signal N).
+// `kiln exec`: the agent in a step's pod (Kubernetes executor). It places the input artifacts from
+// the artifact repository (a shared volume, the local repository's layout), runs the step's
+// command, passes its stdout through (the pod log) while keeping the first 256 KiB for
+// outputs.result, reads the output parameters' files, stores the output artifacts (sha256,
+// content-addressed, and under their key when they have one), and writes the parameters, the
+// result and the artifact refs as JSON to the termination message file, which the controller
+// reads from the pod's status (executor/kubernetes_job.h, ParseTerminationMessage). Exits with
+// the command's exit code (128+N for signal N).
 //
-//   kiln exec [--param NAME=PATH]... [--termination-log PATH] -- COMMAND [ARG]...
+//   kiln exec [--param NAME=PATH]... [--termination-log PATH] [--artifact-root DIR
+//             --artifacts JSON] -- COMMAND [ARG]...
+//
+// --artifacts is {"inputs": [{name, path, ref, optional}], "outputs": [{name, path, key, archive,
+// optional}]} (executor/kubernetes_job.cc AgentArtifacts writes it).
 //
 // The message must fit the 4096 bytes Kubernetes keeps: the result is dropped first (with a
 // note), then the step fails with an "error" naming the sizes.
@@ -20,6 +27,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -28,6 +36,8 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "executor/local_artifact_repository.h"
+#include "scheduler/state.h"
 
 namespace kiln::cli {
 
@@ -62,8 +72,89 @@ struct ExecFlags {
   std::vector<std::string> params;  // NAME=PATH
   std::string termination_log = "/dev/termination-log";
   size_t message_limit = kMessageLimit;  // less when the pod has several containers
+  std::string artifact_root;             // where the artifact repository's volume is mounted
+  std::string artifacts;                 // JSON: the inputs to place, the outputs to store
   std::vector<std::string> command;
 };
+
+// Writes `text` to the termination log; says on stderr when it cannot.
+void WriteMessage(const ExecFlags& flags, const std::string& text) {
+  std::ofstream log(flags.termination_log, std::ios::trunc | std::ios::binary);
+  log << text;
+  log.close();
+  if (!log) {
+    std::fprintf(stderr, "kiln exec: cannot write the outputs to %s: %s\n", flags.termination_log.c_str(),
+                 std::strerror(errno));
+  }
+}
+
+// Fails the step before its command runs: the reason goes to stderr (the pod log) and, as
+// "error", to the termination message, which the controller shows as the step's message.
+int FailEarly(const ExecFlags& flags, const std::string& why) {
+  std::fprintf(stderr, "kiln exec: %s\n", why.c_str());
+  WriteMessage(flags, nlohmann::json{{"error", why}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return 1;
+}
+
+// Places every input artifact of `spec` at its path. Returns "" or why one could not be.
+std::string PlaceInputs(executor::ArtifactRepository& repo, const nlohmann::json& spec) {
+  if (!spec.contains("inputs")) return "";
+  for (const nlohmann::json& in : spec["inputs"]) {
+    std::string name = in.value("name", "");
+    std::string path = in.value("path", "");
+    auto ref = in.contains("ref") ? scheduler::ArtifactRef::FromJson(in["ref"].dump()) : std::nullopt;
+    if (path.empty() || !ref) return "input artifact \"" + name + "\": the agent's --artifacts has no path or ref for it";
+    if (auto ok = repo.Get(*ref, path); !ok) {
+      // An optional input whose key holds nothing is left out, as Argo does.
+      if (in.value("optional", false) && !ref->key.empty() && ok.error().code() == Code::kNotFound) continue;
+      return "input artifact \"" + name + "\": " + ok.error().message();
+    }
+  }
+  return "";
+}
+
+// Stores every output artifact of `spec` that the command wrote: {name: ref}. A missing one is
+// an error (in `*error`) when the command succeeded and the artifact is not optional.
+nlohmann::json StoreOutputs(executor::ArtifactRepository& repo, const nlohmann::json& spec, int code,
+                            std::string* error) {
+  nlohmann::json refs = nlohmann::json::object();
+  if (!spec.contains("outputs")) return refs;
+  for (const nlohmann::json& out : spec["outputs"]) {
+    std::string name = out.value("name", "");
+    std::string path = out.value("path", "");
+    std::error_code ec;
+    if (path.empty()) continue;
+    if (!std::filesystem::exists(path, ec)) {
+      if (!out.value("optional", false) && code == 0 && error->empty()) {
+        *error = "output artifact \"" + name + "\": " + path + " does not exist (the step did not write it)";
+      }
+      continue;
+    }
+    auto fail = [&](const Error& e) {
+      if (error->empty()) *error = "output artifact \"" + name + "\": " + e.message();
+    };
+    auto ref = repo.Put(path);
+    if (!ref) {
+      fail(ref.error());
+      continue;
+    }
+    if (std::string key = out.value("key", ""); !key.empty()) {
+      auto archive = executor::ArchiveOf(out.value("archive", nlohmann::json()));
+      if (!archive) {
+        fail(archive.error());
+        continue;
+      }
+      if (auto ok = repo.PutKey(key, path, *archive); !ok) {
+        fail(ok.error());
+        continue;
+      }
+      ref->key = key;
+    }
+    ref->location.clear();  // the controller knows where its repository is mounted
+    refs[name] = ref->ToJson();
+  }
+  return refs;
+}
 
 int Exec(const ExecFlags& flags) {
   if (flags.command.empty()) {
@@ -79,6 +170,20 @@ int Exec(const ExecFlags& flags) {
     }
     params[p.substr(0, eq)] = p.substr(eq + 1);
   }
+  nlohmann::json artifacts = nlohmann::json::object();
+  if (!flags.artifacts.empty()) {
+    artifacts = nlohmann::json::parse(flags.artifacts, nullptr, false);
+    if (artifacts.is_discarded() || !artifacts.is_object()) {
+      std::fprintf(stderr, "kiln exec: --artifacts: expected a JSON object {\"inputs\": [...], \"outputs\": [...]}\n");
+      return 2;
+    }
+    if (flags.artifact_root.empty()) {
+      std::fprintf(stderr, "kiln exec: --artifacts needs --artifact-root (where the artifact volume is mounted)\n");
+      return 2;
+    }
+  }
+  executor::LocalArtifactRepository repo(flags.artifact_root);
+  if (std::string why = PlaceInputs(repo, artifacts); !why.empty()) return FailEarly(flags, why);
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
     std::fprintf(stderr, "kiln exec: pipe: %s\n", std::strerror(errno));
@@ -166,6 +271,10 @@ int Exec(const ExecFlags& flags) {
     out_params[name] = TrimTrailingNewlines(text.str());
   }
   message["parameters"] = out_params;
+  std::string artifact_error;
+  nlohmann::json refs = StoreOutputs(repo, artifacts, code, &artifact_error);
+  if (!refs.empty()) message["artifacts"] = std::move(refs);
+  if (!artifact_error.empty()) message["error"] = artifact_error;
   message["result"] = TrimTrailingNewlines(result);
   if (truncated) message["note"] = "stdout over 256 KiB; outputs.result holds its first 256 KiB";
   // Output that is not UTF-8 (binary stdout, a cut character) is kept with U+FFFD for bad bytes.
@@ -185,13 +294,7 @@ int Exec(const ExecFlags& flags) {
                                         " Kubernetes keeps; write large outputs as artifacts"}}
                .dump(-1, ' ', false, kReplace);
   }
-  std::ofstream log(flags.termination_log, std::ios::trunc | std::ios::binary);
-  log << text;
-  log.close();
-  if (!log) {
-    std::fprintf(stderr, "kiln exec: cannot write the outputs to %s: %s\n", flags.termination_log.c_str(),
-                 std::strerror(errno));
-  }
+  WriteMessage(flags, text);
   return code;
 }
 
@@ -200,11 +303,12 @@ int Exec(const ExecFlags& flags) {
 int ExecMain(int argc, char** argv) {
   ExecFlags flags;
   constexpr const char* kUsage =
-      "usage: kiln exec [--param NAME=PATH]... [--termination-log PATH] [--message-limit BYTES] -- COMMAND "
-      "[ARG]...\n"
-      "The agent in a Kubernetes step's pod: runs COMMAND, passes its stdout through, and writes\n"
-      "outputs.result and the output parameters read from the files as JSON to the termination log\n"
-      "(default /dev/termination-log). Exits with COMMAND's exit code.\n";
+      "usage: kiln exec [--param NAME=PATH]... [--termination-log PATH] [--message-limit BYTES]\n"
+      "                 [--artifact-root DIR --artifacts JSON] -- COMMAND [ARG]...\n"
+      "The agent in a Kubernetes step's pod: places the input artifacts from the repository at\n"
+      "DIR, runs COMMAND, passes its stdout through, stores the output artifacts, and writes\n"
+      "outputs.result, the output parameters read from the files and the artifacts' refs as JSON\n"
+      "to the termination log (default /dev/termination-log). Exits with COMMAND's exit code.\n";
   int i = 2;  // argv[0] kiln, argv[1] exec
   for (; i < argc; ++i) {
     std::string a = argv[i];
@@ -224,6 +328,10 @@ int ExecMain(int argc, char** argv) {
         return 2;
       }
       flags.message_limit = n;
+    } else if (a == "--artifact-root" && i + 1 < argc) {
+      flags.artifact_root = argv[++i];
+    } else if (a == "--artifacts" && i + 1 < argc) {
+      flags.artifacts = argv[++i];
     } else if ((a == "--param" || a == "--termination-log") && i + 1 < argc) {
       (a == "--param" ? flags.params.emplace_back() : flags.termination_log) = argv[++i];
     } else if (a.starts_with("--param=")) {

@@ -15,10 +15,11 @@ struct KubernetesFlags {
   std::string* accelerators;
   std::string* agent_image;
   std::string* agent_path;
+  std::string* artifact_pvc;
 };
 
-// Adds --kubeconfig, --ttl-seconds-after-finished, --accelerators, --agent-image and
-// --agent-path to `cmd`, bound to `flags`.
+// Adds --kubeconfig, --ttl-seconds-after-finished, --accelerators, --agent-image, --agent-path
+// and --artifact-pvc to `cmd`, bound to `flags`.
 inline void AddKubernetesFlags(CLI::App* cmd, const KubernetesFlags& flags) {
   cmd->add_option("--kubeconfig", *flags.kubeconfig,
                   "The kubeconfig for --executor kubernetes (default $KUBECONFIG, else ~/.kube/config if it "
@@ -35,6 +36,10 @@ inline void AddKubernetesFlags(CLI::App* cmd, const KubernetesFlags& flags) {
                   "its command under `kiln exec`, which reports outputs.result and output parameters from files");
   cmd->add_option("--agent-path", *flags.agent_path,
                   "Kubernetes: kiln is already at this path in every step's container (instead of --agent-image)");
+  cmd->add_option("--artifact-pvc", *flags.artifact_pvc,
+                  "Kubernetes: the ReadWriteMany PersistentVolumeClaim (in the Jobs' namespace) that holds the "
+                  "artifact repository; steps with artifacts mount it, and this kiln must see the same volume "
+                  "at <data dir>/artifacts (deploy/ mounts it there)");
 }
 
 }  // namespace kiln::cli

@@ -58,6 +58,7 @@ struct RunFlags {
   std::string accelerators;  // accelerator profiles file
   std::string agent_image;
   std::string agent_path;
+  std::string artifact_pvc;
   bool fresh = false;
   bool no_tree = false;
   std::string durability = "full";
@@ -151,6 +152,7 @@ struct RunRecord {
   std::string accelerators;  // absolute path of the accelerator profiles file, or ""
   std::string agent_image;   // the kiln exec agent (executor/kubernetes_job.h JobContext)
   std::string agent_path;
+  std::string artifact_pvc;  // the artifact repository's volume (JobContext::artifact_pvc)
 };
 
 // A workflow ready to drive: its manifests (owned here, so the state's pointers stay valid),
@@ -267,6 +269,8 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
     ko.job.accelerators = &accelerators;
     ko.job.agent_image = p.run.agent_image;
     ko.job.agent_path = p.run.agent_path;
+    ko.job.artifact_pvc = p.run.artifact_pvc;
+    ko.artifact_root = data_dir + "/artifacts";  // the same volume, as this process sees it
     ko.job.spec = state.manifest ? &state.manifest->spec : nullptr;
     // kiln's copy of each step's log, where `kiln logs` reads the local executor's.
     ko.log_path = [data_dir, uid](const std::string& node) { return StepLogPath(data_dir, uid, node); };
@@ -440,6 +444,7 @@ Result<void> Rebuild(Prepared& p, store::Store& st, const store::WorkflowRecord&
   p.run.accelerators = run->value("accelerators", "");
   p.run.agent_image = run->value("agentImage", "");
   p.run.agent_path = run->value("agentPath", "");
+  p.run.artifact_pvc = run->value("artifactPvc", "");
   p.identity.spec = w.spec;
   p.identity.created = w.created_at;
   // The manifest and the --templates files as they were recorded (the files may have changed
@@ -540,6 +545,7 @@ int RunWorkflow(const RunFlags& flags) {
   p.run.accelerators = flags.accelerators.empty() ? "" : Absolute(flags.accelerators);
   p.run.agent_image = flags.agent_image;
   p.run.agent_path = flags.agent_path;
+  p.run.artifact_pvc = flags.artifact_pvc;
   if (!p.run.accelerators.empty()) {  // checked before anything is recorded
     if (auto profiles = executor::AcceleratorProfiles::Load(p.run.accelerators); !profiles) {
       std::fprintf(stderr, "kiln run: %s\n", profiles.error().ToString().c_str());
@@ -626,6 +632,7 @@ int RunWorkflow(const RunFlags& flags) {
                                  {"accelerators", p.run.accelerators},
                                  {"agentImage", p.run.agent_image},
                                  {"agentPath", p.run.agent_path},
+                                 {"artifactPvc", p.run.artifact_pvc},
                                  {"overrides", *params}}
                       .dump();
   first.events.push_back(std::move(run));
@@ -679,7 +686,8 @@ void RegisterRun(CLI::App& app) {
   cmd->add_option("--context", flags->kube_context, "The kubeconfig context (default its current-context)");
   cmd->add_option("--namespace", flags->kube_namespace, "The namespace for the Jobs (default the context's)");
   AddKubernetesFlags(cmd, {&flags->kubeconfig, &flags->ttl_seconds_after_finished, &flags->accelerators,
-                           &flags->agent_image, &flags->agent_path});
+                           &flags->agent_image, &flags->agent_path,
+                           &flags->artifact_pvc});
   cmd->add_option("--durability", flags->durability,
                   "full: every transition is fsynced before its actions (survives power loss); process: "
                   "survives kill -9 of kiln but not an OS crash, and costs less per step")

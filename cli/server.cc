@@ -36,6 +36,7 @@ struct ServerFlags {
   std::string accelerators;
   std::string agent_image;
   std::string agent_path;
+  std::string artifact_pvc;
   std::string tls_cert;
   std::string tls_key;
   std::string auth_tokens;
@@ -152,6 +153,7 @@ int RunServer(const ServerFlags& flags) {
   eo.accelerators = flags.accelerators;
   eo.agent_image = flags.agent_image;
   eo.agent_path = flags.agent_path;
+  eo.artifact_pvc = flags.artifact_pvc;
   if (flags.ttl_seconds_after_finished >= 0) eo.ttl_seconds_after_finished = flags.ttl_seconds_after_finished;
   // --kubeconfig, $KUBECONFIG, ~/.kube/config if it exists, else "" (in-cluster): kube/kubeconfig.h.
   if (eo.executor == "kubernetes") eo.kubeconfig = kube::KubeconfigPath(eo.kubeconfig);
@@ -212,7 +214,8 @@ void RegisterServer(CLI::App& app) {
   cmd->add_option("--context", flags->kube_context, "The kubeconfig context");
   cmd->add_option("--namespace", flags->kube_namespace, "Put every Job in this namespace (default the workflow's)");
   AddKubernetesFlags(cmd, {&flags->kubeconfig, &flags->ttl_seconds_after_finished, &flags->accelerators,
-                           &flags->agent_image, &flags->agent_path});
+                           &flags->agent_image, &flags->agent_path,
+                           &flags->artifact_pvc});
   cmd->add_option("--tls-cert", flags->tls_cert, "Serve HTTPS with this certificate (PEM; with --tls-key)");
   cmd->add_option("--tls-key", flags->tls_key, "The certificate's private key (PEM)");
   cmd->add_option("--auth-tokens", flags->auth_tokens,

@@ -128,6 +128,38 @@ json PodAnnotations(const scheduler::LaunchStep& step, const JobContext& ctx) {
   return annotations;
 }
 
+namespace {
+
+// What the agent's --artifacts says (cli/exec.cc): the inputs to place, with their refs (no
+// location: the agent reads its own mount), and the outputs to store.
+json AgentArtifacts(const scheduler::LaunchStep& step) {
+  json inputs = json::array(), outputs = json::array();
+  auto optional_input = [&](const std::string& name) {
+    return step.tmpl && std::any_of(step.tmpl->inputs.artifacts.begin(), step.tmpl->inputs.artifacts.end(),
+                                    [&](const dag::Artifact& x) { return x.name == name && x.optional; });
+  };
+  for (const scheduler::InputArtifact& a : step.input_artifacts) {
+    if (a.path.empty()) continue;
+    scheduler::ArtifactRef ref = a.ref;
+    ref.location.clear();
+    inputs.push_back({{"name", a.name}, {"path", a.path}, {"ref", ref.ToJson()}, {"optional", optional_input(a.name)}});
+  }
+  if (step.tmpl) {
+    for (const dag::Artifact& a : step.tmpl->outputs.artifacts) {
+      if (a.path.empty()) continue;
+      json out = {{"name", a.name}, {"path", a.path}, {"optional", a.optional}};
+      if (auto key = step.output_artifact_keys.find(a.name); key != step.output_artifact_keys.end()) {
+        out["key"] = key->second;
+        if (!a.archive.is_null()) out["archive"] = a.archive;
+      }
+      outputs.push_back(std::move(out));
+    }
+  }
+  return {{"inputs", std::move(inputs)}, {"outputs", std::move(outputs)}};
+}
+
+}  // namespace
+
 Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, int fallback) {
   const std::string where = step.node;
   if (!step.tmpl) return MakeError(Code::kInvalidArgument, "the step has no template", where);
@@ -138,8 +170,24 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
                          std::string(dag::TemplateTypeName(t.type)) + " template is not supported yet",
                      where);
   }
-  if (!step.input_artifacts.empty() || !t.outputs.artifacts.empty()) {
-    return MakeError(Code::kInvalidArgument, "artifacts are not supported by the Kubernetes executor yet", where);
+  // Artifacts: the agent places the inputs and stores the outputs in the artifact volume; an
+  // input given inline (raw) needs no volume.
+  json agent_artifacts = AgentArtifacts(step);
+  const bool needs_volume = !agent_artifacts["outputs"].empty() ||
+                            std::any_of(step.input_artifacts.begin(), step.input_artifacts.end(),
+                                        [](const scheduler::InputArtifact& a) { return !a.ref.raw_given; });
+  const bool has_artifacts = !agent_artifacts["inputs"].empty() || !agent_artifacts["outputs"].empty();
+  if (has_artifacts && ctx.agent_image.empty() && ctx.agent_path.empty()) {
+    return MakeError(Code::kInvalidArgument,
+                     "artifacts on Kubernetes need the kiln exec agent in the step's pod: run kiln with "
+                     "--agent-image IMAGE (or --agent-path PATH)",
+                     where);
+  }
+  if (needs_volume && ctx.artifact_pvc.empty()) {
+    return MakeError(Code::kInvalidArgument,
+                     "artifacts on Kubernetes need the artifact repository's volume: run kiln with "
+                     "--artifact-pvc CLAIM (a ReadWriteMany PersistentVolumeClaim, see deploy/)",
+                     where);
   }
   const dag::WorkflowSpec* spec = ctx.spec;
 
@@ -210,6 +258,19 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
         argv.push_back("--param");
         argv.push_back(p.name + "=" + p.value_from->path);
       }
+    }
+    if (has_artifacts) {
+      argv.push_back("--artifact-root");
+      argv.push_back(needs_volume ? ctx.artifact_mount : "/tmp/kiln-artifacts");
+      argv.push_back("--artifacts");
+      argv.push_back(agent_artifacts.dump());
+    }
+    if (needs_volume) {
+      if (!container.contains("volumeMounts") || !container["volumeMounts"].is_array()) {
+        container["volumeMounts"] = json::array();
+      }
+      container["volumeMounts"].push_back({{"name", "kiln-artifacts"}, {"mountPath", ctx.artifact_mount}});
+      extra_volumes.push_back({{"name", "kiln-artifacts"}, {"persistentVolumeClaim", {{"claimName", ctx.artifact_pvc}}}});
     }
     if (container.contains("terminationMessagePath") && container["terminationMessagePath"].is_string()) {
       argv.push_back("--termination-log");
@@ -358,7 +419,9 @@ std::optional<TerminationOutputs> ParseTerminationMessage(std::string_view messa
   if (i == std::string_view::npos || message[i] != '{') return std::nullopt;
   json j = json::parse(message, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  if (!j.contains("parameters") && !j.contains("result") && !j.contains("error")) return std::nullopt;
+  if (!j.contains("parameters") && !j.contains("result") && !j.contains("error") && !j.contains("artifacts")) {
+    return std::nullopt;
+  }
   TerminationOutputs out;
   if (j.contains("note") && j["note"].is_string()) out.note = j["note"];
   if (j.contains("error") && j["error"].is_string()) out.error = j["error"];
@@ -376,6 +439,11 @@ std::optional<TerminationOutputs> ParseTerminationMessage(std::string_view messa
     }
   }
   if (j.contains("result") && !j["result"].is_null()) out.result = text(j["result"]);
+  if (j.contains("artifacts") && j["artifacts"].is_object()) {
+    for (auto it = j["artifacts"].begin(); it != j["artifacts"].end(); ++it) {
+      if (auto ref = scheduler::ArtifactRef::FromJson(it.value().dump())) out.artifacts[it.key()] = std::move(*ref);
+    }
+  }
   return out;
 }
 

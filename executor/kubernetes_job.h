@@ -40,6 +40,11 @@ struct JobContext {
   // step's container. Neither: no agent (outputs only from a JSON termination message).
   std::string agent_image;
   std::string agent_path;
+  // The artifact repository: a ReadWriteMany PersistentVolumeClaim of the Job's namespace that
+  // the agent mounts at artifact_mount in every step with artifacts, laid out as the local one
+  // (executor/local_artifact_repository.h). Empty: steps with artifacts are refused.
+  std::string artifact_pvc;
+  std::string artifact_mount = "/kiln-artifacts";
   // Profiles for kiln.dev/accelerator; null: the built-in ones.
   const AcceleratorProfiles* accelerators = nullptr;
 };
@@ -66,7 +71,8 @@ bool ToleratesGpuTaint(const dag::Json& tolerations);
 // fail with DisruptionTarget (preemption, eviction, node loss: the Job makes a new pod without
 // counting it), activeDeadlineSeconds from the template, the pod from the template and the
 // workflow defaults (see docs/kubernetes.md for the fields). Errors (kInvalidArgument) for what
-// the executor cannot run yet: non-container templates, artifacts, a script without a command.
+// the executor cannot run yet: non-container templates, a script without a command, artifacts
+// without the agent and the artifact volume.
 // `fallback`: which accelerator of the step's kiln.dev/accelerator list the pod asks for (its
 // profile becomes required node affinity); pods requesting no GPU get the profiles' cpuOnlySteps
 // affinity, when configured.
@@ -77,10 +83,12 @@ Result<nlohmann::json> BuildJob(const scheduler::LaunchStep& step, const JobCont
 nlohmann::json PodAnnotations(const scheduler::LaunchStep& step, const JobContext& ctx);
 
 // Outputs carried by a container's termination message: {"parameters": {name: value} or
-// [{name, value}], "result": "..."} (what `kiln exec` writes). nullopt when the message is not
-// such JSON (a FallbackToLogsOnError log tail, say).
+// [{name, value}], "result": "...", "artifacts": {name: ArtifactRef JSON}} (what `kiln exec`
+// writes). nullopt when the message is not such JSON (a FallbackToLogsOnError log tail, say).
+// The artifacts' locations are empty: the reader knows where its repository is.
 struct TerminationOutputs {
   std::map<std::string, std::string> parameters;
+  std::map<std::string, scheduler::ArtifactRef> artifacts;
   std::optional<std::string> result;
   std::string note;   // e.g. why outputs.result was left out
   std::string error;  // the agent could not report the outputs: the step fails with this

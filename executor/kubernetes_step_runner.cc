@@ -515,6 +515,10 @@ awaitable<void> KubernetesStepRunner::FinishFromPod(std::string node, bool compl
     if (auto out = ParseTerminationMessage(term_msg)) {
       f.outputs = std::move(out->parameters);
       f.result = std::move(out->result);
+      for (auto& [name, ref] : out->artifacts) {
+        if (!ref.sha256.empty() && !options_.artifact_root.empty()) ref.location = options_.artifact_root + "/" + ref.sha256;
+        f.artifacts[name] = std::move(ref);
+      }
       f.message = std::move(out->note);
       if (!out->error.empty()) {
         f.error = true;

@@ -51,6 +51,9 @@ struct KubernetesOptions {
   // executor's layout, cli/data_dir.h StepLogPath); no copy when empty. Called on the driver's
   // thread.
   std::function<std::string(const std::string& node)> log_path;
+  // Where this process sees the artifact volume (JobContext::artifact_pvc) mounted: the
+  // location of the output artifacts the agent reports is <artifact_root>/<sha256>.
+  std::string artifact_root;
   // The most bytes of a pod's log that are copied (limitBytes); a copy cut there ends with a
   // kiln line saying so.
   int64_t log_limit_bytes = 16 << 20;

@@ -127,9 +127,22 @@ std::vector<std::string> BwrapArgv(const std::string& bwrap_path, const Sandbox&
     out.insert(out.end(), args.begin(), args.end());
   };
   std::error_code ec;
+  const bool writable_root = !sandbox.root_dir_on_host.empty();
+  // With a writable root, the directories that start empty there, as in a container image.
+  auto left_empty = [&](const std::string& name) {
+    return writable_root && (name == "mnt" || name == "srv" || name == "media");
+  };
+  if (writable_root) {
+    std::filesystem::create_directories(sandbox.root_dir_on_host, ec);
+    add({"--bind", sandbox.root_dir_on_host, "/"});
+  }
   for (const auto& entry : std::filesystem::directory_iterator("/", ec)) {
     const std::string name = entry.path().filename().string();
     if (name == "proc" || name == "dev" || name == "tmp") continue;
+    if (left_empty(name)) {
+      add({"--dir", "/" + name});
+      continue;
+    }
     const std::string path = "/" + name;
     std::error_code link_ec;
     if (entry.is_symlink(link_ec)) {
@@ -160,6 +173,7 @@ std::vector<std::string> BwrapArgv(const std::string& bwrap_path, const Sandbox&
     std::filesystem::path dir = target.parent_path();
     while (dir != "/" && !dir.empty() && !std::filesystem::exists(dir, exists_ec)) dir = dir.parent_path();
     if (dir == "/" || dir.empty() || dir == "/tmp" || dir == "/proc" || dir == "/dev") continue;
+    if (auto top = dir.begin(); top != dir.end() && ++top != dir.end() && left_empty(top->string())) continue;
     if (!std::filesystem::is_directory(dir, exists_ec) || !expanded.insert(dir.string()).second) continue;
     add({"--tmpfs", dir.string()});
     for (const auto& entry : std::filesystem::directory_iterator(dir, exists_ec)) {
@@ -176,7 +190,8 @@ std::vector<std::string> BwrapArgv(const std::string& bwrap_path, const Sandbox&
   for (const Bind& bind : sandbox.binds) {
     add({bind.read_only ? "--ro-bind" : "--bind", bind.host_path, bind.sandbox_path});
   }
-  add({"--remount-ro", "/", "--unshare-pid", "--die-with-parent", "--new-session"});
+  if (!writable_root) add({"--remount-ro", "/"});
+  add({"--unshare-pid", "--die-with-parent", "--new-session"});
   if (!working_dir.empty()) add({"--chdir", working_dir});
   out.push_back("--");
   out.insert(out.end(), argv.begin(), argv.end());

@@ -28,6 +28,12 @@ struct Sandbox {
   // Host device nodes made visible inside the sandbox (its /dev holds only the basic ones):
   // the NVIDIA devices of a step granted GPUs. Missing ones are skipped.
   std::vector<std::string> devices;
+  // Non-empty: / is this host directory (created if missing), writable, like a container's
+  // writable layer, instead of a read-only tmpfs: the host's top-level directories are still
+  // bound read-only, except /mnt, /srv and /media, which start empty and writable, as in a
+  // container image. For kubesim's process containers, where steps write /result.txt or
+  // /mnt/out as they would in a pod.
+  std::string root_dir_on_host;
 };
 
 // The NVIDIA device nodes a GPU step needs: the control and UVM nodes and every /dev/nvidiaN

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -53,13 +54,15 @@ inline std::map<std::string, std::string> KnownFailures(const std::vector<std::s
 }
 
 // `flags` go to every `kiln run`; `where` names the run in the summary ("locally").
+// `prepare`, when given, is called with the data directory before the first run.
 inline void RunCorpus(const std::string& flags, const std::vector<std::string>& known_failure_files,
-                      const std::string& where) {
+                      const std::string& where, const std::function<void(const std::string& data_dir)>& prepare = {}) {
   const std::string corpus = KILN_CORPUS_DIR;
   std::ifstream tsv(corpus + "/expectations.tsv");
   REQUIRE(tsv);
   char tmpl[] = "/tmp/kiln-corpus-run-XXXXXX";
   std::string data = ::mkdtemp(tmpl);
+  if (prepare) prepare(data);
   auto known = KnownFailures(known_failure_files);
   std::string line;
   std::getline(tsv, line);  // header

@@ -8,9 +8,11 @@
 - the Role grants exactly the documented verbs (deploy/base/role.yaml; a change there must
   change EXPECTED_RULES here, on purpose);
 - the Deployment runs `kiln server` with flags that `kiln server --help` lists, runs as the
-  ServiceAccount bound to the Role, probes the server's /healthz and /readyz, and mounts
-  every volume it names;
-- deploy/overlays/example renders with its namespace and image.
+  ServiceAccount bound to the Role, probes the server's /healthz and /readyz, mounts
+  every volume it names, and passes as --artifact-pvc the claim it mounts at
+  <data-dir>/artifacts;
+- deploy/overlays/example renders with its namespace and image, and passes that image as
+  --agent-image.
 Exits 1 with one line per problem.
 """
 import re
@@ -131,6 +133,13 @@ def check_base(objects, flags):
         value = given.get(flag, "")
         if not any(value == p or value.startswith(p.rstrip("/") + "/") for p in mounts):
             problem(f"{flag}={value} is not on a mounted volume ({sorted(mounts)})")
+    # The artifact claim the step pods mount is the one the server sees at <data-dir>/artifacts.
+    by_claim = {v["persistentVolumeClaim"]["claimName"]: v["name"] for v in pod.get("volumes", [])
+                if "persistentVolumeClaim" in v}
+    artifact_mount = given.get("--data-dir", "").rstrip("/") + "/artifacts"
+    pvc = given.get("--artifact-pvc", "")
+    if not pvc or mounts.get(artifact_mount) != by_claim.get(pvc):
+        problem(f"--artifact-pvc={pvc} is not the claim mounted at {artifact_mount}")
     claims = {v["persistentVolumeClaim"]["claimName"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v}
     if claims != {"kiln-data", "kiln-artifacts"}:
         problem(f"the pod mounts the claims {sorted(claims)}, expected kiln-data and kiln-artifacts")
@@ -150,6 +159,9 @@ def check_overlay(objects):
             image = o["spec"]["template"]["spec"]["containers"][0]["image"]
             if image != "registry.example.com/ml/kiln:0.1.0":
                 problem(f"example overlay: the image is {image!r}")
+            args = o["spec"]["template"]["spec"]["containers"][0].get("args", [])
+            if f"--agent-image={image}" not in args:
+                problem(f"example overlay: the args {args} do not pass --agent-image={image}")
 
 
 def main():

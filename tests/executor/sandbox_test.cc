@@ -74,6 +74,24 @@ TEST_CASE("bwrap argv: read-only host, private /tmp, binds, PID namespace", "[ex
   CHECK(internal::BwrapArgv("bwrap", sandbox, "", {"true"}).size() > 0);
 }
 
+TEST_CASE("bwrap argv: a writable root, as a container's layer, with /mnt left empty", "[executor]") {
+  Sandbox sandbox;
+  TempDir root_parent;
+  sandbox.root_dir_on_host = root_parent / "root";
+  sandbox.binds = {{"/host/vol", "/mnt/vol", false}};
+  const std::vector<std::string> argv = internal::BwrapArgv("bwrap", sandbox, "/", {"true"});
+  std::string joined;
+  for (const std::string& a : argv) joined += a + " ";
+  CHECK(joined.starts_with("bwrap --bind " + sandbox.root_dir_on_host + " / "));
+  CHECK(std::filesystem::is_directory(sandbox.root_dir_on_host));
+  CHECK(joined.find("--ro-bind-try /usr /usr ") != std::string::npos);
+  if (std::filesystem::exists("/mnt")) CHECK(joined.find("--dir /mnt ") != std::string::npos);
+  CHECK(joined.find("--ro-bind-try /mnt ") == std::string::npos);
+  CHECK(joined.find("--tmpfs /mnt ") == std::string::npos);  // the mount point is made in the writable root
+  CHECK(joined.find("--bind /host/vol /mnt/vol ") != std::string::npos);
+  CHECK(joined.find("--remount-ro") == std::string::npos);
+}
+
 TEST_CASE("bwrap argv: a mount point missing inside a host directory gets that directory as a tmpfs",
           "[executor]") {
   // /etc exists on every host, /etc/kiln-test-volume does not: bwrap could not create it inside the

@@ -380,3 +380,111 @@ TEST_CASE("with the agent, the command runs under kiln exec, which reports outpu
 }
 
 }  // namespace kiln::executor
+
+namespace kiln::executor {
+
+TEST_CASE("with artifacts, the agent mounts the artifact PVC and is told what to place and store",
+          "[kubernetes][agent][artifacts]") {
+  OneTemplate t = Parse(R"(
+  entrypoint: main
+  templates:
+  - name: main
+    inputs:
+      artifacts:
+      - {name: data, path: /data/in.csv}
+      - {name: cfg, path: /etc/app/cfg, optional: true}
+    outputs:
+      artifacts:
+      - {name: model, path: /mnt/out/model, archive: {none: {}}}
+      - {name: notes, path: /tmp/notes.txt, optional: true}
+    container: {image: python:3.12, command: [python, train.py]}
+)");
+  JobContext ctx;
+  ctx.workflow = "wf";
+  ctx.workflow_uid = "u";
+  ctx.agent_path = "/opt/kiln";
+  ctx.artifact_pvc = "kiln-artifacts";
+  scheduler::LaunchStep step;
+  step.node = "wf";
+  step.tmpl = &t.tmpl();
+  step.container = step.tmpl->container;
+  scheduler::ArtifactRef data;
+  data.sha256 = std::string(64, 'a');
+  data.location = "/var/lib/kiln/artifacts/" + data.sha256;  // the controller's path: not passed on
+  data.size = 12;
+  scheduler::ArtifactRef cfg;
+  cfg.key = "configs/app";
+  cfg.archived = true;
+  step.input_artifacts = {{"data", "/data/in.csv", data}, {"cfg", "/etc/app/cfg", cfg}};
+  step.output_artifact_keys = {{"model", "models/{{workflow.name}}/model"}};
+  auto job = BuildJob(step, ctx);
+  REQUIRE(job.has_value());
+  const json& pod = (*job)["spec"]["template"]["spec"];
+  const json& command = pod["containers"][0]["command"];
+  REQUIRE(command.size() == 9);
+  CHECK(command[0] == "/opt/kiln");
+  CHECK(command[2] == "--artifact-root");
+  CHECK(command[3] == "/kiln-artifacts");
+  CHECK(command[4] == "--artifacts");
+  CHECK(json::parse(command[5].get<std::string>()) == json::parse(R"({
+    "inputs": [
+      {"name": "data", "path": "/data/in.csv", "optional": false,
+       "ref": {"kiln_artifact": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "location": "",
+               "size": 12, "archived": false}},
+      {"name": "cfg", "path": "/etc/app/cfg", "optional": true,
+       "ref": {"kiln_artifact": "", "location": "", "size": 0, "archived": true, "key": "configs/app"}}],
+    "outputs": [
+      {"name": "model", "path": "/mnt/out/model", "optional": false, "key": "models/{{workflow.name}}/model",
+       "archive": {"none": {}}},
+      {"name": "notes", "path": "/tmp/notes.txt", "optional": true}]})"));
+  CHECK(std::vector<json>(command.begin() + 6, command.end()) == std::vector<json>{"--", "python", "train.py"});
+  CHECK(pod["containers"][0]["volumeMounts"] ==
+        json::parse(R"([{"name": "kiln-artifacts", "mountPath": "/kiln-artifacts"}])"));
+  CHECK(pod["volumes"] ==
+        json::parse(R"([{"name": "kiln-artifacts", "persistentVolumeClaim": {"claimName": "kiln-artifacts"}}])"));
+
+  // What is missing, said with the flag to pass.
+  JobContext no_pvc = ctx;
+  no_pvc.artifact_pvc.clear();
+  auto refused = BuildJob(step, no_pvc);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().ToString() ==
+        "wf: artifacts on Kubernetes need the artifact repository's volume: run kiln with --artifact-pvc CLAIM (a "
+        "ReadWriteMany PersistentVolumeClaim, see deploy/)");
+  JobContext no_agent = ctx;
+  no_agent.agent_path.clear();
+  refused = BuildJob(step, no_agent);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().message().starts_with("artifacts on Kubernetes need the kiln exec agent"));
+
+  // Raw inputs only: no volume is needed.
+  OneTemplate raw = Parse(R"(
+  entrypoint: main
+  templates:
+  - name: main
+    inputs: {artifacts: [{name: msg, path: /tmp/msg, raw: {data: hello}}]}
+    container: {image: busybox, command: [cat, /tmp/msg]}
+)");
+  step.tmpl = &raw.tmpl();
+  step.container = step.tmpl->container;
+  scheduler::ArtifactRef inline_ref;
+  inline_ref.raw = "hello";
+  inline_ref.raw_given = true;
+  step.input_artifacts = {{"msg", "/tmp/msg", inline_ref}};
+  step.output_artifact_keys.clear();
+  auto raw_job = BuildJob(step, no_pvc);
+  REQUIRE(raw_job.has_value());
+  CHECK_FALSE((*raw_job)["spec"]["template"]["spec"].contains("volumes"));
+
+  // The agent's refs come back through the termination message.
+  auto out = ParseTerminationMessage(
+      R"({"parameters": {}, "artifacts": {"model": {"kiln_artifact": "bb", "location": "", "size": 3, "archived": false,
+          "key": "models/m"}}})");
+  REQUIRE(out.has_value());
+  REQUIRE(out->artifacts.count("model") == 1);
+  CHECK(out->artifacts.at("model").sha256 == "bb");
+  CHECK(out->artifacts.at("model").size == 3);
+  CHECK(out->artifacts.at("model").key == "models/m");
+}
+
+}  // namespace kiln::executor

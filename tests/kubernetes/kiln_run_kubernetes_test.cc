@@ -1,6 +1,17 @@
 // `kiln run --executor kubernetes` end to end: the kiln binary against a kubesim.
 #include <catch2/catch.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+#include "kube/client.h"
+#include "kube/kubeconfig.h"
+
 #include "tests/kubesim/test_util.h"
 
 namespace kiln::executor {
@@ -92,6 +103,150 @@ spec:
   CHECK(r.output.find("0/5 nodes are available") != std::string::npos);
   CHECK(r.output.find("trying accelerator small-gpu") != std::string::npos);
   CHECK(r.output.find("workflow infer Succeeded") != std::string::npos);
+}
+
+// The issue's acceptance run: the example pipeline (examples/workflows/train-evaluate.yaml), its
+// training steps made GPU steps (nvidia.com/gpu and kiln.dev/accelerator: a100-80gb), on the
+// mixed-gpu cluster, with the agent and the artifact PVC, and cpuOnlySteps keeping the other
+// steps off every GPU node. kubesim's kubelet runs the Python steps as real processes.
+TEST_CASE("train-evaluate on mixed-gpu: GPU steps on A100 nodes, CPU steps off GPU nodes, artifacts flow",
+          "[kubernetes][kubesim][cli][gpu][artifacts]") {
+  using nlohmann::json;
+  // stdout and stderr come together: the JSON document is from the first '{' to the last '}'.
+  auto parse = [](const std::string& out) {
+    size_t from = out.find('{'), to = out.rfind('}');
+    INFO(out);
+    REQUIRE((from != std::string::npos && to != std::string::npos));
+    return json::parse(out.substr(from, to - from + 1));
+  };
+  TempDir dir, volumes;
+  Kubesim sim("mixed-gpu.yaml", {"--image-dir", std::filesystem::path(KILN_BINARY).parent_path().string(),
+                                 "--volume-dir", volumes.path()});
+  // kiln sees the artifact PVC at <data dir>/artifacts, as deploy/ mounts it.
+  const std::string pvc = volumes / "default/kiln-artifacts";
+  std::filesystem::create_directories(pvc);
+  std::filesystem::create_directories(dir / "data");
+  std::filesystem::create_directory_symlink(pvc, dir / "data/artifacts");
+  std::string wf = kubesim::testing::ReadFile(std::string(KILN_SOURCE_DIR) + "/examples/workflows/train-evaluate.yaml");
+  auto replace = [&](const std::string& from, const std::string& to) {
+    size_t at = wf.find(from);
+    REQUIRE(at != std::string::npos);
+    wf.replace(at, from.size(), to);
+  };
+  replace("\n    - name: train\n", "\n    - name: train\n      metadata: {annotations: {kiln.dev/accelerator: a100-80gb}}\n");
+  replace("          requests: {cpu: 500m, memory: 128Mi}\n",
+          "          requests: {cpu: 500m, memory: 128Mi}\n          limits: {nvidia.com/gpu: \"1\"}\n");
+  kubesim::testing::WriteFile(dir / "wf.yaml", wf);
+  kubesim::testing::WriteFile(dir / "accelerators.yaml",
+                              "cpuOnlySteps:\n- {key: nvidia.com/gpu.product, operator: DoesNotExist}\n");
+  auto r = kubesim::testing::Run({KILN_BINARY, "run", "--executor", "kubernetes", "--kubeconfig", sim.kubeconfig(),
+                                  "--namespace", "default", "--agent-path", KILN_BINARY, "--artifact-pvc",
+                                  "kiln-artifacts", "--accelerators", dir / "accelerators.yaml", "--data-dir",
+                                  dir / "data", "--no-tree", "-o", "json", dir / "wf.yaml"},
+                                 dir.path());
+  INFO(r.output << sim.log());
+  REQUIRE(r.exit_code == 0);
+  json run = parse(r.output);
+  CHECK(run["phase"] == "Succeeded");
+
+  // Placement, from the cluster's pods.
+  boost::asio::io_context io;
+  auto config = kube::LoadKubeconfig(sim.kubeconfig());
+  REQUIRE(config.has_value());
+  auto client = kube::Client::Create(io, *config);
+  REQUIRE(client.has_value());
+  std::optional<Result<kube::ApiResponse>> pods;
+  boost::asio::co_spawn(
+      io, [&]() -> boost::asio::awaitable<void> { pods = co_await (*client)->Call("GET", "/api/v1/namespaces/default/pods"); },
+      boost::asio::detached);
+  while (!pods) io.run_one();
+  REQUIRE(pods->has_value());
+  REQUIRE((*pods)->status == 200);
+  size_t gpu_pods = 0, cpu_pods = 0;
+  for (const json& pod : (*pods)->body["items"]) {
+    const json& spec = pod["spec"];
+    const std::string node = spec.value("nodeName", "");
+    const json limits = spec["containers"][0].value("resources", json::object()).value("limits", json::object());
+    bool gpu_toleration = false;
+    for (const json& t : spec.value("tolerations", json::array())) gpu_toleration |= t.value("key", "") == "nvidia.com/gpu";
+    const std::string affinity = spec.value("affinity", json::object()).dump();
+    INFO(pod["metadata"]["name"] << " on " << node << ": " << affinity);
+    if (limits.contains("nvidia.com/gpu")) {
+      ++gpu_pods;
+      CHECK(node.starts_with("a100-"));
+      CHECK(gpu_toleration);
+      CHECK(affinity.find("NVIDIA-A100-SXM4-80GB") != std::string::npos);
+    } else {
+      ++cpu_pods;
+      CHECK(node.starts_with("cpu-"));
+      CHECK_FALSE(gpu_toleration);
+      CHECK(affinity.find("DoesNotExist") != std::string::npos);
+    }
+  }
+  CHECK(gpu_pods == 3);  // train x 3 learning rates
+  CHECK(cpu_pods == 3);  // generate, evaluate, promote
+
+  // Parameters flowed (promote ran on evaluate's choice) and artifacts did: the dataset that
+  // generate stored through the PVC is the input of every train step and of evaluate, by digest.
+  auto got = kubesim::testing::Run({KILN_BINARY, "get", "--data-dir", dir / "data", "-o", "json", run["name"].get<std::string>()},
+                                   dir.path());
+  REQUIRE(got.exit_code == 0);
+  json w = parse(got.output);
+  std::set<std::string> datasets;
+  size_t dataset_inputs = 0;
+  for (const json& a : w["inputArtifacts"]) {
+    if (a["name"] != "dataset") continue;
+    ++dataset_inputs;
+    datasets.insert(a["sha256"].get<std::string>());
+  }
+  CHECK(dataset_inputs == 4);
+  REQUIRE(datasets.size() == 1);
+  const std::string stored = pvc + "/" + *datasets.begin();
+  REQUIRE(std::filesystem::exists(stored));
+  CHECK(kubesim::testing::ReadFile(stored).starts_with("[["));  // generate's JSON rows
+  size_t models = 0, metrics = 0;
+  for (const json& a : w["outputs"]["artifacts"]) {
+    models += a["name"] == "model";
+    metrics += a["name"] == "metrics";
+    CHECK(std::filesystem::exists(pvc + "/" + a["sha256"].get<std::string>()));
+    CHECK(a["uri"].get<std::string>().find(a["sha256"].get<std::string>()) != std::string::npos);
+  }
+  CHECK(models == 3);
+  CHECK(metrics == 1);
+  bool promoted = false;
+  for (const json& n : w["nodes"]) promoted |= n["displayName"] == "promote" && n["phase"] == "Succeeded";
+  CHECK(promoted);
+}
+
+TEST_CASE("a step with artifacts and no artifact PVC or agent is refused with what to pass", "[kubernetes][kubesim][cli][artifacts]") {
+  Kubesim sim("cpu-only.yaml");
+  TempDir dir;
+  kubesim::testing::WriteFile(dir / "wf.yaml", R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: needs-pvc}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    container: {image: busybox, command: [sh, -c, "echo hi > /tmp/out"]}
+    outputs: {artifacts: [{name: out, path: /tmp/out}]}
+)");
+  auto no_agent = kubesim::testing::Run({KILN_BINARY, "run", "--executor", "kubernetes", "--kubeconfig", sim.kubeconfig(),
+                                         "--namespace", "default", "--data-dir", dir / "data", "--no-tree",
+                                         dir / "wf.yaml"},
+                                        dir.path());
+  INFO(no_agent.output);
+  CHECK(no_agent.exit_code == 1);
+  CHECK(no_agent.output.find("artifacts on Kubernetes need the kiln exec agent in the step's pod: run kiln with "
+                             "--agent-image IMAGE (or --agent-path PATH)") != std::string::npos);
+  auto no_pvc = kubesim::testing::Run({KILN_BINARY, "run", "--executor", "kubernetes", "--kubeconfig", sim.kubeconfig(),
+                                       "--namespace", "default", "--agent-path", KILN_BINARY, "--data-dir",
+                                       dir / "data2", "--no-tree", dir / "wf.yaml"},
+                                      dir.path());
+  INFO(no_pvc.output);
+  CHECK(no_pvc.exit_code == 1);
+  CHECK(no_pvc.output.find("artifacts on Kubernetes need the artifact repository's volume: run kiln with "
+                           "--artifact-pvc CLAIM") != std::string::npos);
 }
 
 }  // namespace kiln::executor

@@ -684,7 +684,8 @@ struct Kubelet::Impl {
       if (::mkdtemp(tmpl.data()) != nullptr) scratch = tmpl;
     }
     run.dir = scratch + "/" + uid;
-    std::map<std::string, std::string> volumes;  // name -> host path, for emptyDir and hostPath
+    std::map<std::string, std::string> volumes;  // name -> host path: emptyDir, hostPath, PVCs
+    std::set<std::string> read_only_volumes;
     if (const json* vs = Find(pod, {"spec", "volumes"}); vs && vs->is_array()) {
       for (const json& v : *vs) {
         std::string name = v.value("name", "");
@@ -693,6 +694,13 @@ struct Kubelet::Impl {
           std::filesystem::create_directories(volumes[name], ec);
         } else if (std::string host = Str(v, {"hostPath", "path"}); !host.empty()) {
           volumes[name] = host;
+        } else if (std::string claim = Str(v, {"persistentVolumeClaim", "claimName"}); !claim.empty()) {
+          std::string root = options.volume_dir.empty() ? scratch + "/persistent-volumes" : options.volume_dir;
+          volumes[name] = root + "/" + run.ns + "/" + claim;
+          std::filesystem::create_directories(volumes[name], ec);
+          if (const json* ro = Find(v, {"persistentVolumeClaim", "readOnly"}); ro && ro->is_boolean() && ro->get<bool>()) {
+            read_only_volumes.insert(name);
+          }
         }
       }
     }
@@ -703,6 +711,8 @@ struct Kubelet::Impl {
       proc.spec = c;
       executor::Sandbox sandbox;
       sandbox.tmp_dir_on_host = run.dir + "/" + name + "/tmp";
+      // A container's root file system is writable (its own layer): /result.txt, /mnt/out.
+      sandbox.root_dir_on_host = run.dir + "/" + name + "/root";
       proc.message_file = run.dir + "/" + name + "/termination-log";
       std::filesystem::create_directories(run.dir + "/" + name, ec);
       for (const std::string& dir : options.image_dirs) sandbox.binds.push_back({dir, dir, true});
@@ -711,7 +721,8 @@ struct Kubelet::Impl {
         for (const json& m : *mounts) {
           auto v = volumes.find(m.value("name", ""));
           if (v != volumes.end()) {
-            sandbox.binds.push_back({v->second, m.value("mountPath", ""), m.value("readOnly", false)});
+            sandbox.binds.push_back({v->second, m.value("mountPath", ""),
+                                     m.value("readOnly", false) || read_only_volumes.count(v->first) > 0});
           }
         }
       }
@@ -727,13 +738,19 @@ struct Kubelet::Impl {
     const json& c = proc.spec;
     std::ofstream(proc.message_file, std::ios::trunc).flush();
     logs[uid][name].lines.clear();
+    // A restarted container is a new container: its writable layer starts fresh.
+    if (!proc.sandbox.root_dir_on_host.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(proc.sandbox.root_dir_on_host, ec);
+    }
     executor::ProcessSpec spec;
     for (const char* key : {"command", "args"}) {
       if (!c.contains(key) || !c[key].is_array()) continue;
       for (const json& a : c[key]) spec.argv.push_back(Expand(a.is_string() ? a.get<std::string>() : a.dump(), proc.env));
     }
     spec.env = proc.env;
-    spec.working_dir = c.value("workingDir", "");
+    // The image's WORKDIR, which kubesim's "image" (the host) does not have: "/", Docker's default.
+    spec.working_dir = c.value("workingDir", "/");
     spec.result_cap_bytes = 0;
     spec.sandbox = proc.sandbox;
     spec.on_output = [this, uid, name](bool is_stdout, std::string_view data) {

@@ -51,6 +51,10 @@ struct KubeletOptions {
   // the "image" that the container's private /tmp would otherwise hide (e.g. a kiln binary
   // built under /tmp, for the `kiln exec` agent).
   std::vector<std::string> image_dirs;
+  // Where persistentVolumeClaim volumes live: the claim CLAIM of namespace NS is the directory
+  // <volume_dir>/NS/CLAIM, made on first use and shared by every pod that mounts the claim (as a
+  // ReadWriteMany volume would be). Empty: under the kubelet's scratch directory.
+  std::string volume_dir;
 };
 
 struct ContainerLog {

@@ -249,6 +249,38 @@ TEST_CASE("containers run concurrently and share an emptyDir", "[kubesim][kubele
   CHECK(Terminated(*pod, 1)["message"] == "shared-text\n");
 }
 
+TEST_CASE("a container's root file system is writable, /mnt starts empty, and a PVC outlives its pods",
+          "[kubesim][kubelet]") {
+  testing::TempDir volumes;
+  KubeletOptions options;
+  options.volume_dir = volumes.path();
+  Cluster c("cpu-only.yaml", options);
+  // As in a container: the working directory is "/", files can be written anywhere outside the
+  // image's system directories, and the host's /mnt is not there.
+  json first = Container("main", "echo top > result.txt && mkdir -p /mnt/out && echo deep > /mnt/out/x && "
+                                 "ls /mnt > /mnt/out/listing && cat /result.txt /mnt/out/x > /data/kept");
+  first["volumeMounts"] = {{{"name", "data"}, {"mountPath", "/data"}}};
+  json volume = {{{"name", "data"}, {"persistentVolumeClaim", {{"claimName", "shared"}}}}};
+  REQUIRE(c.registry.Create(Pods(), "default", PodWith("first", {first}, {{"volumes", volume}})));
+  c.Settle();
+  ObjectPtr pod = c.store.Get(Pods(), "default", "first");
+  INFO((*pod)["status"].dump(1) << LogLines(c, *pod, "main").size());
+  REQUIRE((*pod)["status"]["phase"] == "Succeeded");
+  CHECK(testing::ReadFile(volumes / "default/shared/kept") == "top\ndeep\n");
+  CHECK_FALSE(std::filesystem::exists("/result.txt"));  // the host's root is untouched
+  // A second pod mounting the claim read-only sees the first's file and cannot change it.
+  json second = Container("main", "cat /data/kept > /dev/termination-log; ! touch /data/other");
+  second["volumeMounts"] = {{{"name", "data"}, {"mountPath", "/data"}}};
+  volume[0]["persistentVolumeClaim"]["readOnly"] = true;
+  REQUIRE(c.registry.Create(Pods(), "default", PodWith("second", {second}, {{"volumes", volume}})));
+  c.Settle();
+  pod = c.store.Get(Pods(), "default", "second");
+  INFO((*pod)["status"].dump(1));
+  CHECK((*pod)["status"]["phase"] == "Succeeded");
+  CHECK(Terminated(*pod)["message"] == "top\ndeep\n");
+  CHECK_FALSE(std::filesystem::exists(volumes / "default/shared/other"));
+}
+
 TEST_CASE("OnFailure restarts a failed process in place", "[kubesim][kubelet]") {
   Cluster c("cpu-only.yaml");
   testing::TempDir dir;

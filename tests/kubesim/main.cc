@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   std::string audit_path;
   std::string kubelet_mode = "auto";
   std::vector<std::string> image_dirs;
+  std::string volume_dir;
   std::string rate_limit;
   std::string mutating_rate_limit;
   app.add_option("--cluster", cluster_file, "cluster shape file (YAML or JSON)")->required();
@@ -83,6 +84,9 @@ int main(int argc, char** argv) {
   app.add_option("--image-dir", image_dirs,
                  "a host directory bound read-only at the same path in every process container "
                  "(repeatable; e.g. where a kiln binary for --agent-path lives under /tmp)");
+  app.add_option("--volume-dir", volume_dir,
+                 "where process pods' persistentVolumeClaim volumes live: claim C of namespace N is "
+                 "DIR/N/C, shared by every pod that mounts it (default: under the kubelet's scratch directory)");
   app.add_option("--kubelet", kubelet_mode,
                  "auto: a pod with a command and no kubesim.kiln.dev/ script annotation runs as "
                  "processes, others are simulated; simulate: all simulated; process: every pod "
@@ -154,6 +158,7 @@ int main(int argc, char** argv) {
   kiln::kubesim::KubeletOptions kubelet_options;
   kubelet_options.mode = *kiln::kubesim::ParseKubeletMode(kubelet_mode);
   kubelet_options.image_dirs = image_dirs;
+  kubelet_options.volume_dir = volume_dir;
   kiln::kubesim::Kubelet kubelet(io, registry, kubelet_options);
   kiln::kubesim::Scheduler scheduler(io, registry);
   kiln::kubesim::JobController jobs(io, registry);
