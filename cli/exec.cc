@@ -150,8 +150,12 @@ nlohmann::json StoreOutputs(executor::ArtifactRepository& repo, const nlohmann::
       }
       ref->key = key;
     }
-    ref->location.clear();  // the controller knows where its repository is mounted
-    refs[name] = ref->ToJson();
+    // Compact, as the message is small: no location (the controller knows where its repository
+    // is mounted), archived and key only when set.
+    nlohmann::json j = {{"kiln_artifact", ref->sha256}, {"size", ref->size}};
+    if (ref->archived) j["archived"] = true;
+    if (!ref->key.empty()) j["key"] = ref->key;
+    refs[name] = std::move(j);
   }
   return refs;
 }
@@ -288,10 +292,16 @@ int Exec(const ExecFlags& flags) {
                       " Kubernetes keeps";
     text = message.dump(-1, ' ', false, kReplace);
   }
-  if (text.size() > limit) {
-    text = nlohmann::json{{"error", "output parameters are " + std::to_string(text.size()) +
-                                        " bytes as a termination message, more than the " + std::to_string(limit) +
-                                        " Kubernetes keeps; write large outputs as artifacts"}}
+  if (text.size() > limit && !artifact_error.empty()) {
+    text = nlohmann::json{{"error", artifact_error}}.dump(-1, ' ', false, kReplace);  // the first cause
+  } else if (text.size() > limit) {
+    const bool with_artifacts = message.contains("artifacts");
+    text = nlohmann::json{{"error", std::string(with_artifacts ? "output parameters and artifact refs are "
+                                                               : "output parameters are ") +
+                                        std::to_string(text.size()) + " bytes as a termination message, more than the " +
+                                        std::to_string(limit) + " Kubernetes keeps; " +
+                                        (with_artifacts ? "pack many output artifacts into one directory artifact"
+                                                        : "write large outputs as artifacts")}}
                .dump(-1, ' ', false, kReplace);
   }
   WriteMessage(flags, text);

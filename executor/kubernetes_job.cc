@@ -130,6 +130,18 @@ json PodAnnotations(const scheduler::LaunchStep& step, const JobContext& ctx) {
 
 namespace {
 
+// `text` with every '$' doubled: what Kubernetes' $(VAR) expansion of command, args and env values
+// turns back into `text`.
+std::string EscapeDollars(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    out += ch;
+    if (ch == '$') out += '$';
+  }
+  return out;
+}
+
 // What the agent's --artifacts says (cli/exec.cc): the inputs to place, with their refs (no
 // location: the agent reads its own mount), and the outputs to store.
 json AgentArtifacts(const scheduler::LaunchStep& step) {
@@ -211,7 +223,9 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
     container["command"] = std::move(argv);
     container.erase("args");
     if (!container.contains("env") || !container["env"].is_array()) container["env"] = json::array();
-    container["env"].push_back({{"name", "KILN_SCRIPT_SOURCE"}, {"value", step.script_source}});
+    // Kubernetes expands $(VAR) and $$ in env values too: the source is escaped so that the
+    // script gets `echo $$` or `$(date)` as written.
+    container["env"].push_back({{"name", "KILN_SCRIPT_SOURCE"}, {"value", EscapeDollars(step.script_source)}});
     if (!container.contains("volumeMounts") || !container["volumeMounts"].is_array()) {
       container["volumeMounts"] = json::array();
     }
@@ -276,6 +290,9 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
       argv.push_back("--termination-log");
       argv.push_back(container["terminationMessagePath"]);
     }
+    // Kubernetes expands $(VAR) in a container's command and turns $$ into $: the agent's own
+    // arguments (raw artifact data, paths, keys) must reach it as written.
+    for (json& a : argv) a = EscapeDollars(a.get<std::string>());
     argv.push_back("--");
     for (const json& a : container["command"]) argv.push_back(a);
     if (container.contains("args") && container["args"].is_array()) {

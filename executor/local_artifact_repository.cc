@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "base/strings.h"
@@ -96,10 +99,17 @@ Result<void> MoveInto(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-LocalArtifactRepository::LocalArtifactRepository(std::string root) : root_(std::move(root)) {}
+LocalArtifactRepository::LocalArtifactRepository(std::string root) : root_(std::move(root)) {
+  // The pid alone does not tell writers apart on a shared volume: every pod's agent may be
+  // PID 1. A random token per repository object does.
+  std::random_device random;
+  char token[17];
+  std::snprintf(token, sizeof token, "%08x%08x", random(), random());
+  token_ = std::to_string(::getpid()) + "-" + token;
+}
 
 std::string LocalArtifactRepository::TempPath(const std::string& dir) {
-  return dir + "/.incoming-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
+  return dir + "/.incoming-" + token_ + "-" + std::to_string(counter_++);
 }
 
 Result<void> LocalArtifactRepository::WriteObject(const std::string& from, const std::string& to) {
@@ -277,7 +287,7 @@ Result<void> LocalArtifactRepository::GetKey(std::string_view key, const std::st
   if (archive == Archive::kTarGz && IsGzip(object)) {
     // Argo's untar: unpack beside the destination; a single entry becomes the destination,
     // several become the directory.
-    std::string tmp = path + ".kiln-unpack-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
+    std::string tmp = path + ".kiln-unpack-" + token_ + "-" + std::to_string(counter_++);
     fs::create_directories(tmp, ec);
     if (Tar({"-xzf", object, "-C", tmp})) {
       std::vector<fs::path> entries;

@@ -5,8 +5,9 @@
 //   <root>/.incoming-*       files being written; renamed into place when complete
 // So a key cannot be both an object and a prefix here ("a" and "a/b"), which S3 allows; PutKey
 // says so when it happens.
-// Thread-safety: thread-safe, and several processes may share one root: every file is written
-// under a unique temporary name and renamed into place.
+// Thread-safety: thread-safe, and several processes may share one root, also from different
+// machines or pods on a shared volume (where pids repeat): every file is written under a unique
+// temporary name (pid, a random token, a counter) and renamed into place.
 #ifndef KILN_EXECUTOR_LOCAL_ARTIFACT_REPOSITORY_H_
 #define KILN_EXECUTOR_LOCAL_ARTIFACT_REPOSITORY_H_
 
@@ -39,6 +40,7 @@ class LocalArtifactRepository : public ArtifactRepository {
   Result<void> WriteObject(const std::string& from, const std::string& to);
 
   std::string root_;
+  std::string token_;  // "<pid>-<64 random bits>": part of every temporary name
   std::atomic<uint64_t> counter_{0};
 };
 

@@ -871,7 +871,7 @@ class Decider {
         }
         if (!src.storage_kind.empty()) {
           return MakeError(Code::kFailedPrecondition, "input artifact " + Quote(a.name) + " comes from " + src.storage_kind +
-                                                          ", which the local executor cannot fetch");
+                                                          ", which kiln cannot fetch yet (it reads its own artifact repository only)");
         }
         return std::optional<ArtifactRef>();
       };

@@ -468,13 +468,18 @@ TEST_CASE("with artifacts, the agent mounts the artifact PVC and is told what to
   step.tmpl = &raw.tmpl();
   step.container = step.tmpl->container;
   scheduler::ArtifactRef inline_ref;
-  inline_ref.raw = "hello";
+  inline_ref.raw = "echo $HOME $(HOME) $$";
   inline_ref.raw_given = true;
   step.input_artifacts = {{"msg", "/tmp/msg", inline_ref}};
   step.output_artifact_keys.clear();
   auto raw_job = BuildJob(step, no_pvc);
   REQUIRE(raw_job.has_value());
   CHECK_FALSE((*raw_job)["spec"]["template"]["spec"].contains("volumes"));
+  // Kubernetes expands $(VAR) and $$ in a command: the agent's own arguments are escaped, the
+  // step's command is left for Kubernetes as the user wrote it.
+  const json& raw_command = (*raw_job)["spec"]["template"]["spec"]["containers"][0]["command"];
+  CHECK(raw_command[5].get<std::string>().find(R"("raw":"echo $$HOME $$(HOME) $$$$")") != std::string::npos);
+  CHECK(raw_command.back() == "/tmp/msg");
 
   // The agent's refs come back through the termination message.
   auto out = ParseTerminationMessage(

@@ -249,4 +249,43 @@ spec:
                            "--artifact-pvc CLAIM") != std::string::npos);
 }
 
+TEST_CASE("a raw artifact and a script source reach the step as written: Kubernetes' $(VAR) and $$ leave them be",
+          "[kubernetes][kubesim][cli][artifacts]") {
+  Kubesim sim("cpu-only.yaml", {"--image-dir", std::filesystem::path(KILN_BINARY).parent_path().string()});
+  TempDir dir;
+  kubesim::testing::WriteFile(dir / "wf.yaml", R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: raw-dollar}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: raw, template: raw}
+      - {name: script, template: script}
+  - name: raw
+    inputs:
+      artifacts:
+      - {name: s, path: /tmp/s.sh, raw: {data: "echo $(HOME) $$ ${x}"}}
+    container: {image: busybox, command: [cat, /tmp/s.sh]}
+  - name: script
+    script:
+      image: busybox
+      command: [sh]
+      source: |
+        printf '%s\n' '$(HOME) $$'
+)");
+  // Raw inputs only: no artifact claim is needed.
+  auto r = kubesim::testing::Run({KILN_BINARY, "run", "--executor", "kubernetes", "--kubeconfig", sim.kubeconfig(),
+                                  "--namespace", "default", "--agent-path", KILN_BINARY, "--data-dir", dir / "data",
+                                  "--no-tree", dir / "wf.yaml"},
+                                 dir.path());
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  auto raw = kubesim::testing::Run({KILN_BINARY, "logs", "--data-dir", dir / "data", "raw-dollar", "raw"}, dir.path());
+  CHECK(raw.output == "echo $(HOME) $$ ${x}\n");
+  auto script = kubesim::testing::Run({KILN_BINARY, "logs", "--data-dir", dir / "data", "raw-dollar", "script"}, dir.path());
+  CHECK(script.output == "$(HOME) $$\n");
+}
+
 }  // namespace kiln::executor

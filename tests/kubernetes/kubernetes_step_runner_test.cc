@@ -573,12 +573,16 @@ spec:
 TEST_CASE("a workflow completes through 500s, 429s, dropped connections, cut and expired watches",
           "[kubernetes][kubesim][faults]") {
   Cluster cluster("cpu-only.yaml");
-  // Seeded, so every run meets the same faults in the same request order.
+  // Seeded, so every run meets the same faults in the same request order. The pod list is made
+  // at the start and after a watch ends (not per step), so its 429s are counted, not drawn:
+  // every run meets them.
   json faults = json::parse(R"({"seed": 11,
     "rateLimit": {"qps": 40, "burst": 20},
     "rules": [
+      {"action": "error", "code": 500, "verb": "create", "resource": "jobs", "count": 1},
       {"action": "error", "code": 500, "verb": "create", "resource": "jobs", "probability": 0.3},
-      {"action": "tooManyRequests", "verb": "list", "resource": "pods", "probability": 0.3},
+      {"action": "tooManyRequests", "verb": "list", "resource": "pods", "count": 2},
+      {"action": "tooManyRequests", "verb": "list", "resource": "jobs", "probability": 0.3},
       {"action": "error", "code": 503, "resource": "pods/log", "probability": 0.3},
       {"action": "drop", "verb": "get", "probability": 0.2},
       {"action": "expireWatch", "resource": "jobs", "count": 1},
