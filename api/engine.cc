@@ -354,6 +354,28 @@ void Engine::Finished(const std::string& uid) {
     std::fprintf(stderr, "kiln server: workflow %s stopped: cannot record a transition: %s\n",
                  it->second->state->name.c_str(), it->second->driver->error()->ToString().c_str());
   }
+  Run& run = *it->second;
+  if (run.kube && shared_->kube && run.state->manifest) {
+    const dag::WorkflowSpec& spec = run.state->manifest->spec;
+    if (spec.volume_claim_templates.is_array() && !spec.volume_claim_templates.empty() &&
+        scheduler::IsDone(run.state->phase) &&
+        executor::CollectClaims(spec, run.state->phase == scheduler::Phase::kSucceeded)) {
+      // spec.volumeClaimGC: the workflow's claims go (Argo's default: when it Succeeded).
+      kube::Client& client = *shared_->kube;
+      std::string ns = run.kube->job_context().namespace_;
+      std::string name = run.state->name;
+      boost::asio::co_spawn(
+          io_,
+          [&client, ns, uid, name]() -> boost::asio::awaitable<void> {
+            Result<void> deleted = co_await executor::DeleteWorkflowClaims(client, ns, uid);
+            if (!deleted) {
+              std::fprintf(stderr, "kiln server: workflow %s ended, but its claims in namespace %s were not deleted: %s\n",
+                           name.c_str(), ns.c_str(), deleted.error().ToString().c_str());
+            }
+          },
+          boost::asio::detached);
+    }
+  }
   runs_.erase(it);
   std::erase_if(waiting_, [&](const auto& e) { return e.first.starts_with(uid + "\n"); });
   if (delete_when_done_.erase(uid) > 0) {

@@ -3,6 +3,10 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
@@ -336,6 +340,22 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
   driver.Start();
   if (!driver.done()) io.run();
   if (live) live->Finish();  // the final tree stays on screen, above the summary
+  if (kube_runner && driver.done() && scheduler::IsDone(state.phase) && state.manifest &&
+      state.manifest->spec.volume_claim_templates.is_array() && !state.manifest->spec.volume_claim_templates.empty() &&
+      executor::CollectClaims(state.manifest->spec, state.phase == Phase::kSucceeded)) {
+    // spec.volumeClaimGC: the workflow's claims go (Argo's default: when it Succeeded).
+    io.restart();
+    std::string ns = static_cast<executor::KubernetesStepRunner&>(*kube_runner).job_context().namespace_;
+    boost::asio::co_spawn(io, executor::DeleteWorkflowClaims(*kube_client, ns, uid),
+                          [&](std::exception_ptr, Result<void> deleted) {
+                            if (!deleted) {
+                              std::fprintf(stderr, "warning: cannot delete the workflow's volumeClaimTemplates claims: %s\n",
+                                           deleted.error().ToString().c_str());
+                            }
+                            io.stop();
+                          });
+    io.run();
+  }
   if (driver.error()) {
     std::fprintf(stderr, "kiln: stopped: cannot record a transition: %s\n", driver.error()->ToString().c_str());
     return 1;

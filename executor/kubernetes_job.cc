@@ -172,6 +172,45 @@ json AgentArtifacts(const scheduler::LaunchStep& step) {
 
 }  // namespace
 
+std::string WorkflowClaimName(std::string_view workflow, std::string_view name) {
+  return std::string(workflow) + "-" + std::string(name);
+}
+
+Result<std::vector<json>> WorkflowClaims(const JobContext& ctx) {
+  std::vector<json> claims;
+  if (!ctx.spec || !ctx.spec->volume_claim_templates.is_array()) return claims;
+  for (const json& t : ctx.spec->volume_claim_templates) {
+    std::string name = t.contains("metadata") && t["metadata"].is_object() ? t["metadata"].value("name", "") : "";
+    if (name.empty()) continue;
+    json pvc = t;
+    pvc["apiVersion"] = "v1";
+    pvc["kind"] = "PersistentVolumeClaim";
+    pvc.erase("status");
+    json& meta = pvc["metadata"];
+    std::string claim = WorkflowClaimName(ctx.workflow, name);
+    if (claim.size() > 253) {
+      return MakeError(Code::kInvalidArgument,
+                       "the claim name " + claim + " is longer than 253 characters; shorten the workflow's name or "
+                       "the volumeClaimTemplate's metadata.name",
+                       "spec.volumeClaimTemplates[" + name + "]");
+    }
+    meta["name"] = claim;
+    meta["namespace"] = ctx.namespace_;
+    for (const char* k : {"uid", "resourceVersion", "creationTimestamp", "generateName"}) meta.erase(k);
+    if (!meta.contains("labels") || !meta["labels"].is_object()) meta["labels"] = json::object();
+    meta["labels"][std::string(kLabelWorkflow)] = LabelValue(ctx.workflow);
+    meta["labels"][std::string(kLabelWorkflowUid)] = LabelValue(ctx.workflow_uid);
+    claims.push_back(std::move(pvc));
+  }
+  return claims;
+}
+
+bool CollectClaims(const dag::WorkflowSpec& spec, bool succeeded) {
+  std::string strategy = spec.volume_claim_gc.is_object() ? spec.volume_claim_gc.value("strategy", "") : "";
+  if (strategy == "OnWorkflowCompletion") return true;
+  return succeeded;  // OnWorkflowSuccess, Argo's default: a failed workflow's claims stay for a look
+}
+
 Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, int fallback) {
   const std::string where = step.node;
   if (!step.tmpl) return MakeError(Code::kInvalidArgument, "the step has no template", where);
@@ -323,7 +362,10 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
   if (step.volumes.is_array()) {
     for (json v : step.volumes) {
       if (!v.is_object() || !mounted.count(v.value("name", ""))) continue;
-      v.erase("kiln.dev/per-workflow");
+      if (v.value("kiln.dev/per-workflow", false)) {
+        v["persistentVolumeClaim"]["claimName"] = WorkflowClaimName(ctx.workflow, v.value("name", ""));
+        v.erase("kiln.dev/per-workflow");
+      }
       volumes.push_back(std::move(v));
     }
   }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "executor/accelerators.h"
@@ -77,6 +78,18 @@ bool ToleratesGpuTaint(const dag::Json& tolerations);
 // profile becomes required node affinity); pods requesting no GPU get the profiles' cpuOnlySteps
 // affinity, when configured.
 Result<nlohmann::json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, int fallback = 0);
+
+// spec.volumeClaimTemplates on Kubernetes, as Argo does them: each template is a
+// PersistentVolumeClaim of the workflow named "<workflow>-<template name>", created before the
+// first Job that mounts it and labelled kiln.dev/workflow and kiln.dev/workflow-uid; a step's
+// volume of that name (LaunchStep::volumes, "kiln.dev/per-workflow") mounts that claim.
+std::string WorkflowClaimName(std::string_view workflow, std::string_view name);
+// The claims of ctx.spec's volumeClaimTemplates, ready to POST (templates without a name are
+// skipped: validation reports them). kInvalidArgument for a name over 253 characters.
+Result<std::vector<nlohmann::json>> WorkflowClaims(const JobContext& ctx);
+// Whether a workflow's claims are deleted when it ends: spec.volumeClaimGC.strategy
+// OnWorkflowCompletion always; OnWorkflowSuccess (Argo's default) only when it Succeeded.
+bool CollectClaims(const dag::WorkflowSpec& spec, bool succeeded);
 
 // The pod annotations of `step` (workflow podMetadata, then the template's metadata), where
 // kiln.dev/accelerator and kiln.dev/pending-timeout are read.

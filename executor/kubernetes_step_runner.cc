@@ -141,11 +141,61 @@ awaitable<Result<void>> DeleteWorkflowJobs(kube::Client& client, std::string ns,
   auto r = co_await client.Call("DELETE", target);
   if (!r) co_return std::unexpected(r.error());
   if (r->status / 100 != 2) co_return std::unexpected(kube::ApiError("DELETE", target, *r));
+  co_return co_await DeleteWorkflowClaims(client, std::move(ns), std::move(workflow_uid));
+}
+
+awaitable<Result<void>> DeleteWorkflowClaims(kube::Client& client, std::string ns, std::string workflow_uid) {
+  std::string target = "/api/v1/namespaces/" + ns + "/persistentvolumeclaims?labelSelector=" +
+                       kube::UrlEncode(std::string(kLabelWorkflowUid) + "=" + LabelValue(workflow_uid));
+  auto r = co_await client.Call("DELETE", target);
+  if (!r) co_return std::unexpected(r.error());
+  if (r->status / 100 != 2) co_return std::unexpected(kube::ApiError("DELETE", target, *r));
+  co_return Result<void>{};
+}
+
+awaitable<Result<void>> KubernetesStepRunner::EnsureClaims(const json& job) {
+  const json* volumes = nullptr;
+  if (auto* spec = job.contains("spec") ? &job["spec"] : nullptr; spec && spec->contains("template")) {
+    const json& pod = (*spec)["template"];
+    if (pod.contains("spec") && pod["spec"].contains("volumes")) volumes = &pod["spec"]["volumes"];
+  }
+  if (!volumes || !volumes->is_array() || (claims_.empty() && claims_error_.empty())) co_return Result<void>{};
+  std::vector<std::string> wanted;
+  for (const json& v : *volumes) {
+    if (!v.contains("persistentVolumeClaim")) continue;
+    std::string claim = v["persistentVolumeClaim"].value("claimName", "");
+    if (!claims_error_.empty() && claim.starts_with(options_.job.workflow + "-")) {
+      co_return MakeError(Code::kInvalidArgument, claims_error_);
+    }
+    if (claims_.count(claim) && !claims_made_.count(claim)) wanted.push_back(claim);
+  }
+  std::shared_ptr<bool> alive = alive_;
+  const std::string path = "/api/v1/namespaces/" + options_.job.namespace_ + "/persistentvolumeclaims";
+  for (const std::string& claim : wanted) {
+    json body = claims_.at(claim);
+    auto r = co_await client_.Call("POST", path, std::move(body));
+    if (!*alive) co_return MakeError(Code::kUnavailable, "the runner is gone");
+    if (!r) co_return MakeError(r.error().code(), "cannot create PersistentVolumeClaim " + claim + ": " + r.error().message());
+    if (r->status / 100 != 2 && r->status != 409) {
+      co_return MakeError(Code::kFailedPrecondition, "cannot create PersistentVolumeClaim " + claim + " (spec.volumeClaimTemplates): " +
+                                                         kube::ApiError("POST", path, *r).message());
+    }
+    claims_made_.insert(claim);
+  }
   co_return Result<void>{};
 }
 
 KubernetesStepRunner::KubernetesStepRunner(kube::Client& client, KubernetesOptions options)
-    : client_(client), options_(std::move(options)) {}
+    : client_(client), options_(std::move(options)) {
+  if (auto claims = WorkflowClaims(options_.job); claims) {
+    for (json& c : *claims) {
+      std::string name = c["metadata"]["name"].get<std::string>();
+      claims_[name] = std::move(c);
+    }
+  } else {
+    claims_error_ = claims.error().ToString();
+  }
+}
 
 KubernetesStepRunner::~KubernetesStepRunner() {
   *alive_ = false;
@@ -258,6 +308,13 @@ awaitable<void> KubernetesStepRunner::CreateAfterFallbacks(std::string node, jso
 awaitable<void> KubernetesStepRunner::Create(std::string node, json job) {
   std::shared_ptr<bool> alive = alive_;
   std::string name = job["metadata"]["name"].get<std::string>();
+  if (Result<void> claims = co_await EnsureClaims(job); !claims) {
+    if (!*alive) co_return;
+    auto it = steps_.find(node);
+    if (it != steps_.end() && it->second.job == name && !it->second.finished) Finish(it->second, Ended(node, true, claims.error().message()));
+    co_return;
+  }
+  if (!*alive) co_return;
   auto r = co_await client_.Call("POST", JobsPath(), std::move(job));
   if (!*alive) co_return;
   auto it = steps_.find(node);

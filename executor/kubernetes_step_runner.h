@@ -35,6 +35,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,9 +65,15 @@ struct KubernetesOptions {
 
 // Deletes every Job of run `workflow_uid` in `ns`, whatever state it is in: one
 // deletecollection by the kiln.dev/workflow-uid label with propagationPolicy Background (their
-// pods go too). For a deleted workflow.
+// pods go too), and then its volumeClaimTemplates' claims (DeleteWorkflowClaims). For a
+// deleted workflow.
 boost::asio::awaitable<Result<void>> DeleteWorkflowJobs(kube::Client& client, std::string ns,
                                                        std::string workflow_uid);
+// Deletes the PersistentVolumeClaims kiln made for run `workflow_uid`'s volumeClaimTemplates
+// (deletecollection by the kiln.dev/workflow-uid label). For a workflow that ended
+// (CollectClaims) or was deleted.
+boost::asio::awaitable<Result<void>> DeleteWorkflowClaims(kube::Client& client, std::string ns,
+                                                         std::string workflow_uid);
 
 class KubernetesStepRunner : public scheduler::StepRunner {
  public:
@@ -78,6 +85,8 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   void Kill(const std::string& node) override;
   // Jobs run on without kiln; Launch of an attempt whose Job exists adopts it (409).
   bool StepsOutliveRunner() const override { return true; }
+
+  const JobContext& job_context() const { return options_.job; }
 
   // The Job name of a launched node ("" when unknown): for tests and logs.
   std::string JobOf(const std::string& node) const;
@@ -123,6 +132,9 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   // The step gives up waiting for a node: its Job is deleted and it fails with `message`.
   boost::asio::awaitable<void> FailUnplaced(std::string node, std::string message);
   boost::asio::awaitable<void> Create(std::string node, nlohmann::json job);
+  // Creates the workflow claims (volumeClaimTemplates) that `job`'s pod mounts and that this
+  // runner has not made yet; one that exists (409, a restarted kiln) is taken as made.
+  boost::asio::awaitable<Result<void>> EnsureClaims(const nlohmann::json& job);
   // A step with fallback accelerators: adopts the Job of the furthest fallback of its attempt
   // when one exists (a restarted kiln), else creates `first`.
   boost::asio::awaitable<void> CreateAfterFallbacks(std::string node, nlohmann::json first);
@@ -143,6 +155,9 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   KubernetesOptions options_;
   std::shared_ptr<kube::Watch> watch_;
   std::shared_ptr<kube::Watch> pod_watch_;
+  std::map<std::string, nlohmann::json> claims_;  // the workflow's claims to make, by name
+  std::set<std::string> claims_made_;
+  std::string claims_error_;  // why the claims cannot be made (WorkflowClaims' error)
   std::map<std::string, Step> steps_;              // by node id
   std::map<std::string, std::string> job_to_node_;
   // By Job name: the pod of a running step whose main container has ended, from the pod watch.

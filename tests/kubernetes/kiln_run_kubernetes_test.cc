@@ -288,4 +288,95 @@ spec:
   CHECK(script.output == "$(HOME) $$\n");
 }
 
+TEST_CASE("volumeClaimTemplates: kiln makes the workflow's claim, steps share it, volumeClaimGC decides when it goes",
+          "[kubernetes][kubesim][cli][volumes]") {
+  using nlohmann::json;
+  TempDir dir;
+  Kubesim sim("cpu-only.yaml", {"--volume-dir", dir / "claims"});
+  auto write = [&](const std::string& name, const std::string& last_command, const std::string& gc) {
+    kubesim::testing::WriteFile(dir / (name + ".yaml"), "apiVersion: argoproj.io/v1alpha1\n"
+                                                        "kind: Workflow\n"
+                                                        "metadata: {name: " + name + "}\n"
+                                                        "spec:\n"
+                                                        "  entrypoint: main\n" + gc +
+                                                        "  volumeClaimTemplates:\n"
+                                                        "  - metadata: {name: workdir, labels: {team: ml}}\n"
+                                                        "    spec:\n"
+                                                        "      accessModes: [ReadWriteOnce]\n"
+                                                        "      resources: {requests: {storage: 1Gi}}\n"
+                                                        "  templates:\n"
+                                                        "  - name: main\n"
+                                                        "    steps:\n"
+                                                        "    - - {name: write, template: write}\n"
+                                                        "    - - {name: read, template: read}\n"
+                                                        "  - name: write\n"
+                                                        "    container:\n"
+                                                        "      image: busybox\n"
+                                                        "      command: [sh, -c, 'echo shared > /work/f']\n"
+                                                        "      volumeMounts: [{name: workdir, mountPath: /work}]\n"
+                                                        "  - name: read\n"
+                                                        "    container:\n"
+                                                        "      image: busybox\n"
+                                                        "      command: [sh, -c, '" + last_command + "']\n"
+                                                        "      volumeMounts: [{name: workdir, mountPath: /work}]\n");
+  };
+  auto run = [&](const std::string& name) {
+    return kubesim::testing::Run({KILN_BINARY, "run", "--executor", "kubernetes", "--kubeconfig", sim.kubeconfig(),
+                                  "--namespace", "default", "--data-dir", dir / "data", "--no-tree",
+                                  dir / (name + ".yaml")},
+                                 dir.path());
+  };
+  boost::asio::io_context io;
+  auto config = kube::LoadKubeconfig(sim.kubeconfig());
+  REQUIRE(config.has_value());
+  auto client = kube::Client::Create(io, *config);
+  REQUIRE(client.has_value());
+  auto get = [&](const std::string& path) {
+    std::optional<Result<kube::ApiResponse>> r;
+    io.restart();  // the last call ran it out of work
+    boost::asio::co_spawn(
+        io, [&]() -> boost::asio::awaitable<void> { r = co_await (*client)->Call("GET", path); }, boost::asio::detached);
+    while (!r) io.run_one();
+    REQUIRE(r->has_value());
+    return **r;
+  };
+
+  // Succeeded, default strategy (OnWorkflowSuccess): the claim was made, shared, and is gone.
+  write("vct-ok", "cat /work/f", "");
+  auto ok = run("vct-ok");
+  INFO(ok.output);
+  REQUIRE(ok.exit_code == 0);
+  auto log = kubesim::testing::Run({KILN_BINARY, "logs", "--data-dir", dir / "data", "vct-ok", "read"}, dir.path());
+  CHECK(log.output == "shared\n");
+  CHECK(std::filesystem::exists(dir / "claims/default/vct-ok-workdir/f"));
+  CHECK(get("/api/v1/namespaces/default/persistentvolumeclaims/vct-ok-workdir").status == 404);
+  auto pods = get("/api/v1/namespaces/default/pods");
+  bool mounted = false;
+  for (const json& pod : pods.body["items"]) {
+    for (const json& v : pod["spec"].value("volumes", json::array())) {
+      if (v.contains("persistentVolumeClaim") && v["persistentVolumeClaim"].value("claimName", "") == "vct-ok-workdir") mounted = true;
+    }
+  }
+  CHECK(mounted);
+
+  // Failed, default strategy: the claim stays for a look, with the template's and kiln's labels.
+  write("vct-failed", "cat /work/f; exit 3", "");
+  auto failed = run("vct-failed");
+  INFO(failed.output);
+  CHECK(failed.exit_code != 0);
+  auto kept = get("/api/v1/namespaces/default/persistentvolumeclaims/vct-failed-workdir");
+  REQUIRE(kept.status == 200);
+  CHECK(kept.body["metadata"]["labels"]["team"] == "ml");
+  CHECK(kept.body["metadata"]["labels"]["kiln.dev/workflow"] == "vct-failed");
+  CHECK(kept.body["metadata"]["labels"].contains("kiln.dev/workflow-uid"));
+  CHECK(kept.body["spec"]["resources"]["requests"]["storage"] == "1Gi");
+
+  // Failed, OnWorkflowCompletion: it goes anyway.
+  write("vct-gc", "exit 3", "  volumeClaimGC: {strategy: OnWorkflowCompletion}\n");
+  auto gc = run("vct-gc");
+  INFO(gc.output);
+  CHECK(gc.exit_code != 0);
+  CHECK(get("/api/v1/namespaces/default/persistentvolumeclaims/vct-gc-workdir").status == 404);
+}
+
 }  // namespace kiln::executor
