@@ -340,12 +340,24 @@ int Drive(Prepared& p, store::Store& st, const std::string& data_dir, Progress p
   driver.Start();
   if (!driver.done()) io.run();
   if (live) live->Finish();  // the final tree stays on screen, above the summary
-  if (kube_runner && driver.done() && scheduler::IsDone(state.phase) && state.manifest &&
-      state.manifest->spec.volume_claim_templates.is_array() && !state.manifest->spec.volume_claim_templates.empty() &&
+  const bool has_claims = kube_runner && state.manifest && state.manifest->spec.volume_claim_templates.is_array() &&
+                          !state.manifest->spec.volume_claim_templates.empty();
+  const std::string claims_ns =
+      kube_runner ? static_cast<executor::KubernetesStepRunner&>(*kube_runner).job_context().namespace_ : "";
+  if (has_claims && scheduler::IsDone(state.phase) && !executor::CollectClaims(state.manifest->spec, state.phase == Phase::kSucceeded)) {
+    std::fprintf(stderr, "kiln: the workflow's volumeClaimTemplates claims are kept (volumeClaimGC); delete them with: "
+                         "kubectl -n %s delete pvc -l kiln.dev/workflow-uid=%s\n",
+                 claims_ns.c_str(), executor::LabelValue(uid).c_str());
+  }
+  if (has_claims && driver.done() && scheduler::IsDone(state.phase) &&
       executor::CollectClaims(state.manifest->spec, state.phase == Phase::kSucceeded)) {
     // spec.volumeClaimGC: the workflow's claims go (Argo's default: when it Succeeded).
     io.restart();
-    std::string ns = static_cast<executor::KubernetesStepRunner&>(*kube_runner).job_context().namespace_;
+    signals.cancel();  // the driver's wait (it ends with operation_aborted)
+    signals.async_wait([&](const boost::system::error_code& e, int) {
+      if (!e) io.stop();  // Ctrl-C while the claims are deleted: leave them
+    });
+    std::string ns = claims_ns;
     boost::asio::co_spawn(io, executor::DeleteWorkflowClaims(*kube_client, ns, uid),
                           [&](std::exception_ptr, Result<void> deleted) {
                             if (!deleted) {

@@ -180,6 +180,28 @@ awaitable<Result<void>> KubernetesStepRunner::EnsureClaims(const json& job) {
       co_return MakeError(Code::kFailedPrecondition, "cannot create PersistentVolumeClaim " + claim + " (spec.volumeClaimTemplates): " +
                                                          kube::ApiError("POST", path, *r).message());
     }
+    if (r->status == 409) {
+      // Ours only when this run made it (a restarted kiln); a claim of an earlier run of the
+      // same name, or one being deleted, would hand this run stale data and never be collected.
+      auto existing = co_await client_.Get(path + "/" + claim);
+      if (!*alive) co_return MakeError(Code::kUnavailable, "the runner is gone");
+      if (!existing) {
+        co_return MakeError(existing.error().code(), "PersistentVolumeClaim " + claim + " exists, and cannot be read: " +
+                                                         existing.error().message());
+      }
+      const json meta = existing->is_object() ? existing->value("metadata", json::object()) : json::object();
+      const json labels = meta.is_object() ? meta.value("labels", json::object()) : json::object();
+      std::string owner = labels.is_object() ? labels.value(std::string(kLabelWorkflowUid), "") : "";
+      const bool deleting = meta.is_object() && meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null();
+      if (owner != LabelValue(options_.job.workflow_uid) || deleting) {
+        std::string whose = owner.empty() ? "not made by kiln for this workflow" : "left by an earlier run (kiln.dev/workflow-uid=" + owner + ")";
+        if (deleting) whose = "still being deleted";
+        co_return MakeError(Code::kAlreadyExists,
+                            "PersistentVolumeClaim " + claim + " (spec.volumeClaimTemplates) already exists, " + whose +
+                                "; delete it (kubectl -n " + options_.job.namespace_ + " delete pvc " + claim +
+                                ") or give the workflow another name");
+      }
+    }
     claims_made_.insert(claim);
   }
   co_return Result<void>{};

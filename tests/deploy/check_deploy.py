@@ -35,7 +35,7 @@ EXPECTED_OBJECTS = {
 # (apiGroup, resource) -> verbs: the requests of executor/kubernetes_step_runner.cc.
 EXPECTED_RULES = {
     ("batch", "jobs"): {"create", "get", "list", "watch", "delete", "deletecollection"},
-    ("", "persistentvolumeclaims"): {"create", "deletecollection"},
+    ("", "persistentvolumeclaims"): {"create", "get", "deletecollection"},
     ("", "pods"): {"list", "watch"},
     ("", "pods/log"): {"get"},
 }

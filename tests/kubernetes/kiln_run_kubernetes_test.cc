@@ -320,9 +320,9 @@ TEST_CASE("volumeClaimTemplates: kiln makes the workflow's claim, steps share it
                                                         "      command: [sh, -c, '" + last_command + "']\n"
                                                         "      volumeMounts: [{name: workdir, mountPath: /work}]\n");
   };
-  auto run = [&](const std::string& name) {
+  auto run = [&](const std::string& name, const std::string& data = "data") {
     return kubesim::testing::Run({KILN_BINARY, "run", "--executor", "kubernetes", "--kubeconfig", sim.kubeconfig(),
-                                  "--namespace", "default", "--data-dir", dir / "data", "--no-tree",
+                                  "--namespace", "default", "--data-dir", dir / data, "--no-tree",
                                   dir / (name + ".yaml")},
                                  dir.path());
   };
@@ -370,6 +370,16 @@ TEST_CASE("volumeClaimTemplates: kiln makes the workflow's claim, steps share it
   CHECK(kept.body["metadata"]["labels"]["kiln.dev/workflow"] == "vct-failed");
   CHECK(kept.body["metadata"]["labels"].contains("kiln.dev/workflow-uid"));
   CHECK(kept.body["spec"]["resources"]["requests"]["storage"] == "1Gi");
+  CHECK(failed.output.find("delete pvc -l kiln.dev/workflow-uid=") != std::string::npos);
+
+  // The same name again, from another data directory (another kiln): the kept claim is an
+  // earlier run's, so it is not taken over.
+  auto again = run("vct-failed", "data2");
+  INFO(again.output);
+  CHECK(again.exit_code != 0);
+  CHECK(again.output.find("PersistentVolumeClaim vct-failed-workdir (spec.volumeClaimTemplates) already exists, left by "
+                          "an earlier run") != std::string::npos);
+  CHECK(again.output.find("kubectl -n default delete pvc vct-failed-workdir") != std::string::npos);
 
   // Failed, OnWorkflowCompletion: it goes anyway.
   write("vct-gc", "exit 3", "  volumeClaimGC: {strategy: OnWorkflowCompletion}\n");
