@@ -30,6 +30,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Runs `cleanup` (a request to the cluster after the fact) on `io`, detached; a failure is
+// reported on stderr after `failure`, not retried.
+void SpawnCleanup(boost::asio::io_context& io, boost::asio::awaitable<Result<void>> cleanup, std::string failure) {
+  boost::asio::co_spawn(io, std::move(cleanup), [failure = std::move(failure)](std::exception_ptr, Result<void> done) {
+    if (!done) std::fprintf(stderr, "kiln server: %s: %s\n", failure.c_str(), done.error().ToString().c_str());
+  });
+}
+
 std::string RandomId(size_t n, const char* alphabet) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string out;
@@ -361,19 +369,9 @@ void Engine::Finished(const std::string& uid) {
         scheduler::IsDone(run.state->phase) &&
         executor::CollectClaims(spec, run.state->phase == scheduler::Phase::kSucceeded)) {
       // spec.volumeClaimGC: the workflow's claims go (Argo's default: when it Succeeded).
-      kube::Client& client = *shared_->kube;
-      std::string ns = run.kube->job_context().namespace_;
-      std::string name = run.state->name;
-      boost::asio::co_spawn(
-          io_,
-          [&client, ns, uid, name]() -> boost::asio::awaitable<void> {
-            Result<void> deleted = co_await executor::DeleteWorkflowClaims(client, ns, uid);
-            if (!deleted) {
-              std::fprintf(stderr, "kiln server: workflow %s ended, but its claims in namespace %s were not deleted: %s\n",
-                           name.c_str(), ns.c_str(), deleted.error().ToString().c_str());
-            }
-          },
-          boost::asio::detached);
+      SpawnCleanup(io_, executor::DeleteWorkflowClaims(*shared_->kube, run.kube->job_context().namespace_, uid),
+                   "workflow " + run.state->name + " ended, but its claims in namespace " +
+                       run.kube->job_context().namespace_ + " were not deleted");
     }
   }
   runs_.erase(it);
@@ -633,18 +631,8 @@ Result<void> Engine::Delete(const std::string& uid) {
     // failure is reported, not retried.
     std::string ns = options_.kube_namespace.empty() && !(*w)->namespace_.empty() ? (*w)->namespace_
                                                                                 : shared_->kube_namespace;
-    kube::Client& client = *shared_->kube;
-    std::string name = (*w)->name;
-    boost::asio::co_spawn(
-        io_,
-        [&client, ns, uid, name]() -> boost::asio::awaitable<void> {
-          Result<void> deleted = co_await executor::DeleteWorkflowJobs(client, ns, uid);
-          if (!deleted) {
-            std::fprintf(stderr, "kiln server: workflow %s deleted, but not its Jobs in namespace %s: %s\n",
-                         name.c_str(), ns.c_str(), deleted.error().ToString().c_str());
-          }
-        },
-        boost::asio::detached);
+    SpawnCleanup(io_, executor::DeleteWorkflowJobs(*shared_->kube, ns, uid),
+                 "workflow " + (*w)->name + " deleted, but not its Jobs in namespace " + ns);
   }
   std::error_code ec;
   fs::remove_all(cli::WorkflowWorkDir(options_.data_dir, uid), ec);
