@@ -912,7 +912,7 @@ struct ApiServer::Impl {
 
   Json TemplateJson(const store::TemplateRecord& t) {
     Json j = Json::object();
-    if (auto parsed = YamlToJson(t.name, t.spec); parsed && parsed->is_object()) j = std::move(*parsed);
+    if (auto parsed = dag::YamlToJson(t.name, t.spec); parsed && parsed->is_object()) j = std::move(*parsed);
     j["apiVersion"] = "argoproj.io/v1alpha1";
     j["kind"] = t.kind;
     j["metadata"]["name"] = t.name;

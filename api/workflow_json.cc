@@ -3,9 +3,7 @@
 #include <map>
 
 #include "cli/data_dir.h"
-#include "dag/diagnostic.h"
-#include "dag/internal/yaml_reader.h"
-#include "dag/internal/yaml_tree.h"
+#include "dag/parse.h"
 #include "executor/kubernetes_job.h"
 
 namespace kiln::api {
@@ -41,16 +39,6 @@ nlohmann::json Rfc3339(int64_t ms) {
   return cli::FormatTimeUtc(ms);
 }
 
-Result<nlohmann::json> YamlToJson(std::string_view name, std::string_view text) {
-  dag::Diagnostics diags;
-  auto tree = dag::yaml::Tree::Parse(name, text, dag::yaml::BuildOptions{}, diags);
-  for (const dag::Diagnostic& d : diags.items()) {
-    if (d.severity == dag::Severity::kError) return MakeError(Code::kInvalidArgument, d.ToString());
-  }
-  if (!tree || tree->documents().empty()) return MakeError(Code::kInvalidArgument, std::string(name) + ": empty document");
-  return dag::internal::ToJson(tree->documents().front());
-}
-
 nlohmann::json WorkflowObject(const WorkflowRows& rows, const WorkflowJsonOptions& options) {
   const store::WorkflowRecord& w = rows.workflow;
   nlohmann::json metadata = {{"name", w.name},
@@ -64,7 +52,7 @@ nlohmann::json WorkflowObject(const WorkflowRows& rows, const WorkflowJsonOption
   if (!w.message.empty()) status["message"] = w.message;
   nlohmann::json manifest;
   if (options.with_spec) {  // annotations come from the manifest (lists skip the parse)
-    auto parsed = YamlToJson(w.name, w.spec);
+    auto parsed = dag::YamlToJson(w.name, w.spec);
     if (parsed && parsed->is_object()) manifest = std::move(*parsed);
   }
   if (manifest.is_object()) {

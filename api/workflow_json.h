@@ -36,10 +36,6 @@ nlohmann::json WorkflowObject(const WorkflowRows& rows, const WorkflowJsonOption
 // "2026-11-24T08:00:00.123Z"; null for 0.
 nlohmann::json Rfc3339(int64_t ms);
 
-// The first document of YAML (or JSON) `text` as JSON, scalars typed as Kubernetes' YAML reader
-// types them. Errors: kInvalidArgument with "<name>:line:column: what is wrong".
-Result<nlohmann::json> YamlToJson(std::string_view name, std::string_view text);
-
 }  // namespace kiln::api
 
 #endif  // KILN_API_WORKFLOW_JSON_H_

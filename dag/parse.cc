@@ -945,4 +945,14 @@ std::vector<Manifest> LoadManifestFile(const std::string& path, const ParseOptio
   return ParseManifests(path, buf.str(), options, diags);
 }
 
+Result<nlohmann::json> YamlToJson(std::string_view name, std::string_view text) {
+  Diagnostics diags;
+  auto tree = yaml::Tree::Parse(name, text, yaml::BuildOptions{}, diags);
+  for (const Diagnostic& d : diags.items()) {
+    if (d.severity == Severity::kError) return MakeError(Code::kInvalidArgument, d.ToString());
+  }
+  if (!tree || tree->documents().empty()) return MakeError(Code::kInvalidArgument, std::string(name) + ": empty document");
+  return internal::ToJson(tree->documents().front());
+}
+
 }  // namespace kiln::dag

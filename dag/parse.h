@@ -8,6 +8,9 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
 #include "dag/diagnostic.h"
 #include "dag/spec.h"
 
@@ -30,6 +33,10 @@ std::vector<Manifest> ParseManifests(std::string_view file, const std::string& t
 // Reads `path` (refusing files over options.max_file_bytes) and parses it.
 std::vector<Manifest> LoadManifestFile(const std::string& path, const ParseOptions& options,
                                        Diagnostics& diags);
+
+// The first document of YAML (or JSON) `text` as JSON, scalars typed as Kubernetes' YAML reader
+// types them. Errors: kInvalidArgument with "<name>:line:column: what is wrong".
+Result<nlohmann::json> YamlToJson(std::string_view name, std::string_view text);
 
 }  // namespace kiln::dag
 

@@ -12,6 +12,7 @@
 #include "dag/expr/govaluate.h"
 #include "dag/expr/template_string.h"
 #include "dag/names.h"
+#include "dag/parse.h"
 #include "dag/quantity.h"
 
 namespace kiln::dag {
@@ -260,6 +261,17 @@ class Validator {
         }
       }
     }
+    if (s.volume_claim_gc.is_object() && s.volume_claim_gc.contains("strategy")) {
+      const Json& st = s.volume_claim_gc["strategy"];
+      static const std::vector<std::string_view> kStrategies = {"", "OnWorkflowCompletion", "OnWorkflowSuccess"};
+      std::string text = st.is_string() ? st.get<std::string>() : st.dump();
+      if (std::find(kStrategies.begin(), kStrategies.end(), text) == kStrategies.end()) {
+        Err(s.loc, sp_ + ".volumeClaimGC.strategy", "unknown volumeClaimGC strategy " + Quote(text) +
+                                                        ": use OnWorkflowSuccess (the default) or OnWorkflowCompletion" +
+                                                        DidYouMean(text, kStrategies));
+      }
+    }
+    CheckPodSpecPatch(s.pod_spec_patch, s.loc, sp_ + ".podSpecPatch", Scope{});
     CheckVolumes(s.volumes, s.loc, sp_ + ".volumes");
     CheckSynchronization(s.synchronization, s.loc, sp_ + ".synchronization");
     if (s.retry_strategy) CheckRetryStrategy(*s.retry_strategy, sp_ + ".retryStrategy", Scope{});
@@ -490,6 +502,22 @@ class Validator {
   }
 
   // The location recorded for a templated string at `path`, else `fallback`.
+  // A podSpecPatch is YAML or JSON text, a strategic merge patch for the pod spec: checked as
+  // a mapping when it has no {{...}} (a rendered one is checked when the step starts).
+  void CheckPodSpecPatch(const std::string& text, Location loc, const std::string& path, const Scope& scope) {
+    if (text.empty()) return;
+    CheckRefs(text, loc, path, scope);
+    if (IsTemplated(text)) return;
+    auto patch = YamlToJson(path, text);
+    if (!patch) {
+      Err(loc, path, "podSpecPatch is not valid YAML or JSON: " + patch.error().message());
+    } else if (!patch->is_object()) {
+      std::string type = patch->type_name();
+      Err(loc, path, "podSpecPatch must be a mapping of pod spec fields (e.g. containers: [{name: main, resources: "
+                     "...}]), not " + std::string(type[0] == 'a' || type[0] == 'o' ? "an " : "a ") + type);
+    }
+  }
+
   Location LocFor(const std::string& path, Location fallback) const {
     auto it = m_.value_locations.find(path);
     return it == m_.value_locations.end() ? fallback : it->second;
@@ -696,7 +724,7 @@ class Validator {
     CheckSynchronization(t.synchronization, t.loc, path + ".synchronization");
     for (const auto& [k, v] : t.node_selector) CheckRefs(v, t.loc, path + ".nodeSelector." + k, scope);
     CheckJsonRefs(t.metadata, t.loc, path + ".metadata", scope);
-    CheckRefs(t.pod_spec_patch, t.loc, path + ".podSpecPatch", scope);
+    CheckPodSpecPatch(t.pod_spec_patch, LocFor(path + ".podSpecPatch", t.loc), path + ".podSpecPatch", scope);
 
     switch (t.type) {
       case TemplateType::kContainer:

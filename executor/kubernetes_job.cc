@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <set>
 
+#include "dag/parse.h"
+#include "kube/strategic_merge.h"
+
 namespace kiln::executor {
 
 namespace {
@@ -385,25 +388,8 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
     return nullptr;
   };
   if (json a = pick(t.affinity, spec ? &spec->affinity : nullptr); !a.is_null()) pod["affinity"] = a;
-  json tolerations = pick(t.tolerations, spec ? &spec->tolerations : nullptr);
-  if (RequestsGpu(container) && !ToleratesGpuTaint(tolerations)) {
-    if (!tolerations.is_array()) tolerations = json::array();
-    tolerations.push_back({{"key", "nvidia.com/gpu"}, {"operator", "Exists"}, {"effect", "NoSchedule"}});
-  }
-  if (!tolerations.is_null()) pod["tolerations"] = tolerations;
-  // Accelerator profiles: the chosen one as required node affinity (kiln.dev/accelerator).
-  const AcceleratorProfiles& profiles = ctx.accelerators ? *ctx.accelerators : BuiltinAccelerators();
-  auto placement = PlacementOf(PodAnnotations(step, ctx), profiles);
-  if (!placement) return MakeError(Code::kInvalidArgument, placement.error().message(), where);
-  std::string accelerator;
-  if (!placement->accelerators.empty()) {
-    if (fallback < 0 || static_cast<size_t>(fallback) >= placement->accelerators.size()) {
-      return MakeError(Code::kInvalidArgument, "no accelerator left to try", where);
-    }
-    accelerator = placement->accelerators[static_cast<size_t>(fallback)];
-    RequireNodeTerms(pod, profiles.Find(accelerator)->terms);
-  } else if (!RequestsGpu(container) && !profiles.cpu_only().empty()) {
-    RequireNodeTerms(pod, json::array({{{"matchExpressions", profiles.cpu_only()}}}));
+  if (json tolerations = pick(t.tolerations, spec ? &spec->tolerations : nullptr); !tolerations.is_null()) {
+    pod["tolerations"] = tolerations;
   }
   if (json s = pick(t.security_context, spec ? &spec->security_context : nullptr); !s.is_null()) {
     pod["securityContext"] = s;
@@ -428,6 +414,48 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
     if (spec->host_network) pod["hostNetwork"] = *spec->host_network;
   }
   pod["containers"] = json::array({container});
+
+  // podSpecPatch, the workflow's then the template's, as Argo applies it: a strategic merge
+  // onto the pod kiln built (the main container is "main").
+  for (const std::string& text : step.pod_spec_patches) {
+    auto patch = dag::YamlToJson("podSpecPatch", text);
+    if (!patch || !patch->is_object()) {
+      return MakeError(Code::kInvalidArgument,
+                       "podSpecPatch is not a YAML or JSON object" +
+                           (patch ? std::string(" (it is ") + (patch->is_array() ? "an " : "a ") + patch->type_name() + ")"
+                                  : ": " + patch.error().message()) +
+                           "; fix the template's podSpecPatch (or the workflow's spec.podSpecPatch)",
+                       where);
+    }
+    pod = kube::StrategicMerge(pod, *patch);
+  }
+
+  // GPU placement, on the patched pod (a patch may set the GPU limit): a container that asks
+  // for nvidia.com/gpu gets the taint's toleration, and the accelerator profile's node affinity.
+  bool requests_gpu = false;
+  if (auto cs = pod.find("containers"); cs != pod.end() && cs->is_array()) {
+    for (const json& c : *cs) requests_gpu = requests_gpu || RequestsGpu(c);
+  }
+  json tolerations = pod.contains("tolerations") ? pod["tolerations"] : json(nullptr);
+  if (requests_gpu && !ToleratesGpuTaint(tolerations)) {
+    if (!tolerations.is_array()) tolerations = json::array();
+    tolerations.push_back({{"key", "nvidia.com/gpu"}, {"operator", "Exists"}, {"effect", "NoSchedule"}});
+    pod["tolerations"] = tolerations;
+  }
+  // Accelerator profiles: the chosen one as required node affinity (kiln.dev/accelerator).
+  const AcceleratorProfiles& profiles = ctx.accelerators ? *ctx.accelerators : BuiltinAccelerators();
+  auto placement = PlacementOf(PodAnnotations(step, ctx), profiles);
+  if (!placement) return MakeError(Code::kInvalidArgument, placement.error().message(), where);
+  std::string accelerator;
+  if (!placement->accelerators.empty()) {
+    if (fallback < 0 || static_cast<size_t>(fallback) >= placement->accelerators.size()) {
+      return MakeError(Code::kInvalidArgument, "no accelerator left to try", where);
+    }
+    accelerator = placement->accelerators[static_cast<size_t>(fallback)];
+    RequireNodeTerms(pod, profiles.Find(accelerator)->terms);
+  } else if (!requests_gpu && !profiles.cpu_only().empty()) {
+    RequireNodeTerms(pod, json::array({{{"matchExpressions", profiles.cpu_only()}}}));
+  }
 
   // Labels: the workflow's podMetadata, the template's metadata, then kiln's own (which win).
   json labels = json::object();

@@ -223,6 +223,7 @@ KubernetesStepRunner::~KubernetesStepRunner() {
   *alive_ = false;
   if (watch_) watch_->Stop();
   if (pod_watch_) pod_watch_->Stop();
+  for (auto& [node, cancel] : resource_steps_) cancel->Cancel();
 }
 
 std::string KubernetesStepRunner::JobsPath() const {
@@ -254,7 +255,27 @@ void KubernetesStepRunner::EnsureWatch() {
   });
 }
 
+void KubernetesStepRunner::LaunchResource(const scheduler::LaunchStep& step,
+                                          std::function<void(scheduler::Event)> report) {
+  auto cancel = std::make_shared<ResourceCancel>(client_.io());
+  resource_steps_[step.node] = cancel;
+  auto run = [this, alive = alive_, step, cancel, report = std::move(report)]() -> awaitable<void> {
+    report(scheduler::StepStarted{step.node});
+    scheduler::StepFinished f = co_await RunResourceStep(client_, options_.job, step, cancel, options_.resource_poll);
+    if (!*alive) co_return;
+    if (auto it = resource_steps_.find(step.node); it != resource_steps_.end() && it->second == cancel) {
+      resource_steps_.erase(it);
+    }
+    report(std::move(f));
+  };
+  asio::co_spawn(client_.io(), std::move(run), asio::detached);
+}
+
 void KubernetesStepRunner::Launch(const scheduler::LaunchStep& step, std::function<void(scheduler::Event)> report) {
+  if (step.resource) {
+    LaunchResource(step, std::move(report));
+    return;
+  }
   const AcceleratorProfiles& profiles = options_.job.accelerators ? *options_.job.accelerators : BuiltinAccelerators();
   auto placement = PlacementOf(PodAnnotations(step, options_.job), profiles);
   auto job = placement ? BuildJob(step, options_.job) : Result<json>(std::unexpected(placement.error()));
@@ -749,6 +770,10 @@ void KubernetesStepRunner::Finish(Step& s, scheduler::StepFinished f) {
 }
 
 void KubernetesStepRunner::Kill(const std::string& node) {
+  if (auto r = resource_steps_.find(node); r != resource_steps_.end()) {
+    r->second->Cancel();
+    return;
+  }
   auto it = steps_.find(node);
   if (it == steps_.end() || it->second.finished || it->second.kill_requested) return;
   it->second.kill_requested = true;

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "executor/kubernetes_job.h"
+#include "executor/kubernetes_resource.h"
 #include "kube/client.h"
 #include "scheduler/step_runner.h"
 
@@ -61,6 +62,9 @@ struct KubernetesOptions {
   // How long ReadLog with follow waits for the next bytes of a silent pod before it ends with
   // kUnavailable.
   std::chrono::seconds log_idle_timeout{600};
+  // How often a resource template's object is read again while neither its successCondition
+  // nor its failureCondition holds.
+  std::chrono::milliseconds resource_poll{1000};
 };
 
 // Deletes every Job of run `workflow_uid` in `ns`, whatever state it is in: one
@@ -120,6 +124,8 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   };
 
   void EnsureWatch();
+  // A resource template: RunResourceStep acts on the API; no Job.
+  void LaunchResource(const scheduler::LaunchStep& step, std::function<void(scheduler::Event)> report);
   void OnJob(const std::string& type, const nlohmann::json& job);
   void OnPod(const nlohmann::json& pod);
   // After each (re)list of the Jobs (on 410 and every resync period): a created step whose Job
@@ -160,6 +166,7 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   std::string claims_error_;  // why the claims cannot be made (WorkflowClaims' error)
   std::map<std::string, Step> steps_;              // by node id
   std::map<std::string, std::string> job_to_node_;
+  std::map<std::string, std::shared_ptr<ResourceCancel>> resource_steps_;  // running, by node id
   // By Job name: the pod of a running step whose main container has ended, from the pod watch.
   std::map<std::string, nlohmann::json> ended_pods_;
   // Guards coroutines that outlive the runner: they check it before touching `this`.

@@ -227,12 +227,15 @@ std::string LocalStepRunner::LogPath(const std::string& node) const {
 void LocalStepRunner::Launch(const scheduler::LaunchStep& step,
                              std::function<void(scheduler::Event)> report) {
   ResourceRequest request = RequestOf(step.container);
-  if (auto fits = pool_.CheckFits(request); !fits) {
+  auto fits = pool_.CheckFits(request);
+  if (step.resource || !fits) {
     scheduler::StepFinished f;
     f.node = step.node;
     f.error = true;
     f.exit_code = -1;
-    f.message = fits.error().message();
+    f.message = step.resource ? "a resource template acts on a Kubernetes cluster's API: run the workflow with "
+                                "kiln run --executor kubernetes (or kiln server --executor kubernetes)"
+                              : fits.error().message();
     boost::asio::post(io_, [report, f] { report(f); });
     return;
   }

@@ -254,15 +254,16 @@ std::string Client::Authorization() {
 }
 
 awaitable<Result<ApiResponse>> Client::Once(Conn& conn, const std::string& method, const std::string& target,
-                                            const std::string& body) {
+                                            const std::string& body, const std::string& content_type) {
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, config_.host);
   req.set(http::field::user_agent, options_.user_agent);
   req.set(http::field::accept, "application/json");
   if (std::string auth = Authorization(); !auth.empty()) req.set(http::field::authorization, auth);
   if (!body.empty()) {
-    req.set(http::field::content_type,
-            method == "PATCH" ? "application/merge-patch+json" : "application/json");
+    req.set(http::field::content_type, !content_type.empty() ? content_type
+                                       : method == "PATCH" ? "application/merge-patch+json"
+                                                           : "application/json");
     req.body() = body;
   }
   req.keep_alive(true);
@@ -303,7 +304,8 @@ awaitable<Result<ApiResponse>> Client::Once(Conn& conn, const std::string& metho
   co_return r;
 }
 
-awaitable<Result<ApiResponse>> Client::Call(std::string method, std::string target, std::optional<json> body) {
+awaitable<Result<ApiResponse>> Client::Call(std::string method, std::string target, std::optional<json> body,
+                                            std::string content_type) {
   const std::string text = body ? body->dump() : "";
   std::optional<Error> last_error;
   std::optional<ApiResponse> last;
@@ -318,7 +320,7 @@ awaitable<Result<ApiResponse>> Client::Call(std::string method, std::string targ
     }
     ++requests_sent_;
     std::shared_ptr<Conn> c = *conn;
-    auto r = co_await Once(*c, method, target, text);
+    auto r = co_await Once(*c, method, target, text, content_type);
     Release(c, r.has_value() && c->keep_alive);
     if (options_.observe) options_.observe(method, r ? r->status : 0);
     if (!r) {

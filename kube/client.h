@@ -138,9 +138,11 @@ class Client {
 
   // One request with retries (429 after Retry-After, 5xx and transport errors after backoff, up
   // to max_attempts). Returns the last response for any HTTP status; an error only when no
-  // response came (kUnavailable, naming the server and the cause).
+  // response came (kUnavailable, naming the server and the cause). The body goes as
+  // `content_type`; "" is application/json, or application/merge-patch+json for PATCH.
   boost::asio::awaitable<Result<ApiResponse>> Call(std::string method, std::string target,
-                                                   std::optional<nlohmann::json> body = std::nullopt);
+                                                   std::optional<nlohmann::json> body = std::nullopt,
+                                                   std::string content_type = "");
 
   // Conveniences: the object on 2xx, ApiError otherwise.
   boost::asio::awaitable<Result<nlohmann::json>> Create(std::string collection, nlohmann::json object);
@@ -191,7 +193,8 @@ class Client {
   // again from token_file when due; a failed re-read is reported on stderr once per failure.
   std::string Authorization();
   boost::asio::awaitable<Result<ApiResponse>> Once(Conn& conn, const std::string& method,
-                                                   const std::string& target, const std::string& body);
+                                                   const std::string& target, const std::string& body,
+                                                   const std::string& content_type);
 
   // How a streamed GET ended (shared by Watch::Run and Stream).
   struct StreamEnd {

@@ -1304,7 +1304,8 @@ class Decider {
     std::string id = node.id;
     switch (t.type) {
       case dag::TemplateType::kContainer:
-      case dag::TemplateType::kScript: {
+      case dag::TemplateType::kScript:
+      case dag::TemplateType::kResource: {
         node.type = NodeType::kPod;
         LaunchStep launch;
         NodeState& n = Create(std::move(node));
@@ -1398,6 +1399,12 @@ class Decider {
     launch->container = std::move(*rendered);
     launch->script_source = std::move(*source);
     const dag::WorkflowSpec& spec = base_.manifest->spec;
+    for (const std::string* patch : {&spec.pod_spec_patch, &t.pod_spec_patch}) {
+      if (patch->empty()) continue;
+      auto r = Render(*patch, v);
+      if (!r) return "podSpecPatch: " + r.error().message();
+      launch->pod_spec_patches.push_back(std::move(*r));
+    }
     dag::Json volumes = dag::Json::array();
     for (const dag::Json* list : {&spec.volumes, &t.volumes}) {
       if (!list->is_array()) continue;
@@ -1415,6 +1422,26 @@ class Decider {
       }
     }
     launch->volumes = std::move(volumes);
+    if (t.type == dag::TemplateType::kResource) {
+      if (!t.resource.manifest_from.is_null()) {
+        return "resource.manifestFrom is not supported yet: give the manifest inline (resource.manifest)";
+      }
+      LaunchStep::Resource r;
+      for (auto [text, out] : {std::pair{&t.resource.action, &r.action}, {&t.resource.manifest, &r.manifest},
+                               {&t.resource.success_condition, &r.success_condition},
+                               {&t.resource.failure_condition, &r.failure_condition},
+                               {&t.resource.merge_strategy, &r.merge_strategy}}) {
+        auto rendered = Render(*text, v);
+        if (!rendered) return rendered.error().message();
+        *out = std::move(*rendered);
+      }
+      for (const std::string& flag : t.resource.flags) {
+        auto rendered = Render(flag, v);
+        if (!rendered) return rendered.error().message();
+        r.flags.push_back(std::move(*rendered));
+      }
+      launch->resource = std::move(r);
+    }
     return RenderOutputKeys(t, v, launch);
   }
 

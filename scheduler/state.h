@@ -216,12 +216,25 @@ struct LaunchStep {
   int attempt = 0;          // the node's attempt number (NodeState::attempt)
   dag::Json container;      // the container (or script's container) with tags resolved
   std::string script_source;
+  // The strategic merge patches for the step's pod spec, in the order they apply: the
+  // workflow's spec.podSpecPatch, then the template's podSpecPatch (YAML or JSON text).
+  std::vector<std::string> pod_spec_patches;
   std::map<std::string, std::string> inputs;
   std::vector<InputArtifact> input_artifacts;
   // The Kubernetes Volume objects the step's volumeMounts may name: the workflow's
   // spec.volumes, the template's volumes, and one {name, persistentVolumeClaim: {claimName}}
   // per spec.volumeClaimTemplates entry, marked "kiln.dev/per-workflow": true.
   dag::Json volumes = dag::Json::array();
+  // A resource template's fields, rendered (the executor acts on the API; dag::ResourceSpec).
+  struct Resource {
+    std::string action;  // get | create | apply | delete | replace | patch
+    std::string manifest;
+    std::vector<std::string> flags;
+    std::string success_condition;
+    std::string failure_condition;
+    std::string merge_strategy;  // patch: strategic (the default) | merge | json
+  };
+  std::optional<Resource> resource;
   // Key-only output artifacts: the rendered key each is also stored under, by artifact name.
   std::map<std::string, std::string> output_artifact_keys;
 

@@ -293,4 +293,40 @@ TEST_CASE("every problem is reported at once", "[dag]") {
   CHECK(LintText(y).size() == 3);
 }
 
+TEST_CASE("podSpecPatch must be a YAML or JSON mapping; volumeClaimGC names a known strategy", "[dag]") {
+  std::string y = Wf(R"(  entrypoint: main
+  podSpecPatch: '[not, a, mapping]'
+  volumeClaimGC: {strategy: OnWorkflowSucess}
+  templates:
+  - name: main
+    podSpecPatch: '{"containers": [{"name": "main"'
+    container: {image: busybox, command: [echo, hi]}
+  - name: templated
+    inputs: {parameters: [{name: mem}]}
+    podSpecPatch: '{"containers": [{"name": "main", "resources": {"limits": {"memory": "{{inputs.parameters.mem}}"}}}]}'
+    container: {image: busybox, command: [echo, hi]}
+  - name: yaml
+    podSpecPatch: |
+      containers:
+      - name: main
+        resources: {limits: {memory: 1Gi}}
+    container: {image: busybox, command: [echo, hi]}
+)");
+  V out = LintText(y);
+  REQUIRE(out.size() == 3);
+  auto line = [&](std::string_view needle) {
+    for (const std::string& l : out) {
+      if (l.find(needle) != std::string::npos) return l;
+    }
+    return std::string();
+  };
+  CHECK(line("spec.podSpecPatch: podSpecPatch must be a mapping of pod spec fields").ends_with("not an array"));
+  CHECK(line("spec.volumeClaimGC.strategy: unknown volumeClaimGC strategy \"OnWorkflowSucess\"")
+            .ends_with("(did you mean \"OnWorkflowSuccess\"?)"));
+  // At the template (t.yaml:10), with where in the patch text the YAML breaks.
+  CHECK(line("spec.templates[0].podSpecPatch: podSpecPatch is not valid YAML or JSON: spec.templates[0].podSpecPatch:2:1: "
+             "YAML syntax error")
+            .starts_with("t.yaml:10:"));
+}
+
 }  // namespace kiln::dag

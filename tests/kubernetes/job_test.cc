@@ -154,6 +154,85 @@ TEST_CASE("a GPU step gets the nvidia.com/gpu toleration unless it has one", "[k
   CHECK_FALSE(ToleratesGpuTaint(json::parse(R"([{"key": "nvidia.com/gpu", "effect": "NoExecute"}])")));
 }
 
+TEST_CASE("podSpecPatch merges into the pod kiln built, the workflow's first, then the template's",
+          "[kubernetes][podspecpatch]") {
+  OneTemplate t = Parse(R"Y(
+  entrypoint: train
+  podSpecPatch: '{"containers": [{"name": "main", "env": [{"name": "FROM", "value": "workflow"}]}],
+                  "terminationGracePeriodSeconds": 5}'
+  templates:
+  - name: train
+    tolerations: [{key: dedicated, operator: Equal, value: ml, effect: NoSchedule}]
+    podSpecPatch: |
+      containers:
+      - name: main
+        env: [{name: FROM, value: template}, {name: EXTRA, value: "1"}]
+        resources: {limits: {memory: 2Gi, nvidia.com/gpu: "{{inputs.parameters.gpus}}"}}
+      - name: logger
+        image: fluent-bit
+      volumes:
+      - {name: cache, emptyDir: {medium: Memory}}
+    container:
+      image: trainer
+      command: [train]
+      env: [{name: FROM, value: container}, {name: KEEP, value: "yes"}]
+      resources: {limits: {cpu: "2"}}
+)Y");
+  JobContext ctx;
+  ctx.workflow = "wf";
+  ctx.workflow_uid = "u";
+  ctx.spec = &t.spec();
+  scheduler::LaunchStep step;
+  step.node = "wf";
+  step.tmpl = &t.tmpl();
+  step.container = step.tmpl->container;
+  // The controller renders the patches (tests/scheduler); here they come rendered.
+  step.pod_spec_patches = {t.spec().pod_spec_patch, t.tmpl().pod_spec_patch};
+  size_t at = step.pod_spec_patches[1].find("{{inputs.parameters.gpus}}");
+  REQUIRE(at != std::string::npos);
+  step.pod_spec_patches[1].replace(at, std::string("{{inputs.parameters.gpus}}").size(), "2");
+  auto job = BuildJob(step, ctx);
+  REQUIRE(job.has_value());
+  const json& pod = (*job)["spec"]["template"]["spec"];
+  CHECK(pod["terminationGracePeriodSeconds"] == 5);
+  REQUIRE(pod["containers"].size() == 2);
+  const json& main = pod["containers"][0];
+  CHECK(main["name"] == "main");
+  CHECK(main["image"] == "trainer");
+  CHECK(main["command"] == json{"train"});
+  // env merges by name: the template's patch wins over the workflow's, which won over the container.
+  CHECK(main["env"] == json::parse(R"([{"name": "FROM", "value": "template"}, {"name": "KEEP", "value": "yes"},
+                                       {"name": "EXTRA", "value": "1"}])"));
+  CHECK(main["resources"]["limits"] == json{{"cpu", "2"}, {"memory", "2Gi"}, {"nvidia.com/gpu", "2"}});
+  CHECK(pod["containers"][1] == json{{"name", "logger"}, {"image", "fluent-bit"}});
+  CHECK(pod["volumes"] == json::parse(R"([{"name": "cache", "emptyDir": {"medium": "Memory"}}])"));
+  // The GPU limit came from the patch: the taint's toleration is added to the template's own,
+  // and the pod is not kept off GPU nodes.
+  CHECK(pod["tolerations"] == json::parse(R"([{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
+                                              {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])"));
+
+  SECTION("a patch that is not a mapping fails the step with the reason") {
+    step.pod_spec_patches = {"[containers]"};
+    auto bad = BuildJob(step, ctx);
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().message().find("podSpecPatch is not a YAML or JSON object (it is an array)") != std::string::npos);
+    step.pod_spec_patches = {"containers: [{name: main"};
+    bad = BuildJob(step, ctx);
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().message().find("podSpecPatch is not a YAML or JSON object: podSpecPatch:2:1: YAML syntax error") !=
+          std::string::npos);
+    CHECK(bad.error().message().find("fix the template's podSpecPatch") != std::string::npos);
+  }
+  SECTION("$patch: replace and delete directives work on the pod") {
+    step.pod_spec_patches = {R"({"tolerations": [], "containers": [{"name": "main", "resources": {"$patch": "delete"}}]})"};
+    auto replaced = BuildJob(step, ctx);
+    REQUIRE(replaced.has_value());
+    const json& p = (*replaced)["spec"]["template"]["spec"];
+    CHECK(p["tolerations"] == json::array());
+    CHECK_FALSE(p["containers"][0].contains("resources"));
+  }
+}
+
 TEST_CASE("a script step runs its source as a file passed to its command", "[kubernetes]") {
   OneTemplate t = Parse(R"Y(
   entrypoint: s

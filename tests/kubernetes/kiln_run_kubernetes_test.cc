@@ -389,4 +389,204 @@ TEST_CASE("volumeClaimTemplates: kiln makes the workflow's claim, steps share it
   CHECK(get("/api/v1/namespaces/default/persistentvolumeclaims/vct-gc-workdir").status == 404);
 }
 
+TEST_CASE("resource templates act on the API: create, wait for a condition, read outputs, patch, delete by selector",
+          "[kubernetes][kubesim][cli][resource]") {
+  using nlohmann::json;
+  TempDir dir;
+  Kubesim sim("cpu-only.yaml");
+  kubesim::testing::WriteFile(dir / "res.yaml", R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: res-flow}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: make, template: make-config}
+    - - {name: job, template: run-job}
+    - - name: patch
+        template: patch-config
+        arguments: {parameters: [{name: cm, value: "{{steps.make.outputs.parameters.name}}"}]}
+    - - name: read
+        template: read-config
+        arguments: {parameters: [{name: cm, value: "{{steps.make.outputs.parameters.name}}"}]}
+    - - name: show
+        template: show
+        arguments:
+          parameters:
+          - {name: patched, value: "{{steps.read.outputs.parameters.patched}}"}
+          - {name: succeeded, value: "{{steps.job.outputs.parameters.succeeded}}"}
+          - {name: job, value: "{{steps.job.outputs.parameters.job}}"}
+    - - {name: cleanup, template: cleanup}
+  - name: make-config
+    resource:
+      action: create
+      manifest: |
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: res-config, labels: {cleanup: "true"}}
+        data: {key: value}
+    outputs:
+      parameters:
+      - name: name
+        valueFrom: {jsonPath: '{.metadata.name}'}
+  - name: run-job
+    resource:
+      action: create
+      successCondition: status.succeeded > 0
+      failureCondition: status.failed > 0
+      manifest: |
+        apiVersion: batch/v1
+        kind: Job
+        metadata: {generateName: res-job-}
+        spec:
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{name: c, image: busybox, command: [sh, -c, "echo done"]}]
+    outputs:
+      parameters:
+      - name: succeeded
+        valueFrom: {jsonPath: '{.status.succeeded}'}
+      - name: job
+        valueFrom: {jsonPath: '{.metadata.name}'}
+  - name: patch-config
+    inputs: {parameters: [{name: cm}]}
+    resource:
+      action: patch
+      mergeStrategy: merge
+      flags: [configmap, "{{inputs.parameters.cm}}"]
+      manifest: '{"data": {"patched": "yes"}}'
+  - name: read-config
+    inputs: {parameters: [{name: cm}]}
+    resource:
+      action: get
+      successCondition: data.patched == yes
+      manifest: |
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: "{{inputs.parameters.cm}}"}
+    outputs:
+      parameters:
+      - name: patched
+        valueFrom: {jsonPath: 'patched={.data.patched} key={.data.key}'}
+  - name: show
+    inputs: {parameters: [{name: patched}, {name: succeeded}, {name: job}]}
+    container:
+      image: busybox
+      command: [echo, "{{inputs.parameters.patched}} succeeded={{inputs.parameters.succeeded}} {{inputs.parameters.job}}"]
+  - name: cleanup
+    resource:
+      action: delete
+      flags: [configmap, --selector, cleanup=true]
+)");
+  auto run = [&](const std::string& file, const std::string& executor = "kubernetes") {
+    return kubesim::testing::Run({KILN_BINARY, "run", "--executor", executor, "--kubeconfig", sim.kubeconfig(),
+                                  "--namespace", "default", "--data-dir", dir / ("data-" + executor), "--no-tree",
+                                  dir / file},
+                                 dir.path());
+  };
+  boost::asio::io_context io;
+  auto config = kube::LoadKubeconfig(sim.kubeconfig());
+  REQUIRE(config.has_value());
+  auto client = kube::Client::Create(io, *config);
+  REQUIRE(client.has_value());
+  auto get = [&](const std::string& path) {
+    std::optional<Result<kube::ApiResponse>> r;
+    io.restart();
+    boost::asio::co_spawn(
+        io, [&]() -> boost::asio::awaitable<void> { r = co_await (*client)->Call("GET", path); }, boost::asio::detached);
+    while (!r) io.run_one();
+    REQUIRE(r->has_value());
+    return **r;
+  };
+
+  auto ok = run("res.yaml");
+  INFO(ok.output);
+  REQUIRE(ok.exit_code == 0);
+  auto log = kubesim::testing::Run({KILN_BINARY, "logs", "--data-dir", dir / "data-kubernetes", "res-flow", "show"},
+                                   dir.path());
+  INFO(log.output);
+  CHECK(log.output.starts_with("patched=yes key=value succeeded=1 res-job-"));
+  // The Job the step created ran to completion, and carries kiln's annotations; the ConfigMap
+  // was deleted by its label.
+  auto jobs = get("/apis/batch/v1/namespaces/default/jobs");
+  int created = 0;
+  for (const json& job : jobs.body["items"]) {
+    if (!job["metadata"].value("name", "").starts_with("res-job-")) continue;
+    ++created;
+    CHECK(job["status"].value("succeeded", 0) == 1);
+    CHECK(job["metadata"]["annotations"]["kiln.dev/node"] == "res-flow[1].job");
+  }
+  CHECK(created == 1);
+  CHECK(get("/api/v1/namespaces/default/configmaps/res-config").status == 404);
+
+  // failureCondition: the Job's pod fails, so the step fails with the condition as its reason.
+  kubesim::testing::WriteFile(dir / "fail.yaml", R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: res-fail}
+spec:
+  entrypoint: run-job
+  templates:
+  - name: run-job
+    resource:
+      action: create
+      successCondition: status.succeeded > 0
+      failureCondition: status.failed > 0
+      manifest: |
+        apiVersion: batch/v1
+        kind: Job
+        metadata: {name: res-fail-job}
+        spec:
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{name: c, image: busybox, command: [sh, -c, "exit 2"]}]
+)");
+  auto fail = run("fail.yaml");
+  INFO(fail.output);
+  CHECK(fail.exit_code != 0);
+  CHECK(fail.output.find("failure condition \"status.failed > 0\" matched on jobs/res-fail-job") != std::string::npos);
+
+  // What the API refuses, and what kiln does not do, are the step's error, named.
+  kubesim::testing::WriteFile(dir / "bad.yaml", R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: res-bad}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: missing, template: get-missing, continueOn: {failed: true}}
+      - {name: crd, template: no-crd, continueOn: {failed: true}}
+      - {name: flag, template: bad-flag, continueOn: {failed: true}}
+  - name: get-missing
+    resource:
+      action: get
+      manifest: '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nowhere"}}'
+  - name: no-crd
+    resource:
+      action: create
+      manifest: '{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}'
+  - name: bad-flag
+    resource:
+      action: delete
+      flags: [configmap, x, --dry-run=client]
+)");
+  auto bad = run("bad.yaml");
+  INFO(bad.output);
+  CHECK(bad.output.find("GET /api/v1/namespaces/default/configmaps/nowhere") != std::string::npos);
+  CHECK(bad.output.find("the server does not serve apiVersion example.com/v1") != std::string::npos);
+  CHECK(bad.output.find("unsupported flag \"--dry-run=client\"") != std::string::npos);
+
+  // The local executor has no cluster: the step says how to run it.
+  auto local = run("fail.yaml", "local");
+  INFO(local.output);
+  CHECK(local.exit_code != 0);
+  CHECK(local.output.find("a resource template acts on a Kubernetes cluster's API: run the workflow with kiln run "
+                          "--executor kubernetes") != std::string::npos);
+}
+
 }  // namespace kiln::executor

@@ -1,6 +1,7 @@
 // kubesim's pieces one by one: selectors, patches, Status bodies, watch history.
 #include <catch2/catch.hpp>
 
+#include "kube/strategic_merge.h"
 #include "tests/kubesim/api_error.h"
 #include "tests/kubesim/patch.h"
 #include "tests/kubesim/resources.h"
@@ -51,7 +52,7 @@ TEST_CASE("strategic merge patches merge containers by name and finalizers as a 
   json patch = {{"metadata", {{"finalizers", {"b"}}, {"labels", {{"y", nullptr}}}}},
                 {"spec", {{"containers", {{{"name", "main"}, {"image", "new"}},
                                           {{"name", "side"}, {"$patch", "delete"}}}}}}};
-  json out = StrategicMerge(original, patch);
+  json out = kube::StrategicMerge(original, patch);
   CHECK(out["metadata"]["finalizers"] == json({"a", "b"}));
   CHECK(out["metadata"]["labels"] == json({{"x", "1"}}));
   CHECK(out["spec"]["containers"] == json::parse(R"([{"name":"main","image":"new"}])"));

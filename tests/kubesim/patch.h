@@ -11,15 +11,10 @@ namespace kiln::kubesim {
 
 // Applies `patch` of media type `content_type` to `original`. Returns the patched object, 400
 // for a malformed patch or a failed json-patch test/path, 415 for other media types
-// (server-side apply included).
+// (server-side apply included). Strategic merge is kube::StrategicMerge, shared with the
+// executor's podSpecPatch.
 ApiResult<json> ApplyPatch(const json& original, std::string_view content_type,
                            std::string_view patch);
-
-// Strategic merge: lists of the fields below merge by their key (containers by name,
-// volumeMounts by mountPath, conditions by type, ...), finalizers as a set; `$patch`
-// (replace/delete), `$deleteFromPrimitiveList/<field>`, `$retainKeys` and
-// `$setElementOrder/<field>` directives are honoured (element order is not).
-json StrategicMerge(const json& original, const json& patch);
 
 }  // namespace kiln::kubesim
 

@@ -79,6 +79,30 @@ spec:
   CHECK(f.state().phase == Phase::kSucceeded);
 }
 
+TEST_CASE("podSpecPatch is rendered with the step's inputs, the workflow's patch first", "[scheduler]") {
+  FakeExecutor f(Wf(R"(  entrypoint: main
+  arguments: {parameters: [{name: pool, value: gpu-pool}]}
+  podSpecPatch: '{"nodeSelector": {"pool": "{{workflow.parameters.pool}}"}}'
+  templates:
+  - name: main
+    steps:
+    - - {name: train, template: train, arguments: {parameters: [{name: mem, value: 3Gi}]}}
+  - name: train
+    inputs: {parameters: [{name: mem}]}
+    podSpecPatch: |
+      containers:
+      - name: main
+        resources: {limits: {memory: "{{inputs.parameters.mem}}"}}
+    container: {image: busybox, command: [echo, hi]}
+)"));
+  auto actions = f.Start();
+  const LaunchStep* l = LaunchOf(actions, "wf[0].train");
+  REQUIRE(l != nullptr);
+  REQUIRE(l->pod_spec_patches.size() == 2);
+  CHECK(l->pod_spec_patches[0] == R"({"nodeSelector": {"pool": "gpu-pool"}})");
+  CHECK(l->pod_spec_patches[1].find("memory: \"3Gi\"") != std::string::npos);
+}
+
 TEST_CASE("retryPolicy decides which failures are retried", "[scheduler]") {
   auto workflow = [](const std::string& policy) {
     return Wf(R"(  entrypoint: flaky

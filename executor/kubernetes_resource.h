@@ -1,0 +1,111 @@
+// Resource templates on Kubernetes: the step acts on the API itself (get, create, apply,
+// delete, replace, patch of its manifest) instead of running a pod, then waits until the
+// object meets successCondition or failureCondition, and reads output parameters from the
+// object with valueFrom.jsonPath. Argo runs `kubectl` in a pod for this; kiln makes the same
+// calls from the controller (issue 5: "go straight to the API").
+//
+// The pure parts (conditions, JSONPath, kubectl-style flags, discovery lookups) have no I/O and
+// are tested without a cluster (tests/kubernetes/resource_test.cc); RunResourceStep does the
+// calls. Thread-safety: pure functions; RunResourceStep on the client's io_context thread.
+#ifndef KILN_EXECUTOR_KUBERNETES_RESOURCE_H_
+#define KILN_EXECUTOR_KUBERNETES_RESOURCE_H_
+
+// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "executor/kubernetes_job.h"
+#include "kube/client.h"
+#include "scheduler/state.h"
+
+namespace kiln::executor {
+
+// One requirement of a successCondition / failureCondition. Argo parses a condition as a
+// Kubernetes label selector whose keys are paths into the object: requirements joined by
+// commas, all of which must hold ("status.succeeded > 9", "status.phase in (Failed, Error)",
+// "!status.failed", "metadata.labels.ready").
+struct ResourceRequirement {
+  enum class Op { kEquals, kNotEquals, kIn, kNotIn, kExists, kDoesNotExist, kGreaterThan, kLessThan };
+  std::string path;  // dotted; "\." escapes a dot inside a key; a number indexes an array
+  Op op = Op::kExists;
+  std::vector<std::string> values;
+};
+
+// Errors: kInvalidArgument naming the condition and what is wrong in it.
+Result<std::vector<ResourceRequirement>> ParseResourceCondition(std::string_view text);
+// Whether `object` meets every requirement. A path's value compares as text: a string as it
+// is, a number or boolean as JSON writes it; > and < compare integers (a value that is not one
+// does not match).
+bool MatchesResourceCondition(const std::vector<ResourceRequirement>& requirements, const nlohmann::json& object);
+
+// kubectl's JSONPath template (kubectl get -o jsonpath=...), as valueFrom.jsonPath uses it:
+// text with {...} expressions of fields (.a.b, ['a.b'], a\.b), indexes ([0], [-1]), [*],
+// recursive descent (..name) and filters ([?(@.type=="Ready")], ==, !=, or a bare @.path). Each
+// result prints as kubectl prints it: a string as is, anything else as JSON; several are joined
+// by spaces; a field that is not there prints nothing (kubectl get -o jsonpath allows missing
+// keys). Errors: kInvalidArgument for a malformed template.
+Result<std::string> EvaluateJsonPath(std::string_view templ, const nlohmann::json& object);
+
+// The kubectl-style flags of a resource template that kiln understands: a positional TYPE
+// [NAME] (or TYPE/NAME) naming the object without a manifest, --selector/-l, --namespace/-n,
+// --ignore-not-found and --validate (accepted; the API server validates). Errors:
+// kInvalidArgument naming the flag kiln does not support.
+struct ResourceFlags {
+  std::string type;  // a resource, kind or short name: "configmap", "cm", "jobs.batch", "Workflow"
+  std::string name;
+  std::string selector;
+  std::string namespace_;
+  bool ignore_not_found = false;
+};
+Result<ResourceFlags> ParseResourceFlags(const std::vector<std::string>& flags);
+
+// A resource type as discovery (GET /api/v1, /apis/GROUP/VERSION) names it.
+struct ApiResource {
+  std::string group_version;  // "v1", "batch/v1"
+  std::string name;           // plural: "jobs"
+  std::string kind;           // "Job"
+  bool namespaced = true;
+  // The collection path: /api/v1/namespaces/NS/configmaps, /apis/batch/v1/jobs, ...
+  std::string Collection(const std::string& ns) const;
+};
+// In APIResourceList `list`: the resource of `kind` (the manifest's kind, exact), or, with
+// `type` instead, the one whose plural, singular, kind (any case) or short name is `type`.
+// Subresources ("pods/log") are never matched.
+std::optional<ApiResource> FindApiResource(const nlohmann::json& list, std::string_view kind, std::string_view type);
+
+// Ends a running resource step early (Kill): the step stops waiting for its condition.
+struct ResourceCancel {
+  explicit ResourceCancel(boost::asio::io_context& io) : timer(io) {}
+  bool cancelled = false;
+  boost::asio::steady_timer timer;  // the wait between two reads of the object
+  void Cancel() {
+    cancelled = true;
+    timer.cancel();
+  }
+};
+
+// Runs resource step `step` (LaunchStep::resource set) in `ctx.namespace_` unless its manifest
+// or flags name another: the action, then, while a condition is given and neither holds, a read
+// of the object every `poll` until one does. Returns the step's end: Succeeded with the
+// output parameters (valueFrom.jsonPath on the object), Failed when failureCondition holds or
+// the action was refused by the API (its message), Error for what kiln cannot do (named).
+boost::asio::awaitable<scheduler::StepFinished> RunResourceStep(kube::Client& client, JobContext ctx,
+                                                                scheduler::LaunchStep step,
+                                                                std::shared_ptr<ResourceCancel> cancel,
+                                                                std::chrono::milliseconds poll);
+
+}  // namespace kiln::executor
+
+#endif  // KILN_EXECUTOR_KUBERNETES_RESOURCE_H_
