@@ -27,6 +27,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         ca-certificates \
+        libboost-filesystem1.74.0 \
         libdate-tz3 \
         libgcc-s1 \
         libpq5 \

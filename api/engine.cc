@@ -301,6 +301,7 @@ Result<void> Engine::Drive(std::unique_ptr<Run> run, bool resume) {
     ko.job.workflow = run->state->name;
     ko.job.ttl_seconds_after_finished = options_.ttl_seconds_after_finished;
     ko.job.workflow_uid = uid;
+    ko.job.confine_resources = true;
     ko.job.accelerators = &shared_->accelerators;
     ko.job.agent_image = options_.agent_image;
     ko.job.agent_path = options_.agent_path;

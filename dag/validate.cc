@@ -751,10 +751,21 @@ class Validator {
           Err(r.action_loc, path + ".resource.action", "unknown action " + Quote(r.action) +
                                                            ": use get, create, apply, delete, replace or patch" + DidYouMean(r.action, kActions));
         }
-        if (r.manifest.empty() && r.manifest_from.is_null() && !(r.action == "delete" && !r.flags.empty())) {
-          Err(t.loc, path + ".resource.manifest", "missing required field: manifest (or manifestFrom)");
+        if (r.manifest.empty() && r.manifest_from.is_null() &&
+            !((r.action == "delete" || r.action == "get") && !r.flags.empty())) {
+          Err(t.loc, path + ".resource.manifest",
+              "missing required field: manifest (or manifestFrom); only get and delete can name their object with "
+              "flags: [TYPE, NAME] instead");
         }
         CheckRefs(r.manifest, t.loc, path + ".resource.manifest", scope);
+        CheckRefs(r.success_condition, t.loc, path + ".resource.successCondition", scope);
+        CheckRefs(r.failure_condition, t.loc, path + ".resource.failureCondition", scope);
+        for (size_t i = 0; i < r.flags.size(); ++i) CheckRefs(r.flags[i], t.loc, Index(path + ".resource.flags", i), scope);
+        if (!r.merge_strategy.empty() && !IsTemplated(r.merge_strategy) && r.merge_strategy != "strategic" &&
+            r.merge_strategy != "merge" && r.merge_strategy != "json") {
+          Err(t.loc, path + ".resource.mergeStrategy",
+              "unknown mergeStrategy " + Quote(r.merge_strategy) + ": use strategic (the default), merge or json");
+        }
         break;
       }
       case TemplateType::kHttp:

@@ -357,23 +357,8 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
   }
   if (!init.empty()) pod["initContainers"] = init;
 
-  // Volumes: those some container mounts (LaunchStep::volumes holds every workflow volume).
-  std::set<std::string> mounted;
-  MountedVolumes(container, mounted);
-  for (const json& c : init) MountedVolumes(c, mounted);
-  json volumes = json::array();
-  if (step.volumes.is_array()) {
-    for (json v : step.volumes) {
-      if (!v.is_object() || !mounted.count(v.value("name", ""))) continue;
-      if (v.value("kiln.dev/per-workflow", false)) {
-        v["persistentVolumeClaim"]["claimName"] = WorkflowClaimName(ctx.workflow, v.value("name", ""));
-        v.erase("kiln.dev/per-workflow");
-      }
-      volumes.push_back(std::move(v));
-    }
-  }
-  for (const json& v : extra_volumes) volumes.push_back(v);
-  if (!volumes.empty()) pod["volumes"] = volumes;
+  // kiln's own volumes; the workflow's are added after podSpecPatch, which may mount more.
+  if (!extra_volumes.empty()) pod["volumes"] = extra_volumes;
 
   // Template fields override the workflow's defaults.
   json node_selector = json::object();
@@ -427,8 +412,42 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
                            "; fix the template's podSpecPatch (or the workflow's spec.podSpecPatch)",
                        where);
     }
-    pod = kube::StrategicMerge(pod, *patch);
+    try {
+      pod = kube::StrategicMerge(pod, *patch);
+    } catch (const json::exception& e) {
+      return MakeError(Code::kInvalidArgument, std::string("podSpecPatch cannot be applied: ") + e.what(), where);
+    }
   }
+
+  // Volumes: the workflow's and the template's (LaunchStep::volumes) that some container of
+  // the pod mounts and the pod does not define itself (a patch may), before kiln's own.
+  std::set<std::string> mounted, defined;
+  for (const char* list : {"containers", "initContainers"}) {
+    if (auto cs = pod.find(list); cs != pod.end() && cs->is_array()) {
+      for (const json& c : *cs) MountedVolumes(c, mounted);
+    }
+  }
+  json volumes = json::array();
+  if (auto own = pod.find("volumes"); own != pod.end() && own->is_array()) {
+    for (const json& v : *own) {
+      if (v.is_object() && v.contains("name") && v["name"].is_string()) defined.insert(v["name"].get<std::string>());
+    }
+  }
+  if (step.volumes.is_array()) {
+    for (json v : step.volumes) {
+      std::string name = v.is_object() ? v.value("name", "") : "";
+      if (name.empty() || !mounted.count(name) || defined.count(name)) continue;
+      if (v.value("kiln.dev/per-workflow", false)) {
+        v["persistentVolumeClaim"]["claimName"] = WorkflowClaimName(ctx.workflow, name);
+        v.erase("kiln.dev/per-workflow");
+      }
+      volumes.push_back(std::move(v));
+    }
+  }
+  if (auto own = pod.find("volumes"); own != pod.end() && own->is_array()) {
+    for (const json& v : *own) volumes.push_back(v);
+  }
+  if (!volumes.empty()) pod["volumes"] = std::move(volumes);
 
   // GPU placement, on the patched pod (a patch may set the GPU limit): a container that asks
   // for nvidia.com/gpu gets the taint's toleration, and the accelerator profile's node affinity.

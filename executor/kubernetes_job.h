@@ -46,6 +46,10 @@ struct JobContext {
   // (executor/local_artifact_repository.h). Empty: steps with artifacts are refused.
   std::string artifact_pvc;
   std::string artifact_mount = "/kiln-artifacts";
+  // Resource templates act with kiln's own credentials, not the workflow's service account;
+  // kiln server, which runs other people's workflows, confines them to the workflow's
+  // namespace and to namespaced kinds. kiln run, with the user's own kubeconfig, does not.
+  bool confine_resources = false;
   // Profiles for kiln.dev/accelerator; null: the built-in ones.
   const AcceleratorProfiles* accelerators = nullptr;
 };

@@ -392,7 +392,7 @@ Result<std::vector<ResourceRequirement>> ParseResourceCondition(std::string_view
 bool MatchesResourceCondition(const std::vector<ResourceRequirement>& requirements, const json& object) {
   for (const ResourceRequirement& r : requirements) {
     const json* v = AtPath(object, r.path);
-    std::string text = v ? Text(*v) : "";
+    std::string text = v && !v->is_null() ? Text(*v) : "";  // gjson's String() of null is ""
     bool listed = std::find(r.values.begin(), r.values.end(), text) != r.values.end();
     bool ok = false;
     switch (r.op) {
@@ -543,207 +543,381 @@ std::optional<ApiResource> FindApiResource(const json& list, std::string_view ki
   return std::nullopt;
 }
 
-awaitable<scheduler::StepFinished> RunResourceStep(kube::Client& client, JobContext ctx,
-                                                   scheduler::LaunchStep step, std::shared_ptr<ResourceCancel> cancel,
-                                                   std::chrono::milliseconds poll) {
+namespace {
+
+// The annotation kubectl apply keeps the applied manifest in.
+constexpr const char* kLastApplied = "kubectl.kubernetes.io/last-applied-configuration";
+
+// kubectl apply's patch: `desired`, plus null for each key of `last` (the manifest applied
+// before) that `desired` no longer has, in mappings at any depth, so removed fields go.
+json ApplyPatchOf(const json& last, const json& desired) {
+  json patch = desired;
+  if (!last.is_object() || !desired.is_object()) return patch;
+  for (const auto& [k, v] : last.items()) {
+    auto it = desired.find(k);
+    if (it == desired.end()) {
+      patch[k] = nullptr;
+    } else if (v.is_object() && it->is_object()) {
+      patch[k] = ApplyPatchOf(v, *it);
+    }
+  }
+  return patch;
+}
+
+struct ResourceRun {
+  kube::Client& client;
+  const JobContext& ctx;
+  const scheduler::LaunchStep& step;
+  const scheduler::LaunchStep::Resource& r;
+  ResourceCancel& cancel;
+  std::chrono::milliseconds poll;
   scheduler::StepFinished f;
-  f.node = step.node;
-  auto error = [&](std::string message) {
+
+  scheduler::StepFinished Error(std::string message) {
     f.error = true;
     f.exit_code = -1;
     f.message = std::move(message);
     return f;
-  };
-  auto failed = [&](std::string message) {
-    f.exit_code = 1;
+  }
+  scheduler::StepFinished Failed(std::string message, int exit_code = 1) {
+    f.exit_code = exit_code;
     f.message = std::move(message);
     return f;
-  };
-  if (!step.resource) co_return error("the step has no resource to act on");
-  const scheduler::LaunchStep::Resource& r = *step.resource;
-  if (step.tmpl && step.tmpl->resource.set_owner_reference) {
-    co_return error(
-        "resource.setOwnerReference makes the object owned by the Workflow object Argo keeps in the cluster; kiln "
-        "keeps none, so nothing could own it: remove setOwnerReference and delete the object in a later step or "
-        "an onExit handler (action: delete)");
   }
-  auto flags = ParseResourceFlags(r.flags);
-  if (!flags) co_return error(flags.error().message());
-  auto success = ParseResourceCondition(r.success_condition);
-  if (!success) co_return error("resource.successCondition: " + success.error().message());
-  auto failure = ParseResourceCondition(r.failure_condition);
-  if (!failure) co_return error("resource.failureCondition: " + failure.error().message());
-  const std::string& action = r.action;
-  const std::string strategy = r.merge_strategy.empty() ? "strategic" : r.merge_strategy;
-  if (action == "patch" && strategy != "strategic" && strategy != "merge" && strategy != "json") {
-    co_return error("resource.mergeStrategy \"" + strategy + "\": use strategic (the default), merge or json");
+  scheduler::StepFinished Killed() { return Failed("killed", 137); }
+  scheduler::StepFinished Refused(const std::string& method, const std::string& path, const kube::ApiResponse& a) {
+    return Error(kube::ApiError(method, path, a).message());
   }
-  const bool json_patch = action == "patch" && strategy == "json";
 
-  json manifest;
-  if (!Trim(r.manifest).empty()) {
-    auto m = dag::YamlToJson("resource.manifest", r.manifest);
-    if (!m) co_return error(m.error().message());
-    manifest = std::move(*m);
-    if (json_patch ? !manifest.is_array() : !manifest.is_object()) {
-      co_return error(json_patch ? "resource.manifest of a json patch must be a list of operations (RFC 6902)"
-                                 : "resource.manifest must be one Kubernetes object (apiVersion, kind, metadata)");
+  // Waits `poll` (or until Kill); false when killed.
+  awaitable<bool> Wait() {
+    if (cancel.cancelled) co_return false;
+    cancel.timer.expires_after(poll);
+    boost::system::error_code ec;
+    co_await cancel.timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    co_return !cancel.cancelled;
+  }
+
+  awaitable<scheduler::StepFinished> Run() {
+    f.node = step.node;
+    if (r.set_owner_reference) {
+      co_return Error(
+          "resource.setOwnerReference makes the object owned by the Workflow object Argo keeps in the cluster; "
+          "kiln keeps none, so nothing could own it: remove setOwnerReference and delete the object in a later "
+          "step or an onExit handler (action: delete)");
     }
-  }
-  std::string api_version, kind, name, ns;
-  if (manifest.is_object()) {
-    api_version = manifest.value("apiVersion", "");
-    kind = manifest.value("kind", "");
-    json meta = manifest.value("metadata", json::object());
-    name = meta.value("name", "");
-    ns = meta.value("namespace", "");
-  }
-  if (!flags->name.empty()) name = flags->name;
-  if (!flags->namespace_.empty()) ns = flags->namespace_;
-  if (ns.empty()) ns = ctx.namespace_;
-  if (manifest.is_null() && flags->type.empty()) {
-    co_return error("resource: no manifest, and no TYPE in resource.flags to say what to " + action);
-  }
-  auto resource = co_await Discover(client, api_version, kind, flags->type);
-  if (!resource) co_return error(resource.error().message());
-  if (manifest.is_object() && resource->namespaced) manifest["metadata"]["namespace"] = ns;
-  const std::string collection = resource->Collection(ns);
-  const std::string what = resource->name + "/";
-  auto path_of = [&](const std::string& n) { return collection + "/" + n; };
-  auto need_name = [&]() -> std::optional<std::string> {
-    if (!name.empty()) return std::nullopt;
-    return "resource: " + action + " needs the object's name (metadata.name in resource.manifest, or NAME in resource.flags)";
-  };
-  auto refused = [&](const std::string& method, const std::string& path, const kube::ApiResponse& answer) {
-    return error(kube::ApiError(method, path, answer).message());
-  };
+    if (!r.jq_filters.empty()) {
+      co_return Error("outputs.parameters." + r.jq_filters.front() +
+                      ".valueFrom.jqFilter is not supported by kiln (no jq): use valueFrom.jsonPath");
+    }
+    auto flags = ParseResourceFlags(r.flags);
+    if (!flags) co_return Error(flags.error().message());
+    auto success = ParseResourceCondition(r.success_condition);
+    if (!success) co_return Error("resource.successCondition: " + success.error().message());
+    auto failure = ParseResourceCondition(r.failure_condition);
+    if (!failure) co_return Error("resource.failureCondition: " + failure.error().message());
+    const std::string& action = r.action;
+    static const std::vector<std::string_view> kActions = {"get", "create", "apply", "delete", "replace", "patch"};
+    if (std::find(kActions.begin(), kActions.end(), action) == kActions.end()) {
+      co_return Error("resource.action \"" + action + "\": use get, create, apply, delete, replace or patch");
+    }
+    const std::string strategy = r.merge_strategy.empty() ? "strategic" : r.merge_strategy;
+    if (action == "patch" && strategy != "strategic" && strategy != "merge" && strategy != "json") {
+      co_return Error("resource.mergeStrategy \"" + strategy + "\": use strategic (the default), merge or json");
+    }
+    const bool json_patch = action == "patch" && strategy == "json";
 
-  json object;  // the object after the action (what the conditions and outputs read)
-  if (action == "create" || action == "apply") {
-    // kiln's annotations let a restarted kiln recognise the object it created (a 409 then).
-    json& annotations = manifest["metadata"]["annotations"];
-    if (!annotations.is_object()) annotations = json::object();
-    annotations[std::string(kAnnotationWorkflowUid)] = ctx.workflow_uid;
-    annotations[std::string(kAnnotationNode)] = step.node;
+    // The manifest: an object, or a json patch's list of operations.
+    json manifest;
+    if (!Trim(r.manifest).empty()) {
+      auto m = dag::YamlToJson("resource.manifest", r.manifest);
+      if (!m) co_return Error(m.error().message());
+      manifest = std::move(*m);
+      if (json_patch ? !manifest.is_array() : !manifest.is_object()) {
+        co_return Error(json_patch ? "resource.manifest of a json patch must be a list of operations (RFC 6902)"
+                                   : "resource.manifest must be one Kubernetes object (apiVersion, kind, metadata)");
+      }
+    } else if (action != "get" && action != "delete") {
+      co_return Error("resource: " + action + " needs resource.manifest (the object" +
+                      std::string(action == "patch" ? ", or the patch," : "") + " to send)");
+    }
+    std::string api_version, kind, name, ns;
+    if (manifest.is_object()) {
+      for (const char* key : {"apiVersion", "kind"}) {
+        if (manifest.contains(key) && !manifest[key].is_string()) {
+          co_return Error(std::string("resource.manifest: ") + key + " must be a string");
+        }
+      }
+      api_version = manifest.value("apiVersion", "");
+      kind = manifest.value("kind", "");
+      if (!manifest.contains("metadata")) manifest["metadata"] = json::object();
+      const json& meta = manifest["metadata"];
+      if (!meta.is_object()) co_return Error("resource.manifest: metadata must be a mapping (name, namespace, labels, ...)");
+      for (const char* key : {"name", "namespace", "generateName"}) {
+        if (meta.contains(key) && !meta[key].is_string()) {
+          co_return Error(std::string("resource.manifest: metadata.") + key + " must be a string");
+        }
+      }
+      name = meta.value("name", "");
+      ns = meta.value("namespace", "");
+    }
+    if (!flags->name.empty()) name = flags->name;
+    if (!flags->namespace_.empty()) ns = flags->namespace_;
+    if (ns.empty()) ns = ctx.namespace_;
+    if (flags->type.empty() && (json_patch || manifest.is_null())) {
+      co_return Error("resource: name the object to " + action + " with resource.flags: [TYPE, NAME] (e.g. [configmap, " +
+                      "my-config])" + (json_patch ? ", since a json patch's manifest is only the operations" : ""));
+    }
+    if (ctx.confine_resources && ns != ctx.namespace_) {
+      co_return Error("resource: namespace \"" + ns + "\" is not the workflow's (\"" + ctx.namespace_ +
+                      "\"); kiln server acts with its own credentials, so a resource template may act only in its "
+                      "workflow's namespace");
+    }
+    if (cancel.cancelled) co_return Killed();
+    auto resource = co_await Discover(client, api_version, kind, flags->type);
+    if (!resource) co_return Error(resource.error().message());
+    if (cancel.cancelled) co_return Killed();
+    if (ctx.confine_resources && !resource->namespaced) {
+      co_return Error("resource: " + resource->name + " are not namespaced; kiln server acts with its own credentials, "
+                      "so a resource template may act only on objects in its workflow's namespace");
+    }
+    if (manifest.is_object() && resource->namespaced) manifest["metadata"]["namespace"] = ns;
+    const std::string collection = resource->Collection(ns);
+    const std::string what = resource->name + "/";
+    auto path_of = [&](const std::string& n) { return collection + "/" + n; };
+    if (name.empty() && action != "create" && !(action == "delete" && !flags->selector.empty())) {
+      co_return Error("resource: " + action + " needs the object's name (metadata.name in resource.manifest, or NAME "
+                      "in resource.flags)" + std::string(action == "delete" ? ", or --selector in resource.flags" : ""));
+    }
+
+    json object;  // the object after the action: what the conditions and outputs read
+    if (action == "create") {
+      auto created = co_await Create(manifest, collection, path_of, name);
+      if (!created) co_return Error(created.error().message());
+      object = std::move(*created);
+      name = object["metadata"].value("name", name);
+      f.message = what + name + " created";
+    } else if (action == "apply") {
+      auto applied = co_await Apply(manifest, collection, path_of(name));
+      if (!applied) co_return Error(applied.error().message());
+      object = std::move(*applied);
+      f.message = what + name + " applied";
+    } else if (action == "get") {
+      auto answer = co_await client.Call("GET", path_of(name));
+      if (!answer) co_return Error(answer.error().message());
+      if (answer->status == 404 && flags->ignore_not_found) {
+        f.message = what + name + " not found (--ignore-not-found)";
+        co_return f;
+      }
+      if (answer->status / 100 != 2) co_return Refused("GET", path_of(name), *answer);
+      object = std::move(answer->body);
+    } else if (action == "replace") {
+      auto answer = co_await client.Call("PUT", path_of(name), manifest);
+      if (!answer) co_return Error(answer.error().message());
+      if (answer->status / 100 != 2) co_return Refused("PUT", path_of(name), *answer);
+      object = std::move(answer->body);
+      f.message = what + name + " replaced";
+    } else if (action == "patch") {
+      std::string type = strategy == "json"    ? "application/json-patch+json"
+                         : strategy == "merge" ? "application/merge-patch+json"
+                                               : "application/strategic-merge-patch+json";
+      if (!json_patch) manifest.erase("apiVersion"), manifest.erase("kind");
+      auto answer = co_await client.Call("PATCH", path_of(name), manifest, type);
+      if (!answer) co_return Error(answer.error().message());
+      if (answer->status == 415 && strategy == "strategic") {
+        co_return Error(kube::ApiError("PATCH", path_of(name), *answer).message() +
+                        " (a custom resource takes no strategic merge: set resource.mergeStrategy: merge)");
+      }
+      if (answer->status / 100 != 2) co_return Refused("PATCH", path_of(name), *answer);
+      object = std::move(answer->body);
+      f.message = what + name + " patched";
+    } else {  // delete
+      co_return co_await Delete(collection, path_of, name, flags->selector, what);
+    }
+    if (cancel.cancelled) co_return Killed();
+
+    // Wait for the conditions, as Argo checks them: any failure requirement that holds fails
+    // the step; it succeeds when every success requirement holds (at once with none).
+    if (!success->empty() || !failure->empty()) {
+      for (;;) {
+        for (const ResourceRequirement& req : *failure) {
+          if (MatchesResourceCondition({req}, object)) {
+            co_return Failed("failure condition \"" + r.failure_condition + "\" matched on " + what + name);
+          }
+        }
+        if (MatchesResourceCondition(*success, object)) break;
+        if (!co_await Wait()) co_return Killed();
+        auto answer = co_await client.Call("GET", path_of(name));
+        if (cancel.cancelled) co_return Killed();
+        if (!answer) continue;  // the client retried already; again at the next poll
+        if (answer->status == 404) {
+          co_return Failed(what + name + " was deleted before its success condition held");
+        }
+        if (answer->status == 429 || answer->status / 100 == 5) continue;
+        if (answer->status / 100 != 2) co_return Refused("GET", path_of(name), *answer);
+        object = std::move(answer->body);
+      }
+    }
+
+    for (const auto& [param, path] : r.json_paths) {
+      auto value = EvaluateJsonPath(path, object);
+      if (!value) co_return Error("outputs.parameters." + param + ".valueFrom.jsonPath: " + value.error().message());
+      f.outputs[param] = std::move(*value);
+    }
+    co_return f;
+  }
+
+  // POST. A 409 for an object this step created before kiln restarted (its kiln.dev
+  // annotations) is that object; with generateName, the step's object is looked for first by
+  // its kiln.dev labels, so a restarted kiln does not make a second one.
+  template <typename PathOf>
+  awaitable<Result<json>> Create(json manifest, const std::string& collection, const PathOf& path_of,
+                                 const std::string& name) {
+    json& meta = manifest["metadata"];
+    if (!meta.contains("annotations") || !meta["annotations"].is_object()) meta["annotations"] = json::object();
+    meta["annotations"][std::string(kAnnotationWorkflowUid)] = ctx.workflow_uid;
+    meta["annotations"][std::string(kAnnotationNode)] = step.node;
+    if (!meta.contains("labels") || !meta["labels"].is_object()) meta["labels"] = json::object();
+    meta["labels"][std::string(kLabelWorkflowUid)] = LabelValue(ctx.workflow_uid);
+    meta["labels"][std::string(kLabelNode)] = LabelValue(step.node);
+    if (name.empty()) {
+      std::string selector = std::string(kLabelWorkflowUid) + "=" + LabelValue(ctx.workflow_uid) + "," +
+                             std::string(kLabelNode) + "=" + LabelValue(step.node);
+      auto listed = co_await client.Call("GET", Query(collection, "labelSelector", selector));
+      if (!listed) co_return std::unexpected(listed.error());
+      if (listed->status / 100 == 2) {
+        for (const json& item : listed->body.value("items", json::array())) {
+          if (item.is_object() && item.contains("metadata") && item["metadata"].is_object() &&
+              item["metadata"].value("annotations", json::object()).value(std::string(kAnnotationNode), "") == step.node) {
+            co_return item;  // made by this step before kiln restarted
+          }
+        }
+      }
+    }
     auto answer = co_await client.Call("POST", collection, manifest);
-    if (!answer) co_return error(answer.error().message());
+    if (!answer) co_return std::unexpected(answer.error());
     if (answer->status == 409 && !name.empty()) {
       auto existing = co_await client.Get(path_of(name));
-      if (!existing) co_return error(existing.error().message());
-      const json ann = (*existing)["metadata"].value("annotations", json::object());
-      const bool ours = ann.value(std::string(kAnnotationWorkflowUid), "") == ctx.workflow_uid &&
-                        ann.value(std::string(kAnnotationNode), "") == step.node;
-      if (ours) {
-        object = std::move(*existing);  // created by this step before kiln restarted
-      } else if (action == "apply") {
-        // kubectl apply of an object that exists: its fields merged into the object.
-        std::string patch_path = path_of(name);
-        auto patched = co_await client.Call("PATCH", patch_path, manifest, "application/strategic-merge-patch+json");
-        if (patched && patched->status == 415) {  // custom resources take no strategic merge
-          patched = co_await client.Call("PATCH", patch_path, manifest, "application/merge-patch+json");
-        }
-        if (!patched) co_return error(patched.error().message());
-        if (patched->status / 100 != 2) co_return refused("PATCH", patch_path, *patched);
-        object = std::move(patched->body);
-      } else {
-        co_return refused("POST", collection, *answer);
+      if (!existing) co_return std::unexpected(existing.error());
+      json ann = existing->contains("metadata") && (*existing)["metadata"].is_object()
+                     ? (*existing)["metadata"].value("annotations", json::object())
+                     : json::object();
+      if (ann.is_object() && ann.value(std::string(kAnnotationWorkflowUid), "") == ctx.workflow_uid &&
+          ann.value(std::string(kAnnotationNode), "") == step.node) {
+        co_return std::move(*existing);
       }
-    } else if (answer->status / 100 != 2) {
-      co_return refused("POST", collection, *answer);
-    } else {
-      object = std::move(answer->body);
     }
-    name = object["metadata"].value("name", name);
-    f.message = what + name + (action == "create" ? " created" : " applied");
-  } else if (action == "get") {
-    if (auto e = need_name()) co_return error(*e);
-    auto answer = co_await client.Call("GET", path_of(name));
-    if (!answer) co_return error(answer.error().message());
-    if (answer->status == 404 && flags->ignore_not_found) {
-      f.message = what + name + " not found (--ignore-not-found)";
-      co_return f;
+    if (answer->status / 100 != 2) co_return std::unexpected(kube::ApiError("POST", collection, *answer));
+    co_return std::move(answer->body);
+  }
+
+  // kubectl apply (client-side, as Argo's kubectl runs it): the manifest is created with the
+  // last-applied annotation, or merged into the object with a patch that also removes what the
+  // last applied manifest had and this one does not.
+  awaitable<Result<json>> Apply(json manifest, const std::string& collection, const std::string& path) {
+    json applied = manifest;
+    if (applied["metadata"].contains("annotations") && applied["metadata"]["annotations"].is_object()) {
+      applied["metadata"]["annotations"].erase(kLastApplied);
     }
-    if (answer->status / 100 != 2) co_return refused("GET", path_of(name), *answer);
-    object = std::move(answer->body);
-  } else if (action == "replace") {
-    if (auto e = need_name()) co_return error(*e);
-    auto answer = co_await client.Call("PUT", path_of(name), manifest);
-    if (!answer) co_return error(answer.error().message());
-    if (answer->status / 100 != 2) co_return refused("PUT", path_of(name), *answer);
-    object = std::move(answer->body);
-    f.message = what + name + " replaced";
-  } else if (action == "patch") {
-    if (auto e = need_name()) co_return error(*e);
-    std::string type = strategy == "json"    ? "application/json-patch+json"
-                       : strategy == "merge" ? "application/merge-patch+json"
-                                             : "application/strategic-merge-patch+json";
-    auto answer = co_await client.Call("PATCH", path_of(name), manifest, type);
-    if (!answer) co_return error(answer.error().message());
-    if (answer->status == 415 && strategy == "strategic") {
-      co_return error(kube::ApiError("PATCH", path_of(name), *answer).message() +
-                      " (a custom resource takes no strategic merge: set resource.mergeStrategy: merge)");
+    const std::string last_applied = applied.dump();
+    auto current = co_await client.Call("GET", path);
+    if (!current) co_return std::unexpected(current.error());
+    if (current->status == 404) {
+      json& meta = manifest["metadata"];
+      if (!meta.contains("annotations") || !meta["annotations"].is_object()) meta["annotations"] = json::object();
+      meta["annotations"][kLastApplied] = last_applied;
+      auto created = co_await client.Call("POST", collection, manifest);
+      if (!created) co_return std::unexpected(created.error());
+      if (created->status / 100 != 2) co_return std::unexpected(kube::ApiError("POST", collection, *created));
+      co_return std::move(created->body);
     }
-    if (answer->status / 100 != 2) co_return refused("PATCH", path_of(name), *answer);
-    object = std::move(answer->body);
-    f.message = what + name + " patched";
-  } else if (action == "delete") {
-    // As Argo runs it (kubectl delete --ignore-not-found): an object already gone is deleted.
-    std::string path;
+    if (current->status / 100 != 2) co_return std::unexpected(kube::ApiError("GET", path, *current));
+    json last = json::object();
+    const json& obj = current->body;
+    if (obj.contains("metadata") && obj["metadata"].is_object()) {
+      json ann = obj["metadata"].value("annotations", json::object());
+      if (ann.is_object() && ann.contains(kLastApplied) && ann[kLastApplied].is_string()) {
+        last = json::parse(ann[kLastApplied].get<std::string>(), nullptr, false);
+        if (last.is_discarded()) last = json::object();
+      }
+    }
+    json patch = ApplyPatchOf(last, applied);
+    patch["metadata"]["annotations"][kLastApplied] = last_applied;
+    auto patched = co_await client.Call("PATCH", path, patch, "application/strategic-merge-patch+json");
+    if (patched && patched->status == 415) {  // custom resources take no strategic merge
+      patched = co_await client.Call("PATCH", path, patch, "application/merge-patch+json");
+    }
+    if (!patched) co_return std::unexpected(patched.error());
+    if (patched->status / 100 != 2) co_return std::unexpected(kube::ApiError("PATCH", path, *patched));
+    co_return std::move(patched->body);
+  }
+
+  // kubectl delete, as Argo runs it (--ignore-not-found): DELETE (propagationPolicy
+  // Background) of the object, or of each object the selector lists, then a wait until they
+  // are gone (finalizers may hold them), as kubectl waits.
+  template <typename PathOf>
+  awaitable<scheduler::StepFinished> Delete(const std::string& collection, const PathOf& path_of,
+                                            const std::string& name, const std::string& selector,
+                                            const std::string& what) {
+    std::vector<std::string> names;
     if (!name.empty()) {
-      path = Query(path_of(name), "propagationPolicy", "Background");
-    } else if (!flags->selector.empty()) {
-      path = Query(Query(collection, "labelSelector", flags->selector), "propagationPolicy", "Background");
+      names.push_back(name);
     } else {
-      co_return error("resource: delete needs the object's name (metadata.name, or NAME in resource.flags) or "
-                      "--selector in resource.flags");
+      std::string list_path = Query(collection, "labelSelector", selector);
+      auto listed = co_await client.Call("GET", list_path);
+      if (!listed) co_return Error(listed.error().message());
+      if (listed->status / 100 != 2) co_return Refused("GET", list_path, *listed);
+      for (const json& item : listed->body.value("items", json::array())) {
+        if (item.is_object() && item.contains("metadata") && item["metadata"].is_object()) {
+          names.push_back(item["metadata"].value("name", ""));
+        }
+      }
     }
-    auto answer = co_await client.Call("DELETE", path);
-    if (!answer) co_return error(answer.error().message());
-    if (answer->status / 100 != 2 && answer->status != 404) co_return refused("DELETE", path, *answer);
-    f.message = what + (name.empty() ? "-l " + flags->selector : name) + " deleted";
+    for (const std::string& n : names) {
+      if (cancel.cancelled) co_return Killed();
+      std::string path = Query(path_of(n), "propagationPolicy", "Background");
+      auto answer = co_await client.Call("DELETE", path);
+      if (!answer) co_return Error(answer.error().message());
+      if (answer->status / 100 != 2 && answer->status != 404) co_return Refused("DELETE", path, *answer);
+    }
+    for (const std::string& n : names) {
+      for (;;) {
+        auto answer = co_await client.Call("GET", path_of(n));
+        if (cancel.cancelled) co_return Killed();
+        if (answer && answer->status == 404) break;
+        if (answer && answer->status / 100 != 2 && answer->status != 429 && answer->status / 100 != 5) {
+          co_return Refused("GET", path_of(n), *answer);
+        }
+        if (!co_await Wait()) co_return Killed();
+      }
+    }
+    f.message = name.empty() ? what.substr(0, what.size() - 1) + " -l " + selector + ": " + std::to_string(names.size()) + " deleted"
+                             : what + name + " deleted";
     co_return f;
-  } else {
-    co_return error("resource.action \"" + action + "\": use get, create, apply, delete, replace or patch");
   }
+};
 
-  // Wait for the conditions: the failure condition first, as Argo checks them.
-  if (!success->empty() || !failure->empty()) {
-    for (;;) {
-      if (!failure->empty() && MatchesResourceCondition(*failure, object)) {
-        co_return failed("failure condition \"" + r.failure_condition + "\" matched on " + what + name);
-      }
-      if (!success->empty() && MatchesResourceCondition(*success, object)) break;
-      cancel->timer.expires_after(poll);
-      boost::system::error_code ec;
-      co_await cancel->timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-      if (cancel->cancelled) co_return failed("killed");
-      auto answer = co_await client.Call("GET", path_of(name));
-      if (cancel->cancelled) co_return failed("killed");
-      if (!answer) continue;  // the client retried already; try again at the next poll
-      if (answer->status == 404) {
-        co_return failed(what + name + " was deleted before " +
-                         (success->empty() ? "its failure condition could be checked" : "its success condition held"));
-      }
-      if (answer->status / 100 != 2) continue;
-      object = std::move(answer->body);
-    }
-  }
+}  // namespace
 
-  // Output parameters read from the object.
-  if (step.tmpl) {
-    for (const dag::Parameter& p : step.tmpl->outputs.parameters) {
-      if (!p.value_from) continue;
-      if (!p.value_from->jq_filter.empty()) {
-        co_return error("outputs.parameters." + p.name +
-                        ".valueFrom.jqFilter is not supported by kiln (no jq): use valueFrom.jsonPath");
-      }
-      if (p.value_from->json_path.empty()) continue;
-      auto value = EvaluateJsonPath(p.value_from->json_path, object);
-      if (!value) co_return error("outputs.parameters." + p.name + ".valueFrom.jsonPath: " + value.error().message());
-      f.outputs[p.name] = std::move(*value);
-    }
+awaitable<scheduler::StepFinished> RunResourceStep(kube::Client& client, JobContext ctx, scheduler::LaunchStep step,
+                                                   std::shared_ptr<ResourceCancel> cancel,
+                                                   std::chrono::milliseconds poll) {
+  if (!step.resource) {
+    scheduler::StepFinished f;
+    f.node = step.node;
+    f.error = true;
+    f.message = "the step has no resource to act on";
+    co_return f;
   }
-  co_return f;
+  ResourceRun run{client, ctx, step, *step.resource, *cancel, poll, {}};
+  try {
+    co_return co_await run.Run();
+  } catch (const json::exception& e) {
+    // An object of an unexpected shape (a manifest's field, an API answer): the step's error,
+    // never kiln's crash.
+    run.f.message.clear();
+    co_return run.Error(std::string("resource: unexpected JSON: ") + e.what());
+  }
 }
 
 }  // namespace kiln::executor

@@ -259,9 +259,12 @@ void KubernetesStepRunner::LaunchResource(const scheduler::LaunchStep& step,
                                           std::function<void(scheduler::Event)> report) {
   auto cancel = std::make_shared<ResourceCancel>(client_.io());
   resource_steps_[step.node] = cancel;
-  auto run = [this, alive = alive_, step, cancel, report = std::move(report)]() -> awaitable<void> {
+  // Everything the coroutine needs is captured: it may start after the runner is gone.
+  auto run = [this, alive = alive_, client = &client_, job = options_.job, poll = options_.resource_poll, step, cancel,
+              report = std::move(report)]() -> awaitable<void> {
+    if (!*alive) co_return;
     report(scheduler::StepStarted{step.node});
-    scheduler::StepFinished f = co_await RunResourceStep(client_, options_.job, step, cancel, options_.resource_poll);
+    scheduler::StepFinished f = co_await RunResourceStep(*client, job, step, cancel, poll);
     if (!*alive) co_return;
     if (auto it = resource_steps_.find(step.node); it != resource_steps_.end() && it->second == cancel) {
       resource_steps_.erase(it);

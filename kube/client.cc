@@ -110,7 +110,8 @@ Error ApiError(const std::string& method, const std::string& path, const ApiResp
 
 Client::Client(asio::io_context& io, ClusterConfig config, ClientOptions options)
     : io_(io), config_(std::move(config)), options_(std::move(options)),
-      token_(config_.token, config_.token_file, options_.token_max_age),
+      token_(config_.exec ? TokenSource(*config_.exec, ExecInfo(config_))
+                          : TokenSource(config_.token, config_.token_file, options_.token_max_age)),
       tokens_(options_.burst), refilled_(std::chrono::steady_clock::now()) {}
 
 Client::~Client() { Shutdown(); }
@@ -309,6 +310,7 @@ awaitable<Result<ApiResponse>> Client::Call(std::string method, std::string targ
   const std::string text = body ? body->dump() : "";
   std::optional<Error> last_error;
   std::optional<ApiResponse> last;
+  bool reauthenticated = false;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
     if (shut_down_) break;
     co_await Throttle();
@@ -318,6 +320,11 @@ awaitable<Result<ApiResponse>> Client::Call(std::string method, std::string targ
       co_await Sleep(io_, Backoff(options_, attempt));
       continue;
     }
+    if (token_.exec() && token_.Token().empty() && token_.last_error()) {
+      // No token, because the credential plugin failed: that is the error to show.
+      Release(*conn, true);
+      co_return std::unexpected(*token_.last_error());
+    }
     ++requests_sent_;
     std::shared_ptr<Conn> c = *conn;
     auto r = co_await Once(*c, method, target, text, content_type);
@@ -326,6 +333,13 @@ awaitable<Result<ApiResponse>> Client::Call(std::string method, std::string targ
     if (!r) {
       last_error = r.error();
       co_await Sleep(io_, Backoff(options_, attempt));
+      continue;
+    }
+    if (r->status == 401 && !reauthenticated && token_.Invalidate()) {
+      // An exec plugin's token the server no longer takes: run the plugin again, once.
+      reauthenticated = true;
+      last = std::move(*r);
+      --attempt;  // not a failure of the server's
       continue;
     }
     if (r->status == 429) {
@@ -422,6 +436,7 @@ awaitable<Client::StreamEnd> Client::StreamGet(const std::string& target, std::c
     co_return end;
   }
   end.status = static_cast<int>(parser.get().result_int());
+  if (end.status == 401) token_.Invalidate();  // an exec plugin's token: its next request runs the plugin
   // A non-200 answer's body (a Status) is kept, bounded, for its message.
   auto keep_error = [&end](std::string_view data) {
     end.answer.text.append(data.substr(0, kMaxErrorBody - std::min(kMaxErrorBody, end.answer.text.size())));

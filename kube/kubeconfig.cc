@@ -265,8 +265,46 @@ Result<ClusterConfig> LoadKubeconfig(const std::string& path, const std::string&
     if (auto r = file_or_data(*user, "client-key", "client-key-data", &c.client_key_pem); !r) {
       return std::unexpected(r.error());
     }
-    if (user->contains("exec")) {
-      return MakeError(Code::kInvalidArgument, "user \"" + user_name + "\" uses an exec plugin, which kiln does not run yet", where);
+    if (auto exec = user->find("exec"); exec != user->end() && c.token.empty() && c.token_file.empty()) {
+      const std::string field = "user \"" + user_name + "\": exec";
+      if (!exec->is_object()) return MakeError(Code::kInvalidArgument, field + " is not a mapping", where);
+      ExecConfig e;
+      e.user = user_name;
+      e.api_version = Str(*exec, "apiVersion");
+      if (e.api_version != "client.authentication.k8s.io/v1" && e.api_version != "client.authentication.k8s.io/v1beta1") {
+        return MakeError(Code::kInvalidArgument,
+                         field + ".apiVersion \"" + e.api_version +
+                             "\": use client.authentication.k8s.io/v1 (or v1beta1), as the plugin's documentation says",
+                         where);
+      }
+      e.command = Str(*exec, "command");
+      if (e.command.empty()) return MakeError(Code::kInvalidArgument, field + ".command is missing", where);
+      // client-go: a command with a path separator that is relative is relative to the
+      // kubeconfig's folder; a bare name is looked up in $PATH when run.
+      if (e.command.find('/') != std::string::npos && std::filesystem::path(e.command).is_relative()) {
+        e.command = (dir / e.command).string();
+      }
+      for (const json& a : exec->value("args", json::array())) {
+        if (!a.is_string()) return MakeError(Code::kInvalidArgument, field + ".args must be strings", where);
+        e.args.push_back(a.get<std::string>());
+      }
+      for (const json& v : exec->value("env", json::array())) {
+        if (!v.is_object() || !v.contains("name") || !v["name"].is_string()) {
+          return MakeError(Code::kInvalidArgument, field + ".env entries need a name and a value", where);
+        }
+        e.env.emplace_back(v["name"].get<std::string>(), Str(v, "value"));
+      }
+      e.install_hint = Str(*exec, "installHint");
+      if (auto pci = exec->find("provideClusterInfo"); pci != exec->end()) {
+        e.provide_cluster_info = *pci == true || *pci == "true";
+      }
+      if (Str(*exec, "interactiveMode") == "Always") {
+        return MakeError(Code::kInvalidArgument,
+                         field + ".interactiveMode is Always, but kiln runs the plugin without a terminal: use a "
+                                 "plugin mode that needs no prompt (IfAvailable or Never)",
+                         where);
+      }
+      c.exec = std::move(e);
     }
   } else if (!user_name.empty()) {
     return MakeError(Code::kInvalidArgument, "user \"" + user_name + "\" of context \"" + ctx_name + "\" not found", where);

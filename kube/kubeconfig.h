@@ -4,11 +4,28 @@
 #ifndef KILN_KUBE_KUBECONFIG_H_
 #define KILN_KUBE_KUBECONFIG_H_
 
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/error.h"
 
 namespace kiln::kube {
+
+// A kubeconfig user's exec credential plugin (client.authentication.k8s.io): a command that
+// prints an ExecCredential whose status.token kiln sends, until its expirationTimestamp or a
+// 401 (kube/token_source.h runs it).
+struct ExecConfig {
+  std::string user;         // the kubeconfig user's name, for messages
+  std::string api_version;  // client.authentication.k8s.io/v1 or /v1beta1
+  std::string command;      // a path (relative ones resolved against the kubeconfig's folder) or a name in $PATH
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;  // added to kiln's environment
+  std::string install_hint;
+  // provideClusterInfo: KUBERNETES_EXEC_INFO carries spec.cluster (server, CA data).
+  bool provide_cluster_info = false;
+};
 
 struct ClusterConfig {
   std::string server;      // "https://127.0.0.1:6443" as written
@@ -24,11 +41,13 @@ struct ClusterConfig {
   std::string client_cert_pem;
   std::string client_key_pem;
   std::string namespace_ = "default";  // the context's namespace
+  std::optional<ExecConfig> exec;      // the token comes from this plugin (token is empty)
 };
 
 // Reads kubeconfig `path` (YAML or JSON) and returns the cluster and user of `context` (the
-// current-context when empty). Supports token, tokenFile, client-certificate(-data),
-// client-key(-data), certificate-authority(-data) and insecure-skip-tls-verify; relative file
+// current-context when empty). Supports token, tokenFile, exec (a credential plugin),
+// client-certificate(-data), client-key(-data), certificate-authority(-data) and
+// insecure-skip-tls-verify; relative file
 // paths resolve against the kubeconfig's folder. Errors (kInvalidArgument, kNotFound) name the
 // file and what is missing or wrong: "kubeconfig /x: context \"prod\" not found".
 Result<ClusterConfig> LoadKubeconfig(const std::string& path, const std::string& context = "");

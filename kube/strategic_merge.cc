@@ -25,6 +25,13 @@ const std::map<std::string, std::string, std::less<>>& MergeKeys() {
 
 bool IsPrimitiveMergeList(std::string_view field) { return field == "finalizers"; }
 
+// The `$patch` directive of `o` ("" when there is none, or it is not a string).
+std::string Directive(const json& o) {
+  if (!o.is_object()) return "";
+  auto it = o.find("$patch");
+  return it != o.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 json StripDirectives(const json& v) {
   if (v.is_object()) {
     json out = json::object();
@@ -47,7 +54,7 @@ json StripDirectives(const json& v) {
 
 json MergeList(const json& original, const json& patch, const std::string& key) {
   for (const json& item : patch) {
-    if (item.is_object() && item.value("$patch", "") == "replace") {
+    if (Directive(item) == "replace") {
       return StripDirectives(patch);
     }
   }
@@ -58,7 +65,7 @@ json MergeList(const json& original, const json& patch, const std::string& key) 
       continue;
     }
     auto same = [&](const json& o) { return o.is_object() && o.contains(key) && o[key] == item[key]; };
-    if (item.value("$patch", "") == "delete") {
+    if (Directive(item) == "delete") {
       out.erase(std::remove_if(out.begin(), out.end(), same), out.end());
       continue;
     }
@@ -76,7 +83,7 @@ json MergeList(const json& original, const json& patch, const std::string& key) 
 
 json StrategicMerge(const json& original, const json& patch) {
   if (!patch.is_object()) return patch;
-  if (patch.value("$patch", "") == "replace") return StripDirectives(patch);
+  if (Directive(patch) == "replace") return StripDirectives(patch);
   json out = original.is_object() ? original : json::object();
   for (const auto& [k, v] : patch.items()) {
     if (k == "$patch" || k == "$retainKeys" || k.starts_with("$setElementOrder/")) continue;
@@ -94,7 +101,7 @@ json StrategicMerge(const json& original, const json& patch) {
     if (v.is_null()) {
       out.erase(k);
     } else if (v.is_object()) {
-      if (v.value("$patch", "") == "delete") {
+      if (Directive(v) == "delete") {
         out.erase(k);
       } else {
         out[k] = StrategicMerge(out.contains(k) ? out[k] : json::object(), v);

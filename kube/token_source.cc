@@ -1,11 +1,148 @@
 #include "kube/token_source.h"
 
+#include <openssl/evp.h>
+
+#include <boost/process/args.hpp>
+#include <boost/process/child.hpp>
+#include <boost/process/env.hpp>
+#include <boost/process/environment.hpp>
+#include <boost/process/io.hpp>
+#include <boost/process/pipe.hpp>
+#include <boost/process/search_path.hpp>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
+#include <date/date.h>
+#include <nlohmann/json.hpp>
+
 namespace kiln::kube {
+
+namespace {
+
+std::string Base64(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::string Hint(const ExecConfig& c) { return c.install_hint.empty() ? "" : "\n" + c.install_hint; }
+
+std::string PluginName(const ExecConfig& c) { return "exec plugin \"" + c.command + "\" (user \"" + c.user + "\")"; }
+
+}  // namespace
+
+Result<std::string> RunExecPlugin(const ExecConfig& config, const std::string& exec_info) {
+  namespace bp = boost::process;
+  boost::filesystem::path exe = config.command.find('/') != std::string::npos ? boost::filesystem::path(config.command)
+                                                                                : bp::search_path(config.command);
+  if (exe.empty() || !boost::filesystem::exists(exe)) {
+    return MakeError(Code::kNotFound, PluginName(config) + ": the command is not found" +
+                                          (config.command.find('/') == std::string::npos ? " in $PATH" : "") +
+                                          Hint(config));
+  }
+  bp::environment env = boost::this_process::environment();
+  for (const auto& [name, value] : config.env) env[name] = value;
+  env["KUBERNETES_EXEC_INFO"] = exec_info;
+  bp::ipstream out;
+  std::error_code ec;
+  bp::child child(exe, bp::args(config.args), bp::std_out > out, bp::std_in < bp::null, env, ec);
+  if (ec) return MakeError(Code::kUnavailable, PluginName(config) + ": cannot start it: " + ec.message());
+  std::string text((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+  child.wait(ec);
+  if (ec) return MakeError(Code::kUnavailable, PluginName(config) + ": " + ec.message());
+  if (child.exit_code() != 0) {
+    return MakeError(Code::kUnavailable, PluginName(config) + " exited with status " + std::to_string(child.exit_code()) +
+                                             " (its messages are on kiln's stderr)" + Hint(config));
+  }
+  return text;
+}
+
+std::string ExecInfo(const ClusterConfig& cluster) {
+  nlohmann::json spec = {{"interactive", false}};
+  if (cluster.exec && cluster.exec->provide_cluster_info) {
+    nlohmann::json c = {{"server", cluster.server}};
+    if (!cluster.ca_pem.empty()) c["certificate-authority-data"] = Base64(cluster.ca_pem);
+    if (cluster.insecure_skip_tls_verify) c["insecure-skip-tls-verify"] = true;
+    spec["cluster"] = std::move(c);
+  }
+  return nlohmann::json{{"apiVersion", cluster.exec ? cluster.exec->api_version : "client.authentication.k8s.io/v1"},
+                        {"kind", "ExecCredential"},
+                        {"spec", std::move(spec)}}
+      .dump();
+}
+
+Result<ExecCredential> ParseExecCredential(const ExecConfig& config, std::string_view text) {
+  auto bad = [&](const std::string& what) { return MakeError(Code::kInvalidArgument, PluginName(config) + ": " + what); };
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return bad("its output is not an ExecCredential in JSON");
+  if (j.value("kind", "") != "ExecCredential") return bad("it printed kind \"" + j.value("kind", "") + "\", not ExecCredential");
+  if (j.value("apiVersion", "") != config.api_version) {
+    return bad("it answered apiVersion \"" + j.value("apiVersion", "") + "\" to a request for " + config.api_version);
+  }
+  const nlohmann::json status = j.value("status", nlohmann::json::object());
+  ExecCredential c;
+  if (status.contains("token") && status["token"].is_string()) c.token = status["token"].get<std::string>();
+  if (c.token.empty()) {
+    if (status.contains("clientCertificateData")) {
+      return bad("it returned a client certificate; kiln takes only tokens from exec plugins (use a plugin mode that "
+                 "prints a token, or client-certificate-data in the kubeconfig)");
+    }
+    return bad("its ExecCredential has no status.token");
+  }
+  if (auto e = status.find("expirationTimestamp"); e != status.end() && e->is_string()) {
+    std::istringstream in(e->get<std::string>());
+    date::sys_time<std::chrono::milliseconds> t;
+    in >> date::parse("%FT%T%Ez", t);
+    if (in.fail()) {
+      in.clear();
+      in.str(e->get<std::string>());
+      in >> date::parse("%FT%TZ", t);
+    }
+    if (in.fail()) return bad("status.expirationTimestamp \"" + e->get<std::string>() + "\" is not an RFC 3339 time");
+    c.expires = std::chrono::time_point_cast<std::chrono::system_clock::duration>(t);
+  }
+  return c;
+}
+
+TokenSource::TokenSource(ExecConfig exec, std::string exec_info, ExecRunner run, SysNow now)
+    : max_age_(0),
+      now_([] { return std::chrono::steady_clock::now(); }),
+      read_at_(now_()),
+      exec_(std::move(exec)),
+      exec_info_(std::move(exec_info)),
+      run_(std::move(run)),
+      sys_now_(std::move(now)) {}
+
+bool TokenSource::Invalidate() {
+  if (!exec_) return false;
+  stale_ = true;
+  return true;
+}
+
+const std::string& TokenSource::ExecToken() {
+  bool expired = expires_ && sys_now_() >= *expires_;
+  if (!token_.empty() && !expired && !stale_) return token_;
+  ++exec_runs_;
+  auto out = run_(*exec_, exec_info_);
+  auto cred = out ? ParseExecCredential(*exec_, *out) : Result<ExecCredential>(std::unexpected(out.error()));
+  if (!cred) {
+    // An expired or refused token is useless: drop it, so the request fails with the
+    // plugin's error rather than a 401.
+    last_error_ = cred.error();
+    if (expired || stale_) token_.clear();
+    return token_;
+  }
+  token_ = std::move(cred->token);
+  expires_ = cred->expires;
+  stale_ = false;
+  last_error_.reset();
+  return token_;
+}
 
 Result<std::string> ReadTokenFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -28,6 +165,7 @@ TokenSource::TokenSource(std::string token, std::string file, std::chrono::milli
       read_at_(now_()) {}
 
 const std::string& TokenSource::Token() {
+  if (exec_) return ExecToken();
   if (file_.empty()) return token_;
   auto now = now_();
   if (now - read_at_ < max_age_) return token_;

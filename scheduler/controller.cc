@@ -1440,6 +1440,15 @@ class Decider {
         if (!rendered) return rendered.error().message();
         r.flags.push_back(std::move(*rendered));
       }
+      r.set_owner_reference = t.resource.set_owner_reference;
+      for (const dag::Parameter& p : t.outputs.parameters) {
+        if (!p.value_from) continue;
+        if (!p.value_from->jq_filter.empty()) r.jq_filters.push_back(p.name);
+        if (p.value_from->json_path.empty()) continue;
+        auto rendered = Render(p.value_from->json_path, v);
+        if (!rendered) return "outputs.parameters." + p.name + ".valueFrom.jsonPath: " + rendered.error().message();
+        r.json_paths.emplace_back(p.name, std::move(*rendered));
+      }
       launch->resource = std::move(r);
     }
     return RenderOutputKeys(t, v, launch);

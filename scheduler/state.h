@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -233,6 +234,11 @@ struct LaunchStep {
     std::string success_condition;
     std::string failure_condition;
     std::string merge_strategy;  // patch: strategic (the default) | merge | json
+    bool set_owner_reference = false;
+    // Output parameters read from the object: name -> valueFrom.jsonPath (rendered); those
+    // with a jqFilter instead are listed in jq_filters.
+    std::vector<std::pair<std::string, std::string>> json_paths;
+    std::vector<std::string> jq_filters;
   };
   std::optional<Resource> resource;
   // Key-only output artifacts: the rendered key each is also stored under, by artifact name.

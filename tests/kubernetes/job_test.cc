@@ -168,6 +168,7 @@ TEST_CASE("podSpecPatch merges into the pod kiln built, the workflow's first, th
       - name: main
         env: [{name: FROM, value: template}, {name: EXTRA, value: "1"}]
         resources: {limits: {memory: 2Gi, nvidia.com/gpu: "{{inputs.parameters.gpus}}"}}
+        volumeMounts: [{name: data, mountPath: /data}]
       - name: logger
         image: fluent-bit
       volumes:
@@ -186,6 +187,9 @@ TEST_CASE("podSpecPatch merges into the pod kiln built, the workflow's first, th
   step.node = "wf";
   step.tmpl = &t.tmpl();
   step.container = step.tmpl->container;
+  // The workflow's volumes (the controller lists them all): only those mounted are the pod's.
+  step.volumes = json::parse(R"([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                                 {"name": "unused", "emptyDir": {}}])");
   // The controller renders the patches (tests/scheduler); here they come rendered.
   step.pod_spec_patches = {t.spec().pod_spec_patch, t.tmpl().pod_spec_patch};
   size_t at = step.pod_spec_patches[1].find("{{inputs.parameters.gpus}}");
@@ -205,7 +209,10 @@ TEST_CASE("podSpecPatch merges into the pod kiln built, the workflow's first, th
                                        {"name": "EXTRA", "value": "1"}])"));
   CHECK(main["resources"]["limits"] == json{{"cpu", "2"}, {"memory", "2Gi"}, {"nvidia.com/gpu", "2"}});
   CHECK(pod["containers"][1] == json{{"name", "logger"}, {"image", "fluent-bit"}});
-  CHECK(pod["volumes"] == json::parse(R"([{"name": "cache", "emptyDir": {"medium": "Memory"}}])"));
+  // The workflow volume the patch mounts is there, with the patch's own.
+  CHECK(main["volumeMounts"] == json::parse(R"([{"name": "data", "mountPath": "/data"}])"));
+  CHECK(pod["volumes"] == json::parse(R"([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                                          {"name": "cache", "emptyDir": {"medium": "Memory"}}])"));
   // The GPU limit came from the patch: the taint's toleration is added to the template's own,
   // and the pod is not kept off GPU nodes.
   CHECK(pod["tolerations"] == json::parse(R"([{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
@@ -222,6 +229,11 @@ TEST_CASE("podSpecPatch merges into the pod kiln built, the workflow's first, th
     CHECK(bad.error().message().find("podSpecPatch is not a YAML or JSON object: podSpecPatch:2:1: YAML syntax error") !=
           std::string::npos);
     CHECK(bad.error().message().find("fix the template's podSpecPatch") != std::string::npos);
+  }
+  SECTION("a directive of the wrong type is the step's error, not kiln's crash") {
+    step.pod_spec_patches = {R"({"containers": [{"name": "main", "$patch": 3}]})"};
+    auto odd = BuildJob(step, ctx);
+    CHECK(odd.has_value());  // a $patch that is not a string is no directive: the item merges
   }
   SECTION("$patch: replace and delete directives work on the pod") {
     step.pod_spec_patches = {R"({"tolerations": [], "containers": [{"name": "main", "resources": {"$patch": "delete"}}]})"};

@@ -521,6 +521,7 @@ spec:
   }
   CHECK(created == 1);
   CHECK(get("/api/v1/namespaces/default/configmaps/res-config").status == 404);
+  CHECK(ok.output.find("configmaps -l cleanup=true: 1 deleted") != std::string::npos);
 
   // failureCondition: the Job's pod fails, so the step fails with the condition as its reason.
   kubesim::testing::WriteFile(dir / "fail.yaml", R"(apiVersion: argoproj.io/v1alpha1
@@ -533,7 +534,7 @@ spec:
     resource:
       action: create
       successCondition: status.succeeded > 0
-      failureCondition: status.failed > 0
+      failureCondition: status.failed > 0, status.active > 5
       manifest: |
         apiVersion: batch/v1
         kind: Job
@@ -548,7 +549,61 @@ spec:
   auto fail = run("fail.yaml");
   INFO(fail.output);
   CHECK(fail.exit_code != 0);
-  CHECK(fail.output.find("failure condition \"status.failed > 0\" matched on jobs/res-fail-job") != std::string::npos);
+  // As in Argo, any one failure requirement that holds fails the step.
+  CHECK(fail.output.find("failure condition \"status.failed > 0, status.active > 5\" matched on jobs/res-fail-job") !=
+        std::string::npos);
+
+  // apply creates, then merges and drops what the manifest no longer has (kubectl's
+  // last-applied annotation); a failureCondition alone succeeds at once when it does not hold;
+  // a step waiting on its condition is killed at its deadline.
+  auto apply_workflow = [&](const std::string& name, const std::string& data) {
+    kubesim::testing::WriteFile(dir / (name + ".yaml"), R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: )" + name + R"(}
+spec:
+  entrypoint: apply
+  templates:
+  - name: apply
+    resource:
+      action: apply
+      failureCondition: data.broken
+      manifest: |
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: applied}
+        data: )" + data + R"(
+)");
+  };
+  apply_workflow("apply-1", "{a: \"1\", b: \"2\"}");
+  auto first = run("apply-1.yaml");
+  INFO(first.output);
+  CHECK(first.exit_code == 0);
+  apply_workflow("apply-2", "{a: \"10\"}");
+  auto second = run("apply-2.yaml");
+  INFO(second.output);
+  CHECK(second.exit_code == 0);
+  auto applied = get("/api/v1/namespaces/default/configmaps/applied");
+  REQUIRE(applied.status == 200);
+  CHECK(applied.body["data"] == json{{"a", "10"}});
+  CHECK(applied.body["metadata"]["annotations"].contains("kubectl.kubernetes.io/last-applied-configuration"));
+
+  kubesim::testing::WriteFile(dir / "wait.yaml", R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: res-wait}
+spec:
+  entrypoint: wait
+  templates:
+  - name: wait
+    activeDeadlineSeconds: 1
+    resource:
+      action: get
+      successCondition: data.never == x
+      flags: [cm, applied]
+)");
+  auto wait = run("wait.yaml");
+  INFO(wait.output);
+  CHECK(wait.exit_code != 0);
+  CHECK(wait.output.find("workflow res-wait Failed: Step exceeded its deadline") != std::string::npos);
 
   // What the API refuses, and what kiln does not do, are the step's error, named.
   kubesim::testing::WriteFile(dir / "bad.yaml", R"(apiVersion: argoproj.io/v1alpha1
