@@ -19,6 +19,35 @@ namespace kiln::executor {
 using kubesim::testing::Kubesim;
 using kubesim::testing::TempDir;
 
+namespace {
+
+// Reads the cluster's objects for the test's assertions, with a client of its own.
+class ApiReader {
+ public:
+  explicit ApiReader(const Kubesim& sim) {
+    auto config = kube::LoadKubeconfig(sim.kubeconfig());
+    REQUIRE(config.has_value());
+    auto client = kube::Client::Create(io_, *config);
+    REQUIRE(client.has_value());
+    client_ = std::move(*client);
+  }
+  kube::ApiResponse Get(const std::string& path) {
+    std::optional<Result<kube::ApiResponse>> r;
+    io_.restart();  // the last call ran it out of work
+    boost::asio::co_spawn(
+        io_, [&]() -> boost::asio::awaitable<void> { r = co_await client_->Call("GET", path); }, boost::asio::detached);
+    while (!r) io_.run_one();
+    REQUIRE(r->has_value());
+    return **r;
+  }
+
+ private:
+  boost::asio::io_context io_;
+  std::unique_ptr<kube::Client> client_;
+};
+
+}  // namespace
+
 TEST_CASE("kiln run --executor kubernetes runs a workflow on the cluster", "[kubernetes][kubesim][cli]") {
   Kubesim sim("cpu-only.yaml");
   TempDir dir;
@@ -326,20 +355,8 @@ TEST_CASE("volumeClaimTemplates: kiln makes the workflow's claim, steps share it
                                   dir / (name + ".yaml")},
                                  dir.path());
   };
-  boost::asio::io_context io;
-  auto config = kube::LoadKubeconfig(sim.kubeconfig());
-  REQUIRE(config.has_value());
-  auto client = kube::Client::Create(io, *config);
-  REQUIRE(client.has_value());
-  auto get = [&](const std::string& path) {
-    std::optional<Result<kube::ApiResponse>> r;
-    io.restart();  // the last call ran it out of work
-    boost::asio::co_spawn(
-        io, [&]() -> boost::asio::awaitable<void> { r = co_await (*client)->Call("GET", path); }, boost::asio::detached);
-    while (!r) io.run_one();
-    REQUIRE(r->has_value());
-    return **r;
-  };
+  ApiReader api(sim);
+  auto get = [&](const std::string& path) { return api.Get(path); };
 
   // Succeeded, default strategy (OnWorkflowSuccess): the claim was made, shared, and is gone.
   write("vct-ok", "cat /work/f", "");
@@ -487,20 +504,8 @@ spec:
                                   dir / file},
                                  dir.path());
   };
-  boost::asio::io_context io;
-  auto config = kube::LoadKubeconfig(sim.kubeconfig());
-  REQUIRE(config.has_value());
-  auto client = kube::Client::Create(io, *config);
-  REQUIRE(client.has_value());
-  auto get = [&](const std::string& path) {
-    std::optional<Result<kube::ApiResponse>> r;
-    io.restart();
-    boost::asio::co_spawn(
-        io, [&]() -> boost::asio::awaitable<void> { r = co_await (*client)->Call("GET", path); }, boost::asio::detached);
-    while (!r) io.run_one();
-    REQUIRE(r->has_value());
-    return **r;
-  };
+  ApiReader api(sim);
+  auto get = [&](const std::string& path) { return api.Get(path); };
 
   auto ok = run("res.yaml");
   INFO(ok.output);
