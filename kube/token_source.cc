@@ -15,8 +15,9 @@
 #include <iterator>
 #include <sstream>
 
-#include <date/date.h>
 #include <nlohmann/json.hpp>
+
+#include "dag/expr/go_time.h"
 
 namespace kiln::kube {
 
@@ -95,16 +96,9 @@ Result<ExecCredential> ParseExecCredential(const ExecConfig& config, std::string
     return bad("its ExecCredential has no status.token");
   }
   if (auto e = status.find("expirationTimestamp"); e != status.end() && e->is_string()) {
-    std::istringstream in(e->get<std::string>());
-    date::sys_time<std::chrono::milliseconds> t;
-    in >> date::parse("%FT%T%Ez", t);
-    if (in.fail()) {
-      in.clear();
-      in.str(e->get<std::string>());
-      in >> date::parse("%FT%TZ", t);
-    }
-    if (in.fail()) return bad("status.expirationTimestamp \"" + e->get<std::string>() + "\" is not an RFC 3339 time");
-    c.expires = std::chrono::time_point_cast<std::chrono::system_clock::duration>(t);
+    auto t = expr::ParseRfc3339(e->get<std::string>());
+    if (!t) return bad("status.expirationTimestamp \"" + e->get<std::string>() + "\" is not an RFC 3339 time");
+    c.expires = std::chrono::system_clock::time_point(std::chrono::seconds(t->seconds));
   }
   return c;
 }
