@@ -1426,6 +1426,18 @@ class Decider {
       if (!t.resource.manifest_from.is_null()) {
         return "resource.manifestFrom is not supported yet: give the manifest inline (resource.manifest)";
       }
+      for (const std::string* text : {&t.resource.manifest, &t.resource.success_condition}) {
+        if (text->find("{{pod.name}}") != std::string::npos) {
+          return "{{pod.name}} in a resource template: kiln acts on the API itself, not from a pod as Argo's kubectl "
+                 "does, so there is no pod to name";
+        }
+      }
+      for (const std::string& flag : t.resource.flags) {
+        if (flag.find("{{pod.name}}") != std::string::npos) {
+          return "{{pod.name}} in resource.flags: kiln acts on the API itself, not from a pod as Argo's kubectl "
+                 "does, so there is no pod to name";
+        }
+      }
       LaunchStep::Resource r;
       for (auto [text, out] : {std::pair{&t.resource.action, &r.action}, {&t.resource.manifest, &r.manifest},
                                {&t.resource.success_condition, &r.success_condition},

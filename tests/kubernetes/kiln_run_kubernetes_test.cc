@@ -649,4 +649,39 @@ spec:
                           "--executor kubernetes") != std::string::npos);
 }
 
+TEST_CASE("Argo's resource examples from the corpus run on kubesim, or say what kiln does not do",
+          "[kubernetes][kubesim][cli][resource][corpus]") {
+  TempDir dir;
+  Kubesim sim("cpu-only.yaml");
+  auto run = [&](const std::string& file) {
+    return kubesim::testing::Run({KILN_BINARY, "run", "--executor", "kubernetes", "--kubeconfig", sim.kubeconfig(),
+                                  "--namespace", "default", "--data-dir", dir / "data", "--no-tree",
+                                  std::string(KILN_CORPUS_DIR) + "/" + file},
+                                 dir.path());
+  };
+  ApiReader api(sim);
+  // A ConfigMap created, then deleted by its label through kubectl-style flags.
+  auto flags = run("resource-delete-with-flags.yaml");
+  INFO(flags.output);
+  CHECK(flags.exit_code == 0);
+  CHECK(flags.output.find("configmaps -l cleanup=true: 1 deleted") != std::string::npos);
+  CHECK(api.Get("/api/v1/namespaces/default/configmaps/resource-delete-with-flags").status == 404);
+  // setOwnerReference needs the Workflow object Argo keeps in the cluster.
+  auto owner = run("k8s-set-owner-reference.yaml");
+  INFO(owner.output);
+  CHECK(owner.exit_code != 0);
+  CHECK(owner.output.find("resource.setOwnerReference makes the object owned by the Workflow object") !=
+        std::string::npos);
+  // {{pod.name}}: Argo's kubectl runs in a pod; kiln runs none for a resource step.
+  auto pod = run("k8s-patch-pod.yaml");
+  INFO(pod.output);
+  CHECK(pod.exit_code != 0);
+  CHECK(pod.output.find("{{pod.name}} in a resource template: kiln acts on the API itself") != std::string::npos);
+  // A Workflow object: kubesim serves no argoproj.io types (nor does a cluster without Argo's CRDs).
+  auto workflow = run("k8s-wait-wf.yaml");
+  INFO(workflow.output);
+  CHECK(workflow.exit_code != 0);
+  CHECK(workflow.output.find("the server does not serve apiVersion argoproj.io/v1alpha1") != std::string::npos);
+}
+
 }  // namespace kiln::executor
