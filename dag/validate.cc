@@ -14,6 +14,7 @@
 #include "dag/names.h"
 #include "dag/parse.h"
 #include "dag/quantity.h"
+#include "dag/resource_syntax.h"
 
 namespace kiln::dag {
 
@@ -758,9 +759,33 @@ class Validator {
               "flags: [TYPE, NAME] instead");
         }
         CheckRefs(r.manifest, t.loc, path + ".resource.manifest", scope);
-        CheckRefs(r.success_condition, t.loc, path + ".resource.successCondition", scope);
-        CheckRefs(r.failure_condition, t.loc, path + ".resource.failureCondition", scope);
-        for (size_t i = 0; i < r.flags.size(); ++i) CheckRefs(r.flags[i], t.loc, Index(path + ".resource.flags", i), scope);
+        for (auto [text, field] : {std::pair{&r.success_condition, ".resource.successCondition"},
+                                   std::pair{&r.failure_condition, ".resource.failureCondition"}}) {
+          CheckRefs(*text, t.loc, path + field, scope);
+          if (IsTemplated(*text)) continue;
+          if (auto c = ParseResourceCondition(*text); !c) Err(t.loc, path + field, c.error().message());
+        }
+        bool templated_flags = false;
+        for (size_t i = 0; i < r.flags.size(); ++i) {
+          CheckRefs(r.flags[i], t.loc, Index(path + ".resource.flags", i), scope);
+          templated_flags = templated_flags || IsTemplated(r.flags[i]);
+        }
+        if (!templated_flags) {
+          if (auto f = ParseResourceFlags(r.flags); !f) Err(t.loc, path + ".resource.flags", f.error().message());
+        }
+        // What kiln's Kubernetes executor refuses at run time, said before anything is created.
+        if (r.set_owner_reference) {
+          Warn(t.loc, path + ".resource.setOwnerReference",
+               "kiln keeps no Workflow object in the cluster to own the resource: the step fails; delete the object "
+               "in a later step or an onExit handler instead");
+        }
+        for (size_t i = 0; i < t.outputs.parameters.size(); ++i) {
+          const Parameter& p = t.outputs.parameters[i];
+          if (p.value_from && !p.value_from->jq_filter.empty()) {
+            Warn(t.loc, Index(path + ".outputs.parameters", i) + ".valueFrom.jqFilter",
+                 "kiln runs no jq: the step fails; use valueFrom.jsonPath");
+          }
+        }
         if (!r.merge_strategy.empty() && !IsTemplated(r.merge_strategy) && r.merge_strategy != "strategic" &&
             r.merge_strategy != "merge" && r.merge_strategy != "json") {
           Err(t.loc, path + ".resource.mergeStrategy",

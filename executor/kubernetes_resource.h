@@ -26,28 +26,21 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "dag/resource_syntax.h"
 #include "executor/kubernetes_job.h"
 #include "kube/client.h"
 #include "scheduler/state.h"
 
 namespace kiln::executor {
 
-// One requirement of a successCondition / failureCondition. Argo parses a condition as a
-// Kubernetes label selector whose keys are paths into the object: requirements joined by
-// commas, all of which must hold ("status.succeeded > 9", "status.phase in (Failed, Error)",
-// "!status.failed", "metadata.labels.ready").
-struct ResourceRequirement {
-  enum class Op { kEquals, kNotEquals, kIn, kNotIn, kExists, kDoesNotExist, kGreaterThan, kLessThan };
-  std::string path;  // dotted; "\." escapes a dot inside a key; a number indexes an array
-  Op op = Op::kExists;
-  std::vector<std::string> values;
-};
+using dag::ParseResourceCondition;
+using dag::ParseResourceFlags;
+using dag::ResourceFlags;
+using dag::ResourceRequirement;
 
-// Errors: kInvalidArgument naming the condition and what is wrong in it.
-Result<std::vector<ResourceRequirement>> ParseResourceCondition(std::string_view text);
-// Whether `object` meets every requirement. A path's value compares as text: a string as it
-// is, a number or boolean as JSON writes it; > and < compare integers (a value that is not one
-// does not match).
+// Whether `object` meets every requirement (dag/resource_syntax.h). A path's value compares as
+// text: a string as it is, a number or boolean as JSON writes it, null as ""; > and < compare
+// integers (a value that is not one does not match).
 bool MatchesResourceCondition(const std::vector<ResourceRequirement>& requirements, const nlohmann::json& object);
 
 // kubectl's JSONPath template (kubectl get -o jsonpath=...), as valueFrom.jsonPath uses it:
@@ -57,19 +50,6 @@ bool MatchesResourceCondition(const std::vector<ResourceRequirement>& requiremen
 // by spaces; a field that is not there prints nothing (kubectl get -o jsonpath allows missing
 // keys). Errors: kInvalidArgument for a malformed template.
 Result<std::string> EvaluateJsonPath(std::string_view templ, const nlohmann::json& object);
-
-// The kubectl-style flags of a resource template that kiln understands: a positional TYPE
-// [NAME] (or TYPE/NAME) naming the object without a manifest, --selector/-l, --namespace/-n,
-// --ignore-not-found and --validate (accepted; the API server validates). Errors:
-// kInvalidArgument naming the flag kiln does not support.
-struct ResourceFlags {
-  std::string type;  // a resource, kind or short name: "configmap", "cm", "jobs.batch", "Workflow"
-  std::string name;
-  std::string selector;
-  std::string namespace_;
-  bool ignore_not_found = false;
-};
-Result<ResourceFlags> ParseResourceFlags(const std::vector<std::string>& flags);
 
 // A resource type as discovery (GET /api/v1, /apis/GROUP/VERSION) names it.
 struct ApiResource {

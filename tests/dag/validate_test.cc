@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "tests/dag/lint_helpers.h"
 
 namespace kiln::dag {
@@ -327,6 +329,40 @@ TEST_CASE("podSpecPatch must be a YAML or JSON mapping; volumeClaimGC names a kn
   CHECK(line("spec.templates[0].podSpecPatch: podSpecPatch is not valid YAML or JSON: spec.templates[0].podSpecPatch:2:1: "
              "YAML syntax error")
             .starts_with("t.yaml:10:"));
+}
+
+TEST_CASE("resource templates: conditions, flags and mergeStrategy are checked before anything runs", "[dag]") {
+  std::string y = Wf(R"(  entrypoint: main
+  templates:
+  - name: main
+    resource:
+      action: get
+      successCondition: status.succeeded > many
+      failureCondition: status.phase in Failed
+      mergeStrategy: strategik
+      setOwnerReference: true
+      flags: [configmap, x, --dry-run=client]
+    outputs:
+      parameters:
+      - {name: num, valueFrom: {jqFilter: .metadata.name}}
+  - name: fine
+    inputs: {parameters: [{name: num}]}
+    resource:
+      action: delete
+      successCondition: "status.succeeded > {{inputs.parameters.num}}"
+      flags: [cm, "{{inputs.parameters.num}}", --ignore-not-found]
+)");
+  V out = LintText(y, /*include_warnings=*/true);
+  auto has = [&](std::string_view needle) {
+    return std::any_of(out.begin(), out.end(), [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+  };
+  CHECK(out.size() == 6);
+  CHECK(has("resource.successCondition: condition \"status.succeeded > many\": status.succeeded > needs an integer"));
+  CHECK(has("resource.failureCondition: condition \"status.phase in Failed\": status.phase: in and notin take a list"));
+  CHECK(has("resource.mergeStrategy: unknown mergeStrategy \"strategik\""));
+  CHECK(has("resource.flags: resource.flags: unsupported flag \"--dry-run=client\""));
+  CHECK(has("resource.setOwnerReference: warning: kiln keeps no Workflow object"));
+  CHECK(has("outputs.parameters[0].valueFrom.jqFilter: warning: kiln runs no jq"));
 }
 
 }  // namespace kiln::dag

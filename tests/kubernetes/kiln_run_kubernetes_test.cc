@@ -621,7 +621,6 @@ spec:
     steps:
     - - {name: missing, template: get-missing, continueOn: {failed: true}}
       - {name: crd, template: no-crd, continueOn: {failed: true}}
-      - {name: flag, template: bad-flag, continueOn: {failed: true}}
   - name: get-missing
     resource:
       action: get
@@ -630,16 +629,29 @@ spec:
     resource:
       action: create
       manifest: '{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}'
-  - name: bad-flag
-    resource:
-      action: delete
-      flags: [configmap, x, --dry-run=client]
 )");
   auto bad = run("bad.yaml");
   INFO(bad.output);
   CHECK(bad.output.find("GET /api/v1/namespaces/default/configmaps/nowhere") != std::string::npos);
   CHECK(bad.output.find("the server does not serve apiVersion example.com/v1") != std::string::npos);
-  CHECK(bad.output.find("unsupported flag \"--dry-run=client\"") != std::string::npos);
+  // A flag kiln does not take is refused by the lint, before anything runs.
+  kubesim::testing::WriteFile(dir / "flag.yaml", R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: res-flag}
+spec:
+  entrypoint: bad-flag
+  templates:
+  - name: bad-flag
+    resource:
+      action: delete
+      flags: [configmap, x, --dry-run=client]
+)");
+  auto flag = run("flag.yaml");
+  INFO(flag.output);
+  CHECK(flag.exit_code != 0);
+  CHECK(flag.output.find("spec.templates[0].resource.flags: resource.flags: unsupported flag \"--dry-run=client\"") !=
+        std::string::npos);
+  CHECK(flag.output.find("nothing was run") != std::string::npos);
 
   // The local executor has no cluster: the step says how to run it.
   auto local = run("fail.yaml", "local");
