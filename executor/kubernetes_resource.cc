@@ -434,6 +434,7 @@ struct ResourceRun {
   const scheduler::LaunchStep::Resource& r;
   ResourceCancel& cancel;
   std::chrono::milliseconds poll;
+  ResourceDiscovery& discovery;
   scheduler::StepFinished f;
 
   scheduler::StepFinished Error(std::string message) {
@@ -537,8 +538,15 @@ struct ResourceRun {
                       "workflow's namespace");
     }
     if (cancel.cancelled) co_return Killed();
-    auto resource = co_await Discover(client, api_version, kind, flags->type);
-    if (!resource) co_return Error(resource.error().message());
+    const std::string key = flags->type.empty() ? api_version + "|" + kind : "type|" + flags->type;
+    Result<ApiResource> resource = MakeError(Code::kNotFound, "");
+    if (auto known = discovery.found.find(key); known != discovery.found.end()) {
+      resource = known->second;
+    } else {
+      resource = co_await Discover(client, api_version, kind, flags->type);
+      if (!resource) co_return Error(resource.error().message());
+      discovery.found[key] = *resource;
+    }
     if (cancel.cancelled) co_return Killed();
     if (ctx.confine_resources && !resource->namespaced) {
       co_return Error("resource: " + resource->name + " are not namespaced; kiln server acts with its own credentials, "
@@ -764,7 +772,9 @@ struct ResourceRun {
 
 awaitable<scheduler::StepFinished> RunResourceStep(kube::Client& client, JobContext ctx, scheduler::LaunchStep step,
                                                    std::shared_ptr<ResourceCancel> cancel,
-                                                   std::chrono::milliseconds poll) {
+                                                   std::chrono::milliseconds poll,
+                                                   std::shared_ptr<ResourceDiscovery> discovery) {
+  if (!discovery) discovery = std::make_shared<ResourceDiscovery>();
   if (!step.resource) {
     scheduler::StepFinished f;
     f.node = step.node;
@@ -772,7 +782,7 @@ awaitable<scheduler::StepFinished> RunResourceStep(kube::Client& client, JobCont
     f.message = "the step has no resource to act on";
     co_return f;
   }
-  ResourceRun run{client, ctx, step, *step.resource, *cancel, poll, {}};
+  ResourceRun run{client, ctx, step, *step.resource, *cancel, poll, *discovery, {}};
   try {
     co_return co_await run.Run();
   } catch (const json::exception& e) {

@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +77,13 @@ struct ResourceCancel {
   }
 };
 
+// The resource types a runner's resource steps found in discovery, by apiVersion and kind or
+// by kubectl TYPE: looked up once per workflow, not once per step. Only types found are kept,
+// so a CRD that a step installs is found by a later one.
+struct ResourceDiscovery {
+  std::map<std::string, ApiResource> found;
+};
+
 // Runs resource step `step` (LaunchStep::resource set) in `ctx.namespace_` unless its manifest
 // or flags name another: the action, then, while a condition is given and neither holds, a read
 // of the object every `poll` until one does. Returns the step's end: Succeeded with the
@@ -84,7 +92,8 @@ struct ResourceCancel {
 boost::asio::awaitable<scheduler::StepFinished> RunResourceStep(kube::Client& client, JobContext ctx,
                                                                 scheduler::LaunchStep step,
                                                                 std::shared_ptr<ResourceCancel> cancel,
-                                                                std::chrono::milliseconds poll);
+                                                                std::chrono::milliseconds poll,
+                                                                std::shared_ptr<ResourceDiscovery> discovery = nullptr);
 
 }  // namespace kiln::executor
 

@@ -261,10 +261,10 @@ void KubernetesStepRunner::LaunchResource(const scheduler::LaunchStep& step,
   resource_steps_[step.node] = cancel;
   // Everything the coroutine needs is captured: it may start after the runner is gone.
   auto run = [this, alive = alive_, client = &client_, job = options_.job, poll = options_.resource_poll, step, cancel,
-              report = std::move(report)]() -> awaitable<void> {
+              discovery = discovery_, report = std::move(report)]() -> awaitable<void> {
     if (!*alive) co_return;
     report(scheduler::StepStarted{step.node});
-    scheduler::StepFinished f = co_await RunResourceStep(*client, job, step, cancel, poll);
+    scheduler::StepFinished f = co_await RunResourceStep(*client, job, step, cancel, poll, discovery);
     if (!*alive) co_return;
     if (auto it = resource_steps_.find(step.node); it != resource_steps_.end() && it->second == cancel) {
       resource_steps_.erase(it);

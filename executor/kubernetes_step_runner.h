@@ -167,6 +167,7 @@ class KubernetesStepRunner : public scheduler::StepRunner {
   std::map<std::string, Step> steps_;              // by node id
   std::map<std::string, std::string> job_to_node_;
   std::map<std::string, std::shared_ptr<ResourceCancel>> resource_steps_;  // running, by node id
+  std::shared_ptr<ResourceDiscovery> discovery_ = std::make_shared<ResourceDiscovery>();
   // By Job name: the pod of a running step whose main container has ended, from the pod watch.
   std::map<std::string, nlohmann::json> ended_pods_;
   // Guards coroutines that outlive the runner: they check it before touching `this`.
