@@ -4,8 +4,6 @@
 
 #include <boost/process/args.hpp>
 #include <boost/process/child.hpp>
-#include <boost/process/env.hpp>
-#include <boost/process/environment.hpp>
 #include <boost/process/io.hpp>
 #include <boost/process/pipe.hpp>
 #include <boost/process/search_path.hpp>
@@ -14,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -46,12 +45,16 @@ Result<std::string> RunExecPlugin(const ExecConfig& config, const std::string& e
                                           (config.command.find('/') == std::string::npos ? " in $PATH" : "") +
                                           Hint(config));
   }
-  bp::environment env = boost::this_process::environment();
-  for (const auto& [name, value] : config.env) env[name] = value;
-  env["KUBERNETES_EXEC_INFO"] = exec_info;
+  // The plugin's variables go through env(1): Boost 1.74's basic_environment::operator[] reads
+  // past the end of shorter entries (its find compares name.size() bytes), which ASan reports.
+  std::vector<std::string> argv;
+  for (const auto& [name, value] : config.env) argv.push_back(name + "=" + value);
+  argv.push_back("KUBERNETES_EXEC_INFO=" + exec_info);
+  argv.push_back(exe.string());
+  for (const std::string& a : config.args) argv.push_back(a);
   bp::ipstream out;
   std::error_code ec;
-  bp::child child(exe, bp::args(config.args), bp::std_out > out, bp::std_in < bp::null, env, ec);
+  bp::child child(boost::filesystem::path("/usr/bin/env"), bp::args(argv), bp::std_out > out, bp::std_in < bp::null, ec);
   if (ec) return MakeError(Code::kUnavailable, PluginName(config) + ": cannot start it: " + ec.message());
   std::string text((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
   child.wait(ec);
