@@ -12,6 +12,7 @@
 //     --qps Q --burst B  the client's rate limit (kube::ClientOptions; default 50/100)
 //     --repeat R       chains run one after another on one kubesim (default 3)
 //     --no-log-copy    KubernetesOptions::log_path empty: no pods/log read, no copy written
+//     --pod-duration D chain: how long each pod runs (kubesim.kiln.dev/duration; default 0s)
 //     --tls            HTTPS to kubesim (default plain HTTP)
 //
 // fanout: one dag task with withSequence count N; every pod runs for an hour (annotation
@@ -95,6 +96,7 @@ struct Options {
   int burst = 100;
   int repeat = 3;
   bool log_copy = true;
+  std::string pod_duration = "0s";  // chain
   bool tls = false;
   bool smoke = false;
 };
@@ -328,7 +330,7 @@ std::string FanoutYaml(int n) {
          std::to_string(n) + "\"}}\n" + PodTemplate("3600s");
 }
 
-std::string ChainYaml(const std::string& name, int n) {
+std::string ChainYaml(const std::string& name, int n, const std::string& pod_duration) {
   std::string y = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: " + name +
                   "}\nspec:\n"
                   "  entrypoint: main\n  templates:\n  - name: main\n    dag:\n      tasks:\n";
@@ -336,7 +338,7 @@ std::string ChainYaml(const std::string& name, int n) {
     y += "      - {name: t" + std::to_string(i) + ", template: pod" +
          (i ? ", depends: t" + std::to_string(i - 1) : std::string()) + "}\n";
   }
-  return y + PodTemplate("0s");
+  return y + PodTemplate(pod_duration);
 }
 
 std::string Transport(const Options& o) { return o.tls ? "HTTPS" : "HTTP"; }
@@ -575,7 +577,7 @@ int Chain(const Options& o) {
   double wall_ms = 0;
   for (int r = 0; r < o.repeat; ++r) {
     const std::string name = "chain-" + std::to_string(r);
-    sch::WorkflowState s = bench.NewState(ChainYaml(name, n));
+    sch::WorkflowState s = bench.NewState(ChainYaml(name, n, o.pod_duration));
     const std::string logs = o.log_copy ? scratch / ("logs-" + std::to_string(r)) : "";
     JobWatcher watcher(bench.config(), name);
     kiln::executor::KubernetesStepRunner inner(bench.client(), bench.RunnerOptions(s, logs));
@@ -629,9 +631,10 @@ int Chain(const Options& o) {
     return std::string(buf);
   };
   std::printf(
-      "| %d x %d | %s | %s/%d | %s | %.1f / %.1f / %.1f | %s | %s | %s | %.1f | %.2f | %.1f | "
+      "| %d x %d%s | %s | %s/%d | %s | %.1f / %.1f / %.1f | %s | %s | %s | %.1f | %.2f | %.1f | "
       "%.1f |\n",
-      n, o.repeat, Transport(o).c_str(), QpsText(o.qps).c_str(), o.burst, o.log_copy ? "yes" : "no",
+      n, o.repeat, o.pod_duration == "0s" ? "" : (", pods " + o.pod_duration).c_str(), Transport(o).c_str(),
+      QpsText(o.qps).c_str(), o.burst, o.log_copy ? "yes" : "no",
       Percentile(total, 0.5), Percentile(total, 0.99), Percentile(total, 1.0),
       p50_or_dash(watch_to_list).c_str(), p50_or_dash(list).c_str(), p50_or_dash(log_copy).c_str(),
       Percentile(finish, 0.5), Percentile(controller, 0.5), Percentile(create, 0.5),
@@ -680,6 +683,8 @@ Options ParseArgs(int argc, char** argv) {
       o.repeat = std::stoi(value());
     } else if (a == "--no-log-copy") {
       o.log_copy = false;
+    } else if (a == "--pod-duration") {
+      o.pod_duration = value();
     } else if (a == "--tls") {
       o.tls = true;
     } else if (a == "--smoke") {
@@ -721,6 +726,8 @@ int main(int argc, char** argv) {
   std::printf("\n%s", kChainHeader);
   Child({"--case", "chain"});
   Child({"--case", "chain", "--no-log-copy"});
+  // Pods that run longer than a link's requests take at 50/s: the bucket refills meanwhile.
+  Child({"--case", "chain", "--pod-duration", "100ms"});
   Child({"--case", "chain", "--tls"});
   // Above, the chain's own requests (3 per layer) exceed 50/s: the rate limit is in the latency.
   Child({"--case", "chain", "--qps", "1000", "--burst", "1000"});

@@ -7,6 +7,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "dag/expr/jsonpath.h"
 #include "dag/parse.h"
 
 namespace kiln::executor {
@@ -68,190 +69,79 @@ const json* AtPath(const json& object, std::string_view path) {
 
 // ---- JSONPath ------------------------------------------------------------------------------
 
-class JsonPath {
- public:
-  JsonPath(std::string_view expr, const json& root) : s_(expr), root_(root) {}
-
-  Result<std::vector<const json*>> Run() {
-    std::vector<const json*> cur = {&root_};
-    if (!s_.empty() && s_[0] == '$') ++i_;
-    while (i_ < s_.size()) {
-      if (Std(" \t")) {
-        ++i_;
-        continue;
-      }
-      if (s_.substr(i_).starts_with("..")) {
-        i_ += 2;
-        std::string name = Name();
-        if (name.empty()) return Bad("a name after ..");
-        std::vector<const json*> next;
-        for (const json* c : cur) Descend(*c, name, next);
-        cur = std::move(next);
-      } else if (s_[i_] == '.') {
-        ++i_;
-        if (i_ < s_.size() && s_[i_] == '*') {
-          ++i_;
-          cur = Children(cur);
-          continue;
+// kubectl's JSONPath expression `expr` (the inside of one {...}) as a path for
+// expr::JsonPath: "$" in front, and each field name written ['name'], so that kubectl's escaped
+// dots (a\.b) and names with '/' or '-' (labels, annotations) work.
+std::string ToExprPath(std::string_view expr) {
+  std::string out = "$";
+  size_t i = expr.starts_with("$") ? 1 : 0;
+  auto quote = [](const std::string& name) {
+    std::string q = "['";
+    for (char c : name) q += c == '\'' ? std::string("\\'") : std::string(1, c);
+    return q + "']";
+  };
+  while (i < expr.size()) {
+    char c = expr[i];
+    if (c == '[') {  // copied as written, up to its matching ']' outside quotes
+      size_t j = i + 1;
+      char in = 0;
+      int depth = 1;
+      for (; j < expr.size() && depth > 0; ++j) {
+        if (in) {
+          if (expr[j] == in) in = 0;
+        } else if (expr[j] == '\'' || expr[j] == '"') {
+          in = expr[j];
+        } else if (expr[j] == '[') {
+          ++depth;
+        } else if (expr[j] == ']') {
+          --depth;
         }
-        std::string name = Name();
-        if (name.empty()) continue;  // "{.}" is the object itself
-        cur = Field(cur, name);
-      } else if (s_[i_] == '[') {
-        auto r = Bracket(cur);
-        if (!r) return std::unexpected(r.error());
-        cur = std::move(*r);
-      } else {
-        return Bad("'.' or '['");
       }
-    }
-    return cur;
-  }
-
- private:
-  bool Std(std::string_view set) const { return i_ < s_.size() && set.find(s_[i_]) != std::string_view::npos; }
-
-  Error BadError(std::string_view wanted) const {
-    return Error(Code::kInvalidArgument, "JSONPath \"{" + std::string(s_) + "}\": expected " + std::string(wanted) +
-                                             " at offset " + std::to_string(i_));
-  }
-  std::unexpected<Error> Bad(std::string_view wanted) const { return std::unexpected(BadError(wanted)); }
-
-  std::string Name() {
-    std::string name;
-    while (i_ < s_.size() && s_[i_] != '.' && s_[i_] != '[' && s_[i_] != ' ') {
-      if (s_[i_] == '\\' && i_ + 1 < s_.size()) ++i_;
-      name += s_[i_++];
-    }
-    return name;
-  }
-
-  static std::vector<const json*> Field(const std::vector<const json*>& cur, const std::string& name) {
-    std::vector<const json*> next;
-    for (const json* c : cur) {
-      if (!c->is_object()) continue;
-      if (auto it = c->find(name); it != c->end()) next.push_back(&*it);
-    }
-    return next;
-  }
-
-  static std::vector<const json*> Children(const std::vector<const json*>& cur) {
-    std::vector<const json*> next;
-    for (const json* c : cur) {
-      if (!c->is_structured()) continue;
-      for (const json& v : *c) next.push_back(&v);
-    }
-    return next;
-  }
-
-  static void Descend(const json& v, const std::string& name, std::vector<const json*>& out) {
-    if (v.is_object()) {
-      if (auto it = v.find(name); it != v.end()) out.push_back(&*it);
-    }
-    if (v.is_structured()) {
-      for (const json& c : v) Descend(c, name, out);
-    }
-  }
-
-  std::optional<std::string> Quoted() {
-    if (!Std("'\"")) return std::nullopt;
-    char q = s_[i_++];
-    std::string out;
-    while (i_ < s_.size() && s_[i_] != q) {
-      if (s_[i_] == '\\' && i_ + 1 < s_.size()) ++i_;
-      out += s_[i_++];
-    }
-    if (i_ >= s_.size()) return std::nullopt;
-    ++i_;
-    return out;
-  }
-
-  Result<std::vector<const json*>> Bracket(const std::vector<const json*>& cur) {
-    ++i_;  // [
-    size_t close = s_.find(']', i_);
-    if (close == std::string_view::npos) return Bad("']'");
-    if (s_[i_] == '*') {
-      i_ = close + 1;
-      return Children(cur);
-    }
-    if (Std("'\"")) {
-      auto name = Quoted();
-      if (!name || i_ >= s_.size() || s_[i_] != ']') return Bad("a quoted name and ']'");
-      ++i_;
-      return Field(cur, *name);
-    }
-    if (s_[i_] == '?') return Filter(cur);
-    auto index = ParseInt(s_.substr(i_, close - i_));
-    if (!index) return Bad("an index, '*', a quoted name or a filter ?(...) in [...]");
-    i_ = close + 1;
-    std::vector<const json*> next;
-    for (const json* c : cur) {
-      if (!c->is_array()) continue;
-      int64_t n = static_cast<int64_t>(c->size());
-      int64_t k = *index < 0 ? n + *index : *index;
-      if (k >= 0 && k < n) next.push_back(&(*c)[static_cast<size_t>(k)]);
-    }
-    return next;
-  }
-
-  // [?(@.path OP literal)] or [?(@.path)].
-  Result<std::vector<const json*>> Filter(const std::vector<const json*>& cur) {
-    ++i_;  // ?
-    if (i_ >= s_.size() || s_[i_] != '(') return Bad("'(' after '?'");
-    size_t end = s_.find(")]", i_);
-    if (end == std::string_view::npos) return Bad("')]' closing the filter");
-    std::string_view body = Trim(s_.substr(i_ + 1, end - i_ - 1));
-    i_ = end + 2;
-    if (!body.starts_with("@")) return Bad("a filter on @");
-    size_t op_at = body.find_first_of("=!<>");
-    std::string_view lhs = Trim(body.substr(1, op_at == std::string_view::npos ? std::string_view::npos : op_at - 1));
-    std::string op;
-    std::optional<json> rhs;
-    if (op_at != std::string_view::npos) {
-      size_t op_end = body.find_first_not_of("=!<>", op_at);
-      op = std::string(body.substr(op_at, op_end - op_at));
-      std::string_view lit = Trim(body.substr(op_end == std::string_view::npos ? body.size() : op_end));
-      if (lit.size() >= 2 && (lit.front() == '"' || lit.front() == '\'') && lit.back() == lit.front()) {
-        rhs = json(std::string(lit.substr(1, lit.size() - 2)));
-      } else {
-        json parsed = json::parse(lit, nullptr, false);
-        if (parsed.is_discarded()) return Bad("a quoted string, number, true or false after " + op);
-        rhs = std::move(parsed);
+      out += expr.substr(i, j - i);
+      i = j;
+    } else if (c == '.') {
+      bool recursive = i + 1 < expr.size() && expr[i + 1] == '.';
+      i += recursive ? 2 : 1;
+      std::string name;
+      while (i < expr.size() && expr[i] != '.' && expr[i] != '[') {
+        if (expr[i] == '\\' && i + 1 < expr.size()) ++i;
+        name += expr[i++];
       }
-      if (op != "==" && op != "!=" && op != "<" && op != ">" && op != "<=" && op != ">=") {
-        return Bad("==, !=, <, <=, > or >= in the filter");
+      if (name == "*") {
+        out += recursive ? "..*" : ".*";
+      } else if (!name.empty()) {
+        out += (recursive ? ".." : "") + quote(name);
+      } else if (recursive) {
+        out += "..";
       }
+    } else {
+      out += c;
+      ++i;
     }
-    std::vector<const json*> next;
-    for (const json* c : cur) {
-      if (!c->is_array()) continue;
-      for (const json& e : *c) {
-        std::string_view path = lhs.starts_with(".") ? lhs.substr(1) : lhs;
-        const json* v = path.empty() ? &e : AtPath(e, path);
-        bool keep = false;
-        if (!rhs) {
-          keep = v != nullptr && !v->is_null() && *v != false;
-        } else if (v != nullptr) {
-          if (op == "==") keep = *v == *rhs;
-          if (op == "!=") keep = *v != *rhs;
-          if (v->is_number() && rhs->is_number()) {
-            double a = v->get<double>(), b = rhs->get<double>();
-            if (op == "<") keep = a < b;
-            if (op == "<=") keep = a <= b;
-            if (op == ">") keep = a > b;
-            if (op == ">=") keep = a >= b;
-          }
-        }
-        if (keep) next.push_back(&e);
-      }
-    }
-    return next;
   }
+  return out;
+}
 
-  std::string_view s_;
-  const json& root_;
-  size_t i_ = 0;
-};
+// Whether kubectl would print each match of `expr` (several, joined by spaces) rather than one
+// value: a wildcard, recursive descent, a filter, a slice or a union.
+bool SelectsMany(std::string_view expr) {
+  char in = 0;
+  bool bracket = false;
+  for (size_t i = 0; i < expr.size(); ++i) {
+    char c = expr[i];
+    if (in) {
+      if (c == in) in = 0;
+      continue;
+    }
+    if (c == '\'' || c == '"') in = c;
+    if (c == '[') bracket = true;
+    if (c == ']') bracket = false;
+    if (c == '*' || c == '?' || (bracket && (c == ':' || c == ',')) || (c == '.' && i + 1 < expr.size() && expr[i + 1] == '.')) {
+      return true;
+    }
+  }
+  return false;
+}
 
 // ---- the API calls -------------------------------------------------------------------------
 
@@ -364,13 +254,25 @@ Result<std::string> EvaluateJsonPath(std::string_view templ, const json& object)
       return MakeError(Code::kInvalidArgument, "JSONPath \"" + std::string(templ) +
                                                    "\": {range} is not supported; use [*] (e.g. {.items[*].metadata.name})");
     }
-    auto results = JsonPath(expr, object).Run();
-    if (!results) return std::unexpected(results.error());
-    for (size_t k = 0; k < results->size(); ++k) {
-      if (k) out += ' ';
-      out += Text(*(*results)[k]);
-    }
     i = close + 1;
+    if (expr.empty() || expr == "." || expr == "$") {
+      out += Text(object);
+      continue;
+    }
+    auto value = expr::JsonPath(object, ToExprPath(expr));
+    if (!value) {
+      // As kubectl get -o jsonpath (allowMissingKeys): a field that is not there prints nothing.
+      if (value.error().find("not found") != std::string::npos) continue;
+      return MakeError(Code::kInvalidArgument, "JSONPath \"" + std::string(templ) + "\": " + value.error());
+    }
+    if (SelectsMany(expr) && value->is_array()) {
+      for (size_t k = 0; k < value->size(); ++k) {
+        if (k) out += ' ';
+        out += Text((*value)[k]);
+      }
+    } else {
+      out += Text(*value);
+    }
   }
   return out;
 }

@@ -354,13 +354,19 @@ awaitable<void> KubernetesStepRunner::CreateAfterFallbacks(std::string node, jso
 awaitable<void> KubernetesStepRunner::Create(std::string node, json job) {
   std::shared_ptr<bool> alive = alive_;
   std::string name = job["metadata"]["name"].get<std::string>();
-  if (Result<void> claims = co_await EnsureClaims(job); !claims) {
-    if (!*alive) co_return;
+  Result<void> claims = co_await EnsureClaims(job);
+  if (!*alive) co_return;
+  if (!claims) {
     auto it = steps_.find(node);
-    if (it != steps_.end() && it->second.job == name && !it->second.finished) Finish(it->second, Ended(node, true, claims.error().message()));
+    if (it == steps_.end() || it->second.job != name || it->second.finished) co_return;
+    // Killed meanwhile (the claim's failure may be that): the step ends as killed, not in Error.
+    scheduler::StepFinished f = Ended(node, !it->second.kill_requested,
+                                      it->second.kill_requested ? "killed" : claims.error().message());
+    if (it->second.kill_requested) f.exit_code = 137;
+    Finish(it->second, std::move(f));
     co_return;
   }
-  if (!*alive) co_return;
+  // A kill that came meanwhile is handled once the Job exists (or is found: a restarted kiln's).
   auto r = co_await client_.Call("POST", JobsPath(), std::move(job));
   if (!*alive) co_return;
   auto it = steps_.find(node);
