@@ -5,6 +5,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
 #include <cerrno>
@@ -481,6 +482,7 @@ void KubernetesStepRunner::OnPod(const json& pod) {
       return c ? (*c)["state"]["terminated"].value("finishedAt", "") : "";
     };
     if (kept.is_null() || finished_at(pod) >= finished_at(kept)) kept = pod;
+    if (s.pod_wait) s.pod_wait->cancel();  // FinishFromPod waits for this pod
   }
   if (s.finishing) return;
   // PodScheduled: False with reason Unschedulable while no node fits; True once bound.
@@ -579,13 +581,33 @@ awaitable<void> KubernetesStepRunner::FinishFromPod(std::string node, bool compl
   // The pod whose container ended, as the pod watch last saw it; a list when the watch has not
   // shown it yet (the two watches are separate streams).
   Result<json> pods = json::object();
-  auto cached = ended_pods_.find(job);
-  if (cached != ended_pods_.end()) {
-    // Only a pod that agrees with the Job's end: not one that failed before the Job's replacement
-    // pod succeeded, nor one lost to a disruption (podFailurePolicy Ignore).
+  // Only a pod that agrees with the Job's end: not one that failed before the Job's replacement
+  // pod succeeded, nor one lost to a disruption (podFailurePolicy Ignore).
+  auto ended_pod = [&]() {
+    auto cached = ended_pods_.find(job);
+    if (cached == ended_pods_.end()) return cached;
     const json* cs = MainStatus(cached->second);
     int code = cs ? (*cs)["state"]["terminated"].value("exitCode", -1) : -1;
-    if (complete != (code == 0) || TrueCondition(cached->second, "DisruptionTarget")) cached = ended_pods_.end();
+    if (complete != (code == 0) || TrueCondition(cached->second, "DisruptionTarget")) return ended_pods_.end();
+    return cached;
+  };
+  auto cached = ended_pod();
+  if (cached == ended_pods_.end() && options_.ended_pod_wait.count() > 0) {
+    // The pod's status is written before the Job's, but the two watches are separate streams:
+    // its event may come a moment later. Waiting for it (OnPod cancels the timer) is cheaper
+    // than a list, which at the client's QPS limit waits for a token too.
+    auto it = steps_.find(node);
+    if (it != steps_.end() && it->second.job == job && !it->second.finished) {
+      auto timer = std::make_shared<asio::steady_timer>(client_.io(), options_.ended_pod_wait);
+      it->second.pod_wait = timer;
+      boost::system::error_code ec;
+      co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (!*alive) co_return;
+      if (auto again = steps_.find(node); again != steps_.end() && again->second.pod_wait == timer) {
+        again->second.pod_wait.reset();
+      }
+      cached = ended_pod();
+    }
   }
   if (cached != ended_pods_.end()) {
     pods = json{{"items", json::array({cached->second})}};

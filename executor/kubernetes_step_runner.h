@@ -65,6 +65,9 @@ struct KubernetesOptions {
   // How often a resource template's object is read again while neither its successCondition
   // nor its failureCondition holds.
   std::chrono::milliseconds resource_poll{1000};
+  // How long a finished Job's step waits for the pod watch to show its ended pod before it
+  // lists the Job's pods instead (0: lists at once).
+  std::chrono::milliseconds ended_pod_wait{50};
 };
 
 // Deletes every Job of run `workflow_uid` in `ns`, whatever state it is in: one
@@ -115,6 +118,8 @@ class KubernetesStepRunner : public scheduler::StepRunner {
     int fallback = 0;              // index into placement.accelerators
     std::string waiting;           // the scheduler's message while the pod cannot be placed
     std::unique_ptr<boost::asio::steady_timer> pending_timer;
+    // FinishFromPod waiting for the pod watch to show the ended pod (OnPod cancels it).
+    std::shared_ptr<boost::asio::steady_timer> pod_wait;
     std::function<void(scheduler::Event)> report;
     bool created = false;
     bool started = false;
