@@ -13,7 +13,9 @@
 // --artifacts is {"inputs": [{name, path, ref, optional}], "outputs": [{name, path, key, archive,
 // optional}]} (executor/kubernetes_job.cc AgentArtifacts writes it).
 //
-// The message must fit the 4096 bytes Kubernetes keeps: the result is dropped first (with a
+// The message must fit the 4096 bytes Kubernetes keeps. A larger one is stored in the artifact
+// repository when its volume is mounted (--artifact-root), and the message is then
+// {"outputs": {"sha256": ..., "size": ...}}; without it the result is dropped first (with a
 // note), then the step fails with an "error" naming the sizes.
 #include <fcntl.h>
 #include <poll.h>
@@ -30,6 +32,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -76,6 +79,25 @@ struct ExecFlags {
   std::string artifacts;                 // JSON: the inputs to place, the outputs to store
   std::vector<std::string> command;
 };
+
+// Stores `text` (a termination message too large for Kubernetes) in the artifact repository
+// at `root`, through a temporary file there.
+Result<scheduler::ArtifactRef> StoreMessage(executor::ArtifactRepository& repo, const std::string& root,
+                                            const std::string& text) {
+  std::random_device random;
+  char token[32];
+  std::snprintf(token, sizeof token, "%08x%08x", random(), random());
+  const std::string temp = root + "/.kiln-outputs-" + token;
+  {
+    std::ofstream out(temp, std::ios::trunc | std::ios::binary);
+    out << text;
+    if (!out.flush()) return MakeError(Code::kUnavailable, "cannot write " + temp + ": " + std::strerror(errno));
+  }
+  auto ref = repo.Put(temp);
+  std::error_code ec;
+  std::filesystem::remove(temp, ec);
+  return ref;
+}
 
 // Writes `text` to the termination log; says on stderr when it cannot.
 void WriteMessage(const ExecFlags& flags, const std::string& text) {
@@ -285,6 +307,18 @@ int Exec(const ExecFlags& flags) {
   constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
   std::string text = message.dump(-1, ' ', false, kReplace);
   const size_t limit = std::min(flags.message_limit, kMessageLimit);
+  if (text.size() > limit && !flags.artifact_root.empty() && artifact_error.empty()) {
+    // Too large for a termination message: the whole message goes to the artifact repository
+    // (content-addressed, as an artifact) and the termination message holds its ref, which the
+    // controller reads from its own mount of the volume.
+    auto ref = StoreMessage(repo, flags.artifact_root, text);
+    if (ref) {
+      WriteMessage(flags, nlohmann::json{{"outputs", {{"sha256", ref->sha256}, {"size", ref->size}}}}.dump());
+      return code;
+    }
+    std::fprintf(stderr, "kiln exec: cannot store the outputs in the artifact repository: %s\n",
+                 ref.error().message().c_str());
+  }
   if (text.size() > limit) {
     message.erase("result");
     message["note"] = "outputs.result left out: with it the termination message would be " +

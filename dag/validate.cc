@@ -771,7 +771,19 @@ class Validator {
           templated_flags = templated_flags || IsTemplated(r.flags[i]);
         }
         if (!templated_flags) {
-          if (auto f = ParseResourceFlags(r.flags); !f) Err(t.loc, path + ".resource.flags", f.error().message());
+          auto f = ParseResourceFlags(r.flags);
+          if (!f) {
+            Err(t.loc, path + ".resource.flags", f.error().message());
+          } else if (r.manifest.empty() && r.manifest_from.is_null() && !r.flags.empty() && f->type.empty()) {
+            Err(t.loc, path + ".resource.flags",
+                "without a manifest the flags must name the object's TYPE (e.g. [configmap, my-config] or "
+                "[configmap, --selector, app=x])");
+          }
+        }
+        if (!r.manifest_from.is_null()) {
+          Warn(t.loc, path + ".resource.manifestFrom",
+               "kiln's Kubernetes executor does not read a manifest from an artifact yet: the step fails; give the "
+               "manifest inline (resource.manifest)");
         }
         // What kiln's Kubernetes executor refuses at run time, said before anything is created.
         if (r.set_owner_reference) {

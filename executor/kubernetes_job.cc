@@ -315,13 +315,18 @@ Result<json> BuildJob(const scheduler::LaunchStep& step, const JobContext& ctx, 
         argv.push_back(p.name + "=" + p.value_from->path);
       }
     }
-    if (has_artifacts) {
+    // With the artifact volume configured every agent mounts it: outputs too large for a
+    // termination message go there (cli/exec.cc), whatever the step's artifacts.
+    const bool mount_repo = needs_volume || !ctx.artifact_pvc.empty();
+    if (has_artifacts || mount_repo) {
       argv.push_back("--artifact-root");
-      argv.push_back(needs_volume ? ctx.artifact_mount : "/tmp/kiln-artifacts");
+      argv.push_back(mount_repo ? ctx.artifact_mount : "/tmp/kiln-artifacts");
+    }
+    if (has_artifacts) {
       argv.push_back("--artifacts");
       argv.push_back(agent_artifacts.dump());
     }
-    if (needs_volume) {
+    if (mount_repo) {
       if (!container.contains("volumeMounts") || !container["volumeMounts"].is_array()) {
         container["volumeMounts"] = json::array();
       }
@@ -525,10 +530,18 @@ std::optional<TerminationOutputs> ParseTerminationMessage(std::string_view messa
   if (i == std::string_view::npos || message[i] != '{') return std::nullopt;
   json j = json::parse(message, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  TerminationOutputs out;
+  if (auto stored = j.find("outputs"); stored != j.end() && stored->is_object() && stored->contains("sha256") &&
+                                       (*stored)["sha256"].is_string()) {
+    scheduler::ArtifactRef ref;
+    ref.sha256 = (*stored)["sha256"].get<std::string>();
+    if (auto size = stored->find("size"); size != stored->end() && size->is_number_integer()) ref.size = size->get<int64_t>();
+    out.stored = std::move(ref);
+    return out;
+  }
   if (!j.contains("parameters") && !j.contains("result") && !j.contains("error") && !j.contains("artifacts")) {
     return std::nullopt;
   }
-  TerminationOutputs out;
   if (j.contains("note") && j["note"].is_string()) out.note = j["note"];
   if (j.contains("error") && j["error"].is_string()) out.error = j["error"];
   auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };

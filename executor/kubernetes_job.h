@@ -109,6 +109,9 @@ struct TerminationOutputs {
   std::optional<std::string> result;
   std::string note;   // e.g. why outputs.result was left out
   std::string error;  // the agent could not report the outputs: the step fails with this
+  // A message too large for Kubernetes, stored by the agent in the artifact repository: this
+  // ref's blob is the whole message (the other fields are then empty).
+  std::optional<scheduler::ArtifactRef> stored;
 };
 std::optional<TerminationOutputs> ParseTerminationMessage(std::string_view message);
 

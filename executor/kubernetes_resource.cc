@@ -259,11 +259,30 @@ Result<std::string> EvaluateJsonPath(std::string_view templ, const json& object)
       out += Text(object);
       continue;
     }
+    if (expr.size() >= 2 && (expr.front() == '"' || expr.front() == '\'') && expr.back() == expr.front()) {
+      // A literal, as kubectl prints {"\n"} or {"-"}.
+      for (size_t k = 1; k + 1 < expr.size(); ++k) {
+        char c = expr[k];
+        if (c == '\\' && k + 2 < expr.size()) {
+          char e = expr[++k];
+          out += e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
+        } else {
+          out += c;
+        }
+      }
+      continue;
+    }
     auto value = expr::JsonPath(object, ToExprPath(expr));
     if (!value) {
-      // As kubectl get -o jsonpath (allowMissingKeys): a field that is not there prints nothing.
-      if (value.error().find("not found") != std::string::npos) continue;
-      return MakeError(Code::kInvalidArgument, "JSONPath \"" + std::string(templ) + "\": " + value.error());
+      // As kubectl get -o jsonpath (allowMissingKeys): a field that is not there, or under a
+      // value that has no fields, prints nothing. expr::JsonPath explains a path that matched
+      // nothing with one of these; anything else is the template's syntax.
+      const std::string& why = value.error();
+      if (why.starts_with("key ") || why.starts_with("cannot get key") || why.starts_with("cannot index") ||
+          why.starts_with("index ") || why == "no match") {
+        continue;
+      }
+      return MakeError(Code::kInvalidArgument, "JSONPath \"" + std::string(templ) + "\": " + why);
     }
     if (SelectsMany(expr) && value->is_array()) {
       for (size_t k = 0; k < value->size(); ++k) {
@@ -450,6 +469,13 @@ struct ResourceRun {
       discovery.found[key] = *resource;
     }
     if (cancel.cancelled) co_return Killed();
+    if (ctx.confine_resources && action != "get" && action != "create" &&
+        ((resource->name == "jobs" && resource->group_version.starts_with("batch/")) || resource->name == "pods" ||
+         resource->name == "persistentvolumeclaims")) {
+      co_return Error("resource: kiln server runs every workflow's Jobs, pods and claims in this namespace with its "
+                      "own credentials, so a resource template may get or create " + resource->name + " but not " +
+                      action + " them");
+    }
     if (ctx.confine_resources && !resource->namespaced) {
       co_return Error("resource: " + resource->name + " are not namespaced; kiln server acts with its own credentials, "
                       "so a resource template may act only on objects in its workflow's namespace");
@@ -614,8 +640,14 @@ struct ResourceRun {
         if (last.is_discarded()) last = json::object();
       }
     }
-    json patch = ApplyPatchOf(last, applied);
-    patch["metadata"]["annotations"][kLastApplied] = last_applied;
+    // The annotation goes into the desired object before the diff, so that annotations the last
+    // manifest had and this one drops become nulls in the patch rather than being kept.
+    json desired = applied;
+    if (!desired["metadata"].contains("annotations") || !desired["metadata"]["annotations"].is_object()) {
+      desired["metadata"]["annotations"] = json::object();
+    }
+    desired["metadata"]["annotations"][kLastApplied] = last_applied;
+    json patch = ApplyPatchOf(last, desired);
     auto patched = co_await client.Call("PATCH", path, patch, "application/strategic-merge-patch+json");
     if (patched && patched->status == 415) {  // custom resources take no strategic merge
       patched = co_await client.Call("PATCH", path, patch, "application/merge-patch+json");
@@ -633,6 +665,7 @@ struct ResourceRun {
                                             const std::string& name, const std::string& selector,
                                             const std::string& what) {
     std::vector<std::string> names;
+    std::map<std::string, std::string> uids;  // what was deleted: another uid is a new object
     if (!name.empty()) {
       names.push_back(name);
     } else {
@@ -642,7 +675,11 @@ struct ResourceRun {
       if (listed->status / 100 != 2) co_return Refused("GET", list_path, *listed);
       for (const json& item : listed->body.value("items", json::array())) {
         if (item.is_object() && item.contains("metadata") && item["metadata"].is_object()) {
-          names.push_back(item["metadata"].value("name", ""));
+          const json& meta = item["metadata"];
+          std::string n = meta.contains("name") && meta["name"].is_string() ? meta["name"].get<std::string>() : "";
+          if (n.empty()) continue;  // never DELETE the collection itself
+          names.push_back(n);
+          if (meta.contains("uid") && meta["uid"].is_string()) uids[n] = meta["uid"].get<std::string>();
         }
       }
     }
@@ -652,12 +689,28 @@ struct ResourceRun {
       auto answer = co_await client.Call("DELETE", path);
       if (!answer) co_return Error(answer.error().message());
       if (answer->status / 100 != 2 && answer->status != 404) co_return Refused("DELETE", path, *answer);
+      // The uid of what was deleted: a Status's details.uid, or the object still being deleted.
+      const json& body = answer->body;
+      if (answer->status / 100 == 2 && body.is_object() && !uids.count(n)) {
+        const json* uid = nullptr;
+        if (body.contains("details") && body["details"].is_object() && body["details"].contains("uid")) {
+          uid = &body["details"]["uid"];
+        } else if (body.contains("metadata") && body["metadata"].is_object() && body["metadata"].contains("uid")) {
+          uid = &body["metadata"]["uid"];
+        }
+        if (uid && uid->is_string()) uids[n] = uid->get<std::string>();
+      }
     }
     for (const std::string& n : names) {
       for (;;) {
         auto answer = co_await client.Call("GET", path_of(n));
         if (cancel.cancelled) co_return Killed();
         if (answer && answer->status == 404) break;
+        if (answer && answer->status == 200 && uids.count(n) && answer->body.is_object() &&
+            answer->body.contains("metadata") && answer->body["metadata"].is_object() &&
+            answer->body["metadata"].value("uid", "") != uids[n]) {
+          break;  // gone, and made again (a controller's): what was deleted is deleted
+        }
         if (answer && answer->status / 100 != 2 && answer->status != 429 && answer->status / 100 != 5) {
           co_return Refused("GET", path_of(n), *answer);
         }

@@ -12,10 +12,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "dag/duration.h"
 #include "executor/internal/step_log.h"
+#include "executor/local_artifact_repository.h"
 
 namespace kiln::executor {
 
@@ -131,6 +134,29 @@ scheduler::StepFinished Ended(const std::string& node, bool error = false, std::
   f.error = error;
   f.message = std::move(message);
   return f;
+}
+
+// The termination message the agent stored in the artifact repository at `root` (see
+// cli/exec.cc), its digest checked.
+Result<std::string> ReadStoredOutputs(const std::string& root, scheduler::ArtifactRef ref) {
+  if (root.empty()) {
+    return MakeError(Code::kFailedPrecondition,
+                     "the step's outputs were too large for its termination message and are in the artifact "
+                     "repository (sha256 " + ref.sha256 + "), which this kiln does not see: run it with --artifact-pvc");
+  }
+  LocalArtifactRepository repo(root);
+  ref.location = root + "/" + ref.sha256;
+  std::error_code ec;
+  const std::string temp = (std::filesystem::temp_directory_path(ec) / ("kiln-outputs-" + ref.sha256)).string();
+  if (auto got = repo.Get(ref, temp); !got) {
+    return MakeError(got.error().code(), "cannot read the step's outputs from the artifact repository: " +
+                                             got.error().message());
+  }
+  std::ifstream in(temp, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::filesystem::remove(temp, ec);
+  return text.str();
 }
 
 }  // namespace
@@ -367,7 +393,20 @@ awaitable<void> KubernetesStepRunner::Create(std::string node, json job) {
     Finish(it->second, std::move(f));
     co_return;
   }
-  // A kill that came meanwhile is handled once the Job exists (or is found: a restarted kiln's).
+  if (auto it = steps_.find(node); it != steps_.end() && it->second.job == name && !it->second.finished &&
+                                   it->second.kill_requested) {
+    // Killed while its claims were made: no Job is created, and one a restarted kiln's earlier
+    // run made under this name is deleted.
+    auto deleted = co_await client_.Delete(JobsPath() + "/" + name, "Background");
+    if (!*alive) co_return;
+    auto again = steps_.find(node);
+    if (again == steps_.end() || again->second.job != name || again->second.finished) co_return;
+    scheduler::StepFinished f = deleted ? Ended(node, false, "killed")
+                                        : Ended(node, true, "cannot delete Job " + name + ": " + deleted.error().ToString());
+    if (deleted) f.exit_code = 137;
+    Finish(again->second, std::move(f));
+    co_return;
+  }
   auto r = co_await client_.Call("POST", JobsPath(), std::move(job));
   if (!*alive) co_return;
   auto it = steps_.find(node);
@@ -643,7 +682,18 @@ awaitable<void> KubernetesStepRunner::FinishFromPod(std::string node, bool compl
   if (terminated) {
     f.exit_code = terminated->value("exitCode", complete ? 0 : 1);
     std::string term_msg = terminated->value("message", "");
-    if (auto out = ParseTerminationMessage(term_msg)) {
+    auto out = ParseTerminationMessage(term_msg);
+    if (out && out->stored) {  // too large for the message: the agent stored it as a blob
+      const std::string sha256 = out->stored->sha256;
+      auto full = ReadStoredOutputs(options_.artifact_root, *out->stored);
+      if (full) out = ParseTerminationMessage(*full);
+      if (!full || !out || out->stored) {
+        out = TerminationOutputs{};
+        out->error = full ? "the outputs stored in the artifact repository (sha256 " + sha256 + ") are not an agent's"
+                          : full.error().message();
+      }
+    }
+    if (out) {
       f.outputs = std::move(out->parameters);
       f.result = std::move(out->result);
       for (auto& [name, ref] : out->artifacts) {

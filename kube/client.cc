@@ -246,9 +246,9 @@ void Client::Release(std::shared_ptr<Conn> conn, bool reusable) {
 
 std::string Client::Authorization() {
   const std::string& token = token_.Token();
-  if (token_.last_error() && !token_error_reported_) {
-    std::fprintf(stderr, "kiln: Kubernetes API token: %s; still sending the token read before\n",
-                 token_.last_error()->ToString().c_str());
+  if (token_.last_error() && !token_error_reported_ && !token.empty()) {
+    std::fprintf(stderr, "kiln: Kubernetes API token: %s; still sending the token %s before\n",
+                 token_.last_error()->ToString().c_str(), token_.exec() ? "the plugin gave" : "read");
   }
   token_error_reported_ = token_.last_error().has_value();
   return token.empty() ? "" : "Bearer " + token;
@@ -320,10 +320,14 @@ awaitable<Result<ApiResponse>> Client::Call(std::string method, std::string targ
       co_await Sleep(io_, Backoff(options_, attempt));
       continue;
     }
-    if (token_.exec() && token_.Token().empty() && token_.last_error()) {
-      // No token, because the credential plugin failed: that is the error to show.
-      Release(*conn, true);
-      co_return std::unexpected(*token_.last_error());
+    std::string sent;  // an exec plugin's token, as sent
+    if (token_.exec()) {
+      sent = token_.Token();
+      if (sent.empty() && token_.last_error()) {
+        // No token, because the credential plugin failed: that is the error to show.
+        Release(*conn, true);
+        co_return std::unexpected(*token_.last_error());
+      }
     }
     ++requests_sent_;
     std::shared_ptr<Conn> c = *conn;
@@ -335,7 +339,7 @@ awaitable<Result<ApiResponse>> Client::Call(std::string method, std::string targ
       co_await Sleep(io_, Backoff(options_, attempt));
       continue;
     }
-    if (r->status == 401 && !reauthenticated && token_.Invalidate()) {
+    if (r->status == 401 && !reauthenticated && token_.Invalidate(sent)) {
       // An exec plugin's token the server no longer takes: run the plugin again, once.
       reauthenticated = true;
       last = std::move(*r);
@@ -399,6 +403,14 @@ awaitable<Client::StreamEnd> Client::StreamGet(const std::string& target, std::c
                                                const std::function<bool(std::string_view)>& on_data) {
   StreamEnd end;
   const std::string where = config_.server;
+  std::string sent;  // an exec plugin's token, as sent
+  if (token_.exec()) {
+    sent = token_.Token();
+    if (sent.empty() && token_.last_error()) {  // the credential plugin failed: that is the error
+      end.error = *token_.last_error();
+      co_return end;
+    }
+  }
   co_await Throttle();
   auto connected = co_await Connect();
   if (!connected) {
@@ -436,7 +448,7 @@ awaitable<Client::StreamEnd> Client::StreamGet(const std::string& target, std::c
     co_return end;
   }
   end.status = static_cast<int>(parser.get().result_int());
-  if (end.status == 401) token_.Invalidate();  // an exec plugin's token: its next request runs the plugin
+  if (end.status == 401) token_.Invalidate(sent);  // an exec plugin's token: its next request runs the plugin
   // A non-200 answer's body (a Status) is kept, bounded, for its message.
   auto keep_error = [&end](std::string_view data) {
     end.answer.text.append(data.substr(0, kMaxErrorBody - std::min(kMaxErrorBody, end.answer.text.size())));

@@ -4,6 +4,7 @@
 #ifndef KILN_KUBE_KUBECONFIG_H_
 #define KILN_KUBE_KUBECONFIG_H_
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -25,6 +26,9 @@ struct ExecConfig {
   std::string install_hint;
   // provideClusterInfo: KUBERNETES_EXEC_INFO carries spec.cluster (server, CA data).
   bool provide_cluster_info = false;
+  // Not from the kubeconfig: how long a run may take before kiln kills the plugin (it runs
+  // without a terminal, so one that prompts would wait forever).
+  std::chrono::seconds timeout{60};
 };
 
 struct ClusterConfig {

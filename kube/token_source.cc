@@ -2,11 +2,15 @@
 
 #include <openssl/evp.h>
 
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
 #include <boost/process/args.hpp>
+#include <boost/process/async_pipe.hpp>
 #include <boost/process/child.hpp>
 #include <boost/process/io.hpp>
-#include <boost/process/pipe.hpp>
 #include <boost/process/search_path.hpp>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -30,6 +34,8 @@ std::string Base64(std::string_view data) {
   return out;
 }
 
+constexpr size_t kExecOutputLimit = 1 << 20;
+
 std::string Hint(const ExecConfig& c) { return c.install_hint.empty() ? "" : "\n" + c.install_hint; }
 
 std::string PluginName(const ExecConfig& c) { return "exec plugin \"" + c.command + "\" (user \"" + c.user + "\")"; }
@@ -38,25 +44,65 @@ std::string PluginName(const ExecConfig& c) { return "exec plugin \"" + c.comman
 
 Result<std::string> RunExecPlugin(const ExecConfig& config, const std::string& exec_info) {
   namespace bp = boost::process;
+  boost::system::error_code fs_ec;
   boost::filesystem::path exe = config.command.find('/') != std::string::npos ? boost::filesystem::path(config.command)
                                                                                 : bp::search_path(config.command);
-  if (exe.empty() || !boost::filesystem::exists(exe)) {
+  if (exe.empty() || !boost::filesystem::exists(exe, fs_ec)) {
     return MakeError(Code::kNotFound, PluginName(config) + ": the command is not found" +
                                           (config.command.find('/') == std::string::npos ? " in $PATH" : "") +
                                           Hint(config));
   }
+  exe = boost::filesystem::absolute(exe);
+  if (::access(exe.c_str(), X_OK) != 0) {
+    return MakeError(Code::kFailedPrecondition, PluginName(config) + ": " + exe.string() + " is not executable" + Hint(config));
+  }
   // The plugin's variables go through env(1): Boost 1.74's basic_environment::operator[] reads
   // past the end of shorter entries (its find compares name.size() bytes), which ASan reports.
+  // env(1) takes NAME=VALUE words up to the command, so neither may be mistaken for the other.
+  if (exe.string().find('=') != std::string::npos) {
+    return MakeError(Code::kInvalidArgument, PluginName(config) + ": kiln cannot run a command whose path has '='");
+  }
   std::vector<std::string> argv;
-  for (const auto& [name, value] : config.env) argv.push_back(name + "=" + value);
+  for (const auto& [name, value] : config.env) {
+    if (name.empty() || name.find('=') != std::string::npos) {
+      return MakeError(Code::kInvalidArgument, PluginName(config) + ": env name \"" + name + "\" is empty or has '='");
+    }
+    argv.push_back(name + "=" + value);
+  }
   argv.push_back("KUBERNETES_EXEC_INFO=" + exec_info);
   argv.push_back(exe.string());
   for (const std::string& a : config.args) argv.push_back(a);
-  bp::ipstream out;
+
+  // Run on an io_context of its own, so that a plugin that hangs (a prompt nobody answers) is
+  // stopped after config.timeout and one that floods stdout is cut at kExecOutputLimit.
+  boost::asio::io_context io;
+  bp::async_pipe out(io);
   std::error_code ec;
   bp::child child(boost::filesystem::path("/usr/bin/env"), bp::args(argv), bp::std_out > out, bp::std_in < bp::null, ec);
-  if (ec) return MakeError(Code::kUnavailable, PluginName(config) + ": cannot start it: " + ec.message());
-  std::string text((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+  if (ec) return MakeError(Code::kUnavailable, PluginName(config) + ": cannot start /usr/bin/env: " + ec.message());
+  std::string text;
+  std::array<char, 65536> buf;
+  bool too_much = false;
+  std::function<void(const boost::system::error_code&, size_t)> on_read = [&](const boost::system::error_code& e, size_t n) {
+    text.append(buf.data(), n);
+    if (text.size() > kExecOutputLimit) {
+      too_much = true;
+      return;
+    }
+    if (!e) out.async_read_some(boost::asio::buffer(buf), on_read);
+  };
+  out.async_read_some(boost::asio::buffer(buf), on_read);
+  io.run_for(config.timeout);
+  const bool done = io.stopped();
+  if (!done || too_much) {
+    child.terminate(ec);
+    child.wait(ec);
+    return MakeError(Code::kUnavailable, PluginName(config) +
+                                             (too_much ? " printed more than " + std::to_string(kExecOutputLimit >> 20) + " MiB"
+                                                       : " did not finish in " + std::to_string(config.timeout.count()) +
+                                                             " s (does it wait for input? kiln runs it without a terminal)") +
+                                             Hint(config));
+  }
   child.wait(ec);
   if (ec) return MakeError(Code::kUnavailable, PluginName(config) + ": " + ec.message());
   if (child.exit_code() != 0) {
@@ -84,11 +130,15 @@ Result<ExecCredential> ParseExecCredential(const ExecConfig& config, std::string
   auto bad = [&](const std::string& what) { return MakeError(Code::kInvalidArgument, PluginName(config) + ": " + what); };
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad("its output is not an ExecCredential in JSON");
-  if (j.value("kind", "") != "ExecCredential") return bad("it printed kind \"" + j.value("kind", "") + "\", not ExecCredential");
-  if (j.value("apiVersion", "") != config.api_version) {
-    return bad("it answered apiVersion \"" + j.value("apiVersion", "") + "\" to a request for " + config.api_version);
+  auto str = [&](const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (str("kind") != "ExecCredential") return bad("it printed kind \"" + str("kind") + "\", not ExecCredential");
+  if (str("apiVersion") != config.api_version) {
+    return bad("it answered apiVersion \"" + str("apiVersion") + "\" to a request for " + config.api_version);
   }
-  const nlohmann::json status = j.value("status", nlohmann::json::object());
+  nlohmann::json status = j.contains("status") && j["status"].is_object() ? j["status"] : nlohmann::json::object();
   ExecCredential c;
   if (status.contains("token") && status["token"].is_string()) c.token = status["token"].get<std::string>();
   if (c.token.empty()) {
@@ -115,8 +165,9 @@ TokenSource::TokenSource(ExecConfig exec, std::string exec_info, ExecRunner run,
       run_(std::move(run)),
       sys_now_(std::move(now)) {}
 
-bool TokenSource::Invalidate() {
+bool TokenSource::Invalidate(const std::string& sent) {
   if (!exec_) return false;
+  if (sent != token_) return true;  // refreshed since that request: its 401 is about the old one
   stale_ = true;
   return true;
 }

@@ -24,7 +24,8 @@ namespace kiln::kube {
 // Runs exec plugin `config` with KUBERNETES_EXEC_INFO=`exec_info` in its environment (and
 // config.env added); returns what it printed on stdout. Blocks until it exits. Errors:
 // kNotFound when the command is not found (with the plugin's installHint), kUnavailable
-// when it cannot start or exits non-zero.
+// when it cannot start, exits non-zero, runs longer than config.timeout (it is then killed)
+// or prints over 1 MiB.
 using ExecRunner = std::function<Result<std::string>(const ExecConfig& config, const std::string& exec_info)>;
 Result<std::string> RunExecPlugin(const ExecConfig& config, const std::string& exec_info);
 
@@ -64,9 +65,10 @@ class TokenSource {
   // made at the next call, so a file that comes back is picked up at once.
   const std::string& Token();
 
-  // Exec plugins: the server refused the token (401), so the next Token() runs the plugin
-  // again. Returns false (and does nothing) for other sources.
-  bool Invalidate();
+  // Exec plugins: the server refused token `sent` (401), so the next Token() runs the plugin
+  // again, unless the token was refreshed since `sent` went out (several requests answered 401
+  // together run the plugin once). Returns false (and does nothing) for other sources.
+  bool Invalidate(const std::string& sent);
   bool exec() const { return exec_.has_value(); }
   // Times the exec plugin ran.
   int exec_runs() const { return exec_runs_; }

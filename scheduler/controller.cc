@@ -4,6 +4,7 @@
 #include <charconv>
 #include <functional>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <type_traits>
 #include <unordered_set>
@@ -1426,15 +1427,13 @@ class Decider {
       if (!t.resource.manifest_from.is_null()) {
         return "resource.manifestFrom is not supported yet: give the manifest inline (resource.manifest)";
       }
-      for (const std::string* text : {&t.resource.manifest, &t.resource.success_condition}) {
-        if (text->find("{{pod.name}}") != std::string::npos) {
+      static const std::regex kPodName(R"(\{\{\s*pod\.name\s*\}\})");
+      std::vector<const std::string*> texts = {&t.resource.manifest, &t.resource.success_condition,
+                                               &t.resource.failure_condition};
+      for (const std::string& flag : t.resource.flags) texts.push_back(&flag);
+      for (const std::string* text : texts) {
+        if (std::regex_search(*text, kPodName)) {
           return "{{pod.name}} in a resource template: kiln acts on the API itself, not from a pod as Argo's kubectl "
-                 "does, so there is no pod to name";
-        }
-      }
-      for (const std::string& flag : t.resource.flags) {
-        if (flag.find("{{pod.name}}") != std::string::npos) {
-          return "{{pod.name}} in resource.flags: kiln acts on the API itself, not from a pod as Argo's kubectl "
                  "does, so there is no pod to name";
         }
       }

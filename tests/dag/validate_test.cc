@@ -365,4 +365,25 @@ TEST_CASE("resource templates: conditions, flags and mergeStrategy are checked b
   CHECK(has("outputs.parameters[0].valueFrom.jqFilter: warning: kiln runs no jq"));
 }
 
+TEST_CASE("resource flags without a manifest must name the TYPE; manifestFrom is warned about", "[dag]") {
+  std::string y = Wf(R"(  entrypoint: main
+  templates:
+  - name: main
+    resource:
+      action: delete
+      flags: [--selector, app=x]
+  - name: from
+    inputs: {artifacts: [{name: m, path: /tmp/m}]}
+    resource:
+      action: create
+      manifestFrom: {artifact: m}
+)");
+  V out = LintText(y, /*include_warnings=*/true);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].find("spec.templates[0].resource.flags: without a manifest the flags must name the object's TYPE") !=
+        std::string::npos);
+  CHECK(out[1].find("spec.templates[1].resource.manifestFrom: warning: kiln's Kubernetes executor does not read a "
+                    "manifest from an artifact yet") != std::string::npos);
+}
+
 }  // namespace kiln::dag

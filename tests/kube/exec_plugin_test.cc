@@ -159,6 +159,34 @@ TEST_CASE("an ExecCredential gives the token and its expiry; anything else is an
   CHECK(error(R"({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": {}})")
             .find("no status.token") != std::string::npos);
   CHECK(error(Credential("t", "tomorrow")).find("\"tomorrow\" is not an RFC 3339 time") != std::string::npos);
+  CHECK(error(R"({"apiVersion": 1, "kind": ["ExecCredential"]})").find("it printed kind \"\"") != std::string::npos);
+}
+
+TEST_CASE("a plugin that hangs is killed at its timeout; one that is not executable is named", "[kube][exec]") {
+  TempDir dir;
+  WriteFile(dir / "hang.sh", "#!/bin/sh\nexec sleep 30\n");
+  ::chmod((dir / "hang.sh").c_str(), 0755);
+  ExecConfig c = Plugin();
+  c.command = dir / "hang.sh";
+  c.timeout = std::chrono::seconds(1);
+  auto hung = RunExecPlugin(c, "{}");
+  REQUIRE_FALSE(hung.has_value());
+  CHECK(hung.error().message().find("did not finish in 1 s (does it wait for input?") != std::string::npos);
+
+  WriteFile(dir / "plain.sh", "#!/bin/sh\necho {}\n");
+  c.command = dir / "plain.sh";
+  auto plain = RunExecPlugin(c, "{}");
+  REQUIRE_FALSE(plain.has_value());
+  CHECK(plain.error().message().find("plain.sh is not executable") != std::string::npos);
+
+  c.command = "sh";
+  c.args = {"-c", "printf '%s' \"$KUBERNETES_EXEC_INFO $PROFILE\""};
+  c.env = {{"PROFILE", "ml"}};
+  auto echoed = RunExecPlugin(c, "{\"kind\":\"ExecCredential\"}");
+  REQUIRE(echoed.has_value());
+  CHECK(*echoed == "{\"kind\":\"ExecCredential\"} ml");
+  c.env = {{"A=B", "x"}};
+  CHECK_FALSE(RunExecPlugin(c, "{}").has_value());
 }
 
 TEST_CASE("the plugin runs for the first token, at its expiry and after a 401, not before", "[kube][exec]") {
@@ -184,7 +212,9 @@ TEST_CASE("the plugin runs for the first token, at its expiry and after a 401, n
   now += 1min;
   next_expiry = "2026-11-24T00:30:00Z";
   CHECK(source.Token() == "token-2");  // expired
-  CHECK(source.Invalidate());
+  CHECK(source.Invalidate("token-1"));  // a 401 for a token already replaced: no run
+  CHECK(source.Token() == "token-2");
+  CHECK(source.Invalidate("token-2"));
   CHECK(source.Token() == "token-3");  // a 401
   CHECK(source.exec_runs() == 3);
 
@@ -192,7 +222,7 @@ TEST_CASE("the plugin runs for the first token, at its expiry and after a 401, n
   // request fails with the plugin's error.
   fail = true;
   CHECK(source.Token() == "token-3");
-  CHECK(source.Invalidate());
+  CHECK(source.Invalidate("token-3"));
   CHECK(source.Token().empty());
   REQUIRE(source.last_error());
   CHECK(source.last_error()->message().find("exited with status 1") != std::string::npos);
@@ -201,7 +231,7 @@ TEST_CASE("the plugin runs for the first token, at its expiry and after a 401, n
   CHECK_FALSE(source.last_error());
 
   TokenSource fixed("t", "", 1min);
-  CHECK_FALSE(fixed.Invalidate());
+  CHECK_FALSE(fixed.Invalidate("t"));
 }
 
 TEST_CASE("a client takes its token from a real exec plugin, runs it again after a 401, and names a missing one",

@@ -284,6 +284,15 @@ TEST_CASE("what the Kubernetes executor cannot run yet is a clear error", "[kube
         "wf: the Kubernetes executor runs container and script templates; a resource template is not supported yet");
 }
 
+TEST_CASE("a termination message may be a ref to the whole message in the artifact repository", "[kubernetes][agent]") {
+  auto out = ParseTerminationMessage(R"({"outputs": {"sha256": "ab12", "size": 11000}})");
+  REQUIRE(out.has_value());
+  REQUIRE(out->stored.has_value());
+  CHECK(out->stored->sha256 == "ab12");
+  CHECK(out->stored->size == 11000);
+  CHECK(out->parameters.empty());
+}
+
 TEST_CASE("termination messages carry output parameters and the result", "[kubernetes]") {
   auto a = ParseTerminationMessage(R"({"parameters": {"x": "1", "n": 2}, "result": "hello"})");
   REQUIRE(a.has_value());
@@ -454,6 +463,18 @@ TEST_CASE("with the agent, the command runs under kiln exec, which reports outpu
   REQUIRE(job.has_value());
   CHECK((*job)["spec"]["template"]["spec"]["containers"][0]["command"][0] == "/opt/kiln");
   CHECK_FALSE((*job)["spec"]["template"]["spec"].contains("initContainers"));
+
+  // With the artifact volume configured, a step without artifacts mounts it too: outputs too
+  // large for the termination message go there.
+  ctx.artifact_pvc = "kiln-artifacts";
+  job = BuildJob(step, ctx);
+  REQUIRE(job.has_value());
+  CHECK((*job)["spec"]["template"]["spec"]["containers"][0]["command"] ==
+        json::parse(R"(["/opt/kiln", "exec", "--param", "score=/tmp/score", "--artifact-root", "/kiln-artifacts", "--",
+                        "python", "train.py", "--epochs", "3"])"));
+  CHECK((*job)["spec"]["template"]["spec"]["volumes"] ==
+        json::parse(R"([{"name": "kiln-artifacts", "persistentVolumeClaim": {"claimName": "kiln-artifacts"}}])"));
+  ctx.artifact_pvc.clear();
 
   step.tmpl = &t.spec().templates[1];
   step.container = step.tmpl->container;

@@ -696,4 +696,58 @@ TEST_CASE("Argo's resource examples from the corpus run on kubesim, or say what 
   CHECK(workflow.output.find("the server does not serve apiVersion argoproj.io/v1alpha1") != std::string::npos);
 }
 
+TEST_CASE("outputs too large for a termination message come back through the artifact repository",
+          "[kubernetes][kubesim][cli][artifacts][agent]") {
+  TempDir dir, volumes;
+  Kubesim sim("cpu-only.yaml", {"--image-dir", std::filesystem::path(KILN_BINARY).parent_path().string(),
+                                "--volume-dir", volumes.path()});
+  const std::string pvc = volumes / "default/kiln-artifacts";
+  std::filesystem::create_directories(pvc);
+  std::filesystem::create_directories(dir / "data");
+  std::filesystem::create_directory_symlink(pvc, dir / "data/artifacts");
+  // 6,000 bytes of stdout and a 5,000-byte output parameter: 11 KB of outputs, more than the
+  // 4,096 bytes Kubernetes keeps of a termination message; the next step gets both whole.
+  kubesim::testing::WriteFile(dir / "big.yaml", R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: big-outputs}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: produce, template: produce}
+    - - name: consume
+        template: consume
+        arguments:
+          parameters:
+          - {name: result, value: "{{steps.produce.outputs.result}}"}
+          - {name: param, value: "{{steps.produce.outputs.parameters.big}}"}
+  - name: produce
+    container:
+      image: busybox
+      command: [sh, -c, "head -c 6000 /dev/zero | tr '\\0' r; head -c 5000 /dev/zero | tr '\\0' p > /tmp/big"]
+    outputs:
+      parameters:
+      - name: big
+        valueFrom: {path: /tmp/big}
+  - name: consume
+    inputs: {parameters: [{name: result}, {name: param}]}
+    container:
+      image: busybox
+      command: [sh, -c, 'echo "${#R} ${#P}"']
+      env:
+      - {name: R, value: "{{inputs.parameters.result}}"}
+      - {name: P, value: "{{inputs.parameters.param}}"}
+)");
+  auto r = kubesim::testing::Run({KILN_BINARY, "run", "--executor", "kubernetes", "--kubeconfig", sim.kubeconfig(),
+                                  "--namespace", "default", "--agent-path", KILN_BINARY, "--artifact-pvc",
+                                  "kiln-artifacts", "--data-dir", dir / "data", "--no-tree", dir / "big.yaml"},
+                                 dir.path());
+  INFO(r.output << sim.log());
+  REQUIRE(r.exit_code == 0);
+  auto log = kubesim::testing::Run({KILN_BINARY, "logs", "--data-dir", dir / "data", "big-outputs", "consume"},
+                                   dir.path());
+  CHECK(log.output == "6000 5000\n");
+}
+
 }  // namespace kiln::executor

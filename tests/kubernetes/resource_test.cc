@@ -85,6 +85,9 @@ TEST_CASE("resource outputs: kubectl's JSONPath", "[kubernetes][resource]") {
   CHECK(eval("{.status.restarts}") == "3");
   CHECK(eval("{.spec.containers[0]}") == R"({"image":"busybox","name":"main"})");
   CHECK(eval("{.metadata.missing}").empty());  // as kubectl get -o jsonpath: nothing
+  CHECK(eval("{.metadata.name.deeper}").empty());  // under a string
+  CHECK(eval("{.spec.containers[7].name}").empty());
+  CHECK(eval("{.metadata.name}{\"\\n\"}{.metadata.uid}{'-'}") == "p\nu-1-");
   CHECK(eval("plain") == "plain");
 
   CHECK_FALSE(EvaluateJsonPath("{.metadata.name", pod).has_value());
