@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "base/error.h"
 
 namespace kiln::dag {
@@ -26,6 +28,10 @@ struct ResourceRequirement {
 
 // Errors: kInvalidArgument naming the condition and what is wrong in it.
 Result<std::vector<ResourceRequirement>> ParseResourceCondition(std::string_view text);
+// Whether `object` meets every requirement. A path's value compares as text: a string as it
+// is, a number or boolean as JSON writes it, null as "" (gjson's String(), as Argo reads it);
+// > and < compare integers (a value that is not one does not match).
+bool MatchesResourceCondition(const std::vector<ResourceRequirement>& requirements, const nlohmann::json& object);
 
 // The kubectl-style flags of a resource template that kiln understands: a positional TYPE
 // [NAME] (or TYPE/NAME) naming the object without a manifest, --selector/-l, --namespace/-n,

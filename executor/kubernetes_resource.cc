@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "base/strings.h"
 #include "dag/expr/jsonpath.h"
 #include "dag/parse.h"
 
@@ -16,56 +16,9 @@ namespace {
 
 using nlohmann::json;
 using boost::asio::awaitable;
-using Op = ResourceRequirement::Op;
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
-std::optional<int64_t> ParseInt(std::string_view s) {
-  s = Trim(s);
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
 
 // kubectl prints a string as it is and anything else as JSON.
 std::string Text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
-
-// The value at dotted `path` ("\." escapes a dot; a number indexes an array), or null.
-const json* AtPath(const json& object, std::string_view path) {
-  const json* cur = &object;
-  std::string key;
-  auto step = [&]() -> bool {
-    if (cur->is_object()) {
-      auto it = cur->find(key);
-      if (it == cur->end()) return false;
-      cur = &*it;
-    } else if (cur->is_array()) {
-      auto i = ParseInt(key);
-      if (!i || *i < 0 || static_cast<size_t>(*i) >= cur->size()) return false;
-      cur = &(*cur)[static_cast<size_t>(*i)];
-    } else {
-      return false;
-    }
-    key.clear();
-    return true;
-  };
-  for (size_t i = 0; i < path.size(); ++i) {
-    if (path[i] == '\\' && i + 1 < path.size() && path[i + 1] == '.') {
-      key += '.';
-      ++i;
-    } else if (path[i] == '.') {
-      if (!step()) return nullptr;
-    } else {
-      key += path[i];
-    }
-  }
-  return step() ? cur : nullptr;
-}
 
 // ---- JSONPath ------------------------------------------------------------------------------
 
@@ -199,32 +152,6 @@ std::string Query(std::string_view path, std::string_view key, std::string_view 
 }
 
 }  // namespace
-
-bool MatchesResourceCondition(const std::vector<ResourceRequirement>& requirements, const json& object) {
-  for (const ResourceRequirement& r : requirements) {
-    const json* v = AtPath(object, r.path);
-    std::string text = v && !v->is_null() ? Text(*v) : "";  // gjson's String() of null is ""
-    bool listed = std::find(r.values.begin(), r.values.end(), text) != r.values.end();
-    bool ok = false;
-    switch (r.op) {
-      case Op::kExists: ok = v != nullptr; break;
-      case Op::kDoesNotExist: ok = v == nullptr; break;
-      case Op::kEquals:
-      case Op::kIn: ok = v != nullptr && listed; break;
-      case Op::kNotEquals:
-      case Op::kNotIn: ok = v == nullptr || !listed; break;
-      case Op::kGreaterThan:
-      case Op::kLessThan: {
-        auto have = v ? ParseInt(text) : std::nullopt;
-        auto want = ParseInt(r.values.front());
-        ok = have && want && (r.op == Op::kGreaterThan ? *have > *want : *have < *want);
-        break;
-      }
-    }
-    if (!ok) return false;
-  }
-  return true;
-}
 
 Result<std::string> EvaluateJsonPath(std::string_view templ, const json& object) {
   std::string out;

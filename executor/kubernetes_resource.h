@@ -34,15 +34,13 @@
 
 namespace kiln::executor {
 
+using dag::MatchesResourceCondition;
 using dag::ParseResourceCondition;
 using dag::ParseResourceFlags;
 using dag::ResourceFlags;
 using dag::ResourceRequirement;
 
-// Whether `object` meets every requirement (dag/resource_syntax.h). A path's value compares as
-// text: a string as it is, a number or boolean as JSON writes it, null as ""; > and < compare
-// integers (a value that is not one does not match).
-bool MatchesResourceCondition(const std::vector<ResourceRequirement>& requirements, const nlohmann::json& object);
+
 
 // kubectl's JSONPath template (kubectl get -o jsonpath=...), as valueFrom.jsonPath uses it:
 // text with {...} expressions of fields (.a.b, ['a.b'], a\.b), indexes ([0], [-1]), [*],
