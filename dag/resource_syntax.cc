@@ -207,9 +207,12 @@ bool MatchesResourceCondition(const std::vector<ResourceRequirement>& requiremen
       case Op::kNotIn: ok = v == nullptr || !listed; break;
       case Op::kGreaterThan:
       case Op::kLessThan: {
-        auto have = v ? ParseInt(text) : std::nullopt;
-        auto want = ParseInt(r.values.front());
-        ok = have && want && (r.op == Op::kGreaterThan ? *have > *want : *have < *want);
+        // `text` is "" when the path is absent, which is no integer.
+        const std::optional<int64_t> have = ParseInt(text);
+        const std::optional<int64_t> want = ParseInt(r.values.front());
+        if (have.has_value() && want.has_value()) {
+          ok = r.op == Op::kGreaterThan ? have.value() > want.value() : have.value() < want.value();
+        }
         break;
       }
     }
