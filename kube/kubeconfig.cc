@@ -265,7 +265,10 @@ Result<ClusterConfig> LoadKubeconfig(const std::string& path, const std::string&
     if (auto r = file_or_data(*user, "client-key", "client-key-data", &c.client_key_pem); !r) {
       return std::unexpected(r.error());
     }
-    if (auto exec = user->find("exec"); exec != user->end() && c.token.empty() && c.token_file.empty()) {
+    // As client-go: a token, token file or client certificate in the kubeconfig takes
+    // precedence over the exec plugin.
+    if (auto exec = user->find("exec");
+        exec != user->end() && c.token.empty() && c.token_file.empty() && c.client_cert_pem.empty()) {
       const std::string field = "user \"" + user_name + "\": exec";
       if (!exec->is_object()) return MakeError(Code::kInvalidArgument, field + " is not a mapping", where);
       ExecConfig e;

@@ -78,7 +78,8 @@ kind: Config
 current-context: c
 clusters: [{name: k, cluster: {server: "https://10.0.0.1:6443", certificate-authority-data: Zm9v}}]
 contexts: [{name: c, context: {cluster: k, user: u}}, {name: path, context: {cluster: k, user: p}},
-           {name: bad, context: {cluster: k, user: b}}, {name: tty, context: {cluster: k, user: t}}]
+           {name: bad, context: {cluster: k, user: b}}, {name: tty, context: {cluster: k, user: t}},
+           {name: token, context: {cluster: k, user: both}}]
 users:
 - name: u
   user:
@@ -98,6 +99,10 @@ users:
 - name: t
   user:
     exec: {apiVersion: client.authentication.k8s.io/v1, command: x, interactiveMode: Always}
+- name: both
+  user:
+    token: fixed
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: x}
 )");
   auto c = LoadKubeconfig(dir / "config");
   REQUIRE(c.has_value());
@@ -125,6 +130,10 @@ users:
   REQUIRE_FALSE(b.has_value());
   CHECK(b.error().message().find("exec.apiVersion \"client.authentication.k8s.io/v1alpha1\": use "
                                  "client.authentication.k8s.io/v1") != std::string::npos);
+  auto both = LoadKubeconfig(dir / "config", "token");  // a token wins over the plugin, as in client-go
+  REQUIRE(both.has_value());
+  CHECK(both->token == "fixed");
+  CHECK_FALSE(both->exec.has_value());
   auto t = LoadKubeconfig(dir / "config", "tty");
   REQUIRE_FALSE(t.has_value());
   CHECK(t.error().message().find("interactiveMode is Always, but kiln runs the plugin without a terminal") !=
